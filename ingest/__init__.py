@@ -1,0 +1,1 @@
+"""Loading files, chunking, embedding and the incremental re-index."""

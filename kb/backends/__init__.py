@@ -1,0 +1,44 @@
+"""Answer backends, chosen by one `provider:model` setting (see `get_backend`)."""
+
+from __future__ import annotations
+
+from kb.backends.base import AnswerBackend, Completion, Prompt, StreamDelta
+from kb.errors import SettingsError
+from kb.settings import Settings
+
+__all__ = ["AnswerBackend", "Completion", "Prompt", "StreamDelta", "get_backend"]
+
+
+def get_backend(settings: Settings, spec: str | None = None) -> AnswerBackend:
+    """Build the backend named by `spec` (default `settings.backend`): `extractive`,
+    `openai:<model>`, `anthropic:<model>` or `local[:<path.gguf>]`.
+
+    Each SDK is imported only in its own branch."""
+    spec = (spec or settings.backend).strip()
+    provider, _, model = spec.partition(":")
+    if provider == "extractive":
+        from kb.backends.extractive import ExtractiveBackend
+
+        return ExtractiveBackend(settings)
+    if provider == "openai":
+        if not model:
+            raise SettingsError("KB_BACKEND=openai needs a model, e.g. openai:gpt-4o-mini")
+        from kb.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(settings, model)
+    if provider == "anthropic":
+        if not model:
+            raise SettingsError(
+                "KB_BACKEND=anthropic needs a model, e.g. anthropic:claude-sonnet-4-5"
+            )
+        from kb.backends.anthropic_backend import AnthropicBackend
+
+        return AnthropicBackend(settings, model)
+    if provider == "local":
+        from kb.backends.local import LocalBackend
+
+        return LocalBackend(settings, model or None)
+    raise SettingsError(
+        f"Unknown backend {spec!r}: use extractive, openai:<model>, anthropic:<model> "
+        "or local[:<model.gguf>]"
+    )

@@ -1,0 +1,113 @@
+"""One settings object for the whole service, read from `KB_*` variables and `.env`.
+
+Build it with `load_settings()` at the edge (CLI, app factory, tests) and pass it
+down; nothing below reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kb.errors import SettingsError
+
+Mode = Literal["auto", "long_context", "rag", "self_route"]
+MODES: tuple[str, ...] = ("auto", "long_context", "rag", "self_route")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment names are the field names upper-cased
+    with the `KB_` prefix, e.g. `KB_DATA_DIR`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where the index lives and what it indexes.
+    data_dir: Path = Field(Path(".kb-data"), description="Folder that holds the index.")
+    corpus_dir: Path | None = Field(
+        None, description="Folder that `POST /v1/ingest` re-indexes (the API's corpus)."
+    )
+    chroma_url: str | None = Field(
+        None, description="A Chroma server (http://host:port); embedded Chroma when unset."
+    )
+    collection: str = Field("kb_chunks", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]$")
+
+    # Ingestion.
+    chunk_tokens: int = Field(200, ge=32, le=2048, description="Chunk size in cl100k tokens.")
+    chunk_overlap: int = Field(30, ge=0, le=512, description="Token overlap between chunks.")
+    max_file_bytes: int = Field(20_000_000, ge=1, description="Larger files are skipped.")
+    embed_batch_size: int = Field(
+        16, ge=1, le=4096, description="Texts per model call (16 measured fastest on 2 cores)."
+    )
+
+    # Routing and prompts.
+    long_context_budget: int = Field(
+        200_000, ge=1_000, description="Most prompt tokens the long-context path may use."
+    )
+    answer_reserve: int = Field(1_024, ge=16, description="Tokens kept free for the answer.")
+    top_k: int = Field(8, ge=1, le=100, description="Passages the retrieval path cites.")
+    default_mode: Mode = "auto"
+    auto_max_cost_ratio: float = Field(
+        20.0,
+        gt=1.0,
+        description="`auto` retrieves instead when a cached long-context question "
+        "costs more than this many times a retrieval question.",
+    )
+
+    # Answer backend: `extractive`, `openai:<model>`, `anthropic:<model>`, `local:<gguf>`.
+    backend: str = "extractive"
+    base_url: str | None = Field(None, description="Base URL for an OpenAI-compatible server.")
+    api_key: str | None = Field(None, description="Key for the provider behind `backend`.")
+    context_window: int | None = Field(
+        None, ge=1_000, description="Override the backend's context window in tokens."
+    )
+    request_timeout: float = Field(120.0, gt=0)
+    max_output_tokens: int = Field(512, ge=1, le=32_000)
+    extractive_threshold: float = Field(
+        0.45, ge=0.0, le=1.0, description="The extractive reader refuses below this score."
+    )
+    price_overrides: Path | None = Field(
+        None, description="JSON file of per-model prices that override genai-prices."
+    )
+
+    # Service.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    service_api_key: str | None = Field(
+        None, description="Bearer key that protects ingest, and queries if required."
+    )
+    require_key_for_queries: bool = False
+    max_question_chars: int = Field(4_000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        if self.require_key_for_queries and not self.service_api_key:
+            raise ValueError("KB_REQUIRE_KEY_FOR_QUERIES needs KB_SERVICE_API_KEY")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and `.env`), applying explicit overrides.
+
+    Raises SettingsError naming every invalid variable, so a bad value stops the
+    service at start rather than deep inside a request."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"KB_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"Invalid settings: {problems}") from exc

@@ -1,0 +1,108 @@
+"""Access to the vector store: embedded Chroma under the data directory, or a
+Chroma server when `KB_CHROMA_URL` is set. We always pass embeddings ourselves
+(Chroma's default embedding function would download a model) and telemetry is off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from kb.errors import SettingsError
+from kb.models import Chunk
+from kb.settings import Settings
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+
+def _client(settings: Settings) -> ClientAPI:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise SettingsError(
+                f"KB_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}"
+            )
+        return chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    path = settings.data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class VectorStore:
+    """The chunk collection: upsert, look up, delete and query by vector."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.client = _client(settings)
+        self.collection: Collection = self.client.get_or_create_collection(
+            settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+        self.max_batch = max(1, min(self.client.get_max_batch_size(), 5_000))
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def all_ids(self) -> set[str]:
+        ids: set[str] = set()
+        offset, page = 0, 10_000
+        while True:
+            got = self.collection.get(include=[], limit=page, offset=offset)["ids"]
+            ids.update(got)
+            if len(got) < page:
+                return ids
+            offset += page
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for batch in _batches(list(ids), self.max_batch):
+            found.update(self.collection.get(ids=batch, include=[])["ids"])
+        return found
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        for start in range(0, len(chunks), self.max_batch):
+            part = chunks[start : start + self.max_batch]
+            self.collection.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=vectors[start : start + len(part)],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],  # type: ignore[misc]
+            )
+
+    def delete(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        for batch in _batches(ids, self.max_batch):
+            self.collection.delete(ids=batch)
+        return len(ids)
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of the `n` nearest chunks, best first."""
+        n = min(n, self.count())
+        if n <= 0:
+            return []
+        result: Any = self.collection.query(
+            query_embeddings=[vector], n_results=n, include=["distances"]
+        )
+        return [
+            (chunk_id, 1.0 - float(distance))
+            for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
