@@ -11,41 +11,10 @@ where an answer came from.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Iterator
 
 from kb.models import Chunk, Document
+from kb.text import sentence_spans, trim
 from kb.tokens import encoding
-
-_PARAGRAPH = re.compile(r"\n\s*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])[\"')\]]*\s+(?=\S)|\n(?=\S)")
-
-
-def _units(text: str) -> Iterator[tuple[int, int]]:
-    """Spans of paragraphs' sentences (and lines), white space trimmed."""
-    start = 0
-    for match in _PARAGRAPH.finditer(text):
-        yield from _sentences(text, start, match.start())
-        start = match.end()
-    yield from _sentences(text, start, len(text))
-
-
-def _sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    piece_start = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        yield from _trim(text, piece_start, match.start())
-        piece_start = match.end()
-    yield from _trim(text, piece_start, end)
-
-
-def _trim(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if start < end:
-        yield start, end
-
 
 def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int, int]]:
     """Cut one over-long unit into pieces of at most `limit` tokens, on token edges."""
@@ -57,7 +26,7 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
         last = min(first + limit, len(tokens))
         piece_start = start + offsets[first]
         piece_end = start + offsets[last] if last < len(tokens) else end
-        for s, e in _trim(text, piece_start, piece_end):
+        for s, e in trim(text, piece_start, piece_end):
             pieces.append((s, e, last - first))
     return pieces
 
@@ -72,7 +41,7 @@ def chunk_document(
 ) -> list[Chunk]:
     """Cut `doc` into token-bounded chunks with exact spans (see module doc)."""
     enc = encoding()
-    spans = list(_units(doc.text))
+    spans = list(sentence_spans(doc.text))
     counts = [len(c) for c in enc.encode_ordinary_batch([doc.text[s:e] for s, e in spans])]
     units: list[tuple[int, int, int]] = []
     for (start, end), count in zip(spans, counts, strict=True):
