@@ -16,6 +16,7 @@ from kb.models import Chunk, Document
 from kb.text import sentence_spans, trim
 from kb.tokens import encoding
 
+
 def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int, int]]:
     """Cut one over-long unit into pieces of at most `limit` tokens, on token edges."""
     enc = encoding()
