@@ -69,10 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help, description=help)
         cmd.add_argument(
-            "--data-dir", type=Path, default=None, help="index folder (default: KB_DATA_DIR or .kb-data)"
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="index folder (default: KB_DATA_DIR or .kb-data)",
         )
         cmd.set_defaults(func=func)
         return cmd
@@ -80,12 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = add(
         "ingest",
         cmd_ingest,
-        "Index a folder or file (.md .txt .rst .html .pdf .jsonl); only what changed is re-embedded.",
+        "Index a folder or file (.md .txt .rst .html .pdf .jsonl); "
+        "only what changed is re-embedded.",
     )
     ingest.add_argument("path", help="folder or file to index")
     ingest.add_argument("--json", action="store_true", help="print only a JSON summary")
     ingest.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS",
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
         help="wait this long for another ingest on the same data dir (default: fail at once)",
     )
 
@@ -115,7 +124,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             f"{citation.start}-{citation.end})"
         )
     route = answer.route
-    print(f"\nroute: {route.path} (mode {route.mode}{', fallback' if route.fallback else ''}): {route.reason}")
+    fallback = ", fallback" if route.fallback else ""
+    print(f"\nroute: {route.path} (mode {route.mode}{fallback}): {route.reason}")
     usage = answer.usage
     cost = "unknown" if answer.cost_usd is None else f"${answer.cost_usd:.6f}"
     print(

@@ -76,7 +76,9 @@ def _escape(value: str) -> str:
 
 
 def document_header(doc_id: str, title: str, source: str) -> str:
-    return f'<document id="{_escape(doc_id)}" title="{_escape(title)}" source="{_escape(source)}">\n'
+    return (
+        f'<document id="{_escape(doc_id)}" title="{_escape(title)}" source="{_escape(source)}">\n'
+    )
 
 
 DOCUMENT_FOOTER = "\n</document>\n\n"

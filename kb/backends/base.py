@@ -106,7 +106,8 @@ class AnswerBackend(ABC):
 
 
 _REFUSAL_PATTERN = re.compile(
-    r"^\W*(i cannot answer|i can't answer|i don't know|i do not know|not in the (documents|passages))",
+    r"^\W*(i cannot answer|i can't answer|i don't know|i do not know"
+    r"|not in the (documents|passages))",
     re.IGNORECASE,
 )
 
