@@ -130,6 +130,23 @@ class CorpusVersion:
     def lexical(self) -> LexicalIndex:
         return LexicalIndex.load(self.folder / "bm25", len(self.chunks))
 
+    @cached_property
+    def chunks_by_doc(self) -> dict[str, list[Chunk]]:
+        grouped: dict[str, list[Chunk]] = {}
+        for chunk in self.chunks:
+            grouped.setdefault(chunk.doc_id, []).append(chunk)
+        return grouped
+
+    def chunk_at(self, doc_id: str, offset: int) -> str:
+        """Id of the chunk of `doc_id` that holds character `offset` ("" if none)."""
+        found = ""
+        for chunk in self.chunks_by_doc.get(doc_id, []):
+            if chunk.start <= offset:
+                found = chunk.chunk_id
+                if offset < chunk.end:
+                    return found
+        return found
+
     def document_spans(self) -> list[tuple[str, int, int]]:
         """(doc_id, start, end) of each document's text inside the snapshot."""
         return json.loads((self.folder / "snapshot_spans.json").read_text("utf-8"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -156,3 +156,9 @@ class Answer:
     corpus_version: str
     timings: dict[str, float] = field(default_factory=dict)
     retrieved: list[Citation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `kb ask --json` (and, field for field, of the API)."""
+        data = asdict(self)
+        data["usage"]["total_input_tokens"] = self.usage.total_input_tokens
+        return data

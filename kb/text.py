@@ -7,7 +7,9 @@ import re
 from collections.abc import Iterator
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])[\"')\]]*\s+(?=\S)|\n(?=\S)")
+# A sentence ends at . ! or ? (after any closing quote or bracket) before white space
+# and a capital, digit or opening mark; or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])|\n(?=\S)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 STOPWORDS = frozenset(
