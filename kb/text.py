@@ -9,7 +9,7 @@ from collections.abc import Iterator
 _PARAGRAPH = re.compile(r"\n\s*\n")
 # A sentence ends at . ! or ? (after any closing quote or bracket) before white space
 # and a capital, digit or opening mark; or at a line break.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])|\n(?=\S)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])|\n(?=\S)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 STOPWORDS = frozenset(
@@ -38,7 +38,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> Iterato
 def _sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     piece = start
     for match in _SENTENCE_END.finditer(text, start, end):
-        yield from trim(text, piece, match.start())
+        yield from trim(text, piece, match.start() + len(match.group(1) or ""))
         piece = match.end()
     yield from trim(text, piece, end)
 
