@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
     ask.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from api import cli_report, cli_serve
+
+    serve = add("serve", cli_serve.run, cli_serve.HELP)
+    cli_serve.add_arguments(serve)
+    report = add("report", cli_report.run, cli_report.HELP)
+    cli_report.add_arguments(report)
     return parser
 
 
