@@ -60,11 +60,10 @@ class Layout:
             return None
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write `path` so that readers see the old bytes or the new ones, never a mix."""
+def write_atomic(path: Path, data: str) -> None:
+    """Write `path` so that readers see the old text or the new, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+    with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

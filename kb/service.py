@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -97,7 +97,7 @@ class KnowledgeBase:
             return self._store
 
     def retriever(self, corpus: CorpusVersion) -> Retriever:
-        return Retriever(corpus, self.store, self.embedder)
+        return Retriever(corpus, self.store, self.embedder, hops=self.settings.retrieval_hops)
 
     def status(self) -> CorpusStatus:
         corpus = self.corpus()
@@ -247,7 +247,7 @@ class KnowledgeBase:
 
     def _complete(
         self, prompt: Prompt, timings: dict[str, float], *, stream: bool
-    ) -> Iterator[StreamDelta]:
+    ) -> Generator[StreamDelta, None, Completion]:
         t0 = time.perf_counter()
         completion: Completion | None = None
         if stream:
@@ -261,7 +261,7 @@ class KnowledgeBase:
         assert completion is not None
         key = "generate_s" if "generate_s" not in timings else "escalate_s"
         timings[key] = time.perf_counter() - t0
-        return completion  # type: ignore[return-value]
+        return completion
 
     def _cost(self, usage: Usage) -> float | None:
         if self.backend.provider in FREE_PROVIDERS:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
     answer_reserve: int = Field(1_024, ge=16, description="Tokens kept free for the answer.")
     top_k: int = Field(8, ge=1, le=100, description="Passages the retrieval path cites.")
+    retrieval_hops: int = Field(
+        2, ge=1, le=2, description="2 adds a second search seeded by the best passage."
+    )
     default_mode: Mode = "auto"
     auto_max_cost_ratio: float = Field(
         20.0,
