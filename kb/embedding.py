@@ -51,7 +51,10 @@ class Embedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                    import transformers.utils.logging as transformers_logging
                     from sentence_transformers import SentenceTransformer
+
+                    transformers_logging.disable_progress_bar()  # no "Loading weights" bar
 
                     self._model = SentenceTransformer(model_path(), device="cpu")
         return self._model
