@@ -23,12 +23,20 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
     tokens = enc.encode(text[start:end], disallowed_special=())
     _, offsets = enc.decode_with_offsets(tokens)
     pieces = []
-    for first in range(0, len(tokens), limit):
+    first = 0
+    while first < len(tokens):
         last = min(first + limit, len(tokens))
-        piece_start = start + offsets[first]
-        piece_end = start + offsets[last] if last < len(tokens) else end
-        for s, e in trim(text, piece_start, piece_end):
-            pieces.append((s, e, last - first))
+        while True:  # a piece re-tokenized alone can need a token or two more
+            piece_start = start + offsets[first]
+            piece_end = start + offsets[last] if last < len(tokens) else end
+            span = next(trim(text, piece_start, piece_end), None)
+            count = len(enc.encode_ordinary(text[span[0] : span[1]])) if span else 0
+            if count <= limit or last - first <= 1:
+                break
+            last -= 1
+        if span:
+            pieces.append((span[0], span[1], count))
+        first = last
     return pieces
 
 
@@ -43,13 +51,18 @@ def chunk_document(
     """Cut `doc` into token-bounded chunks with exact spans (see module doc)."""
     enc = encoding()
     spans = list(sentence_spans(doc.text))
-    counts = [len(c) for c in enc.encode_ordinary_batch([doc.text[s:e] for s, e in spans])]
+    # A unit costs its tokens plus those of the white space before it (a paragraph
+    # break is a token too), so a packed chunk's real count stays within the bound.
+    leads = [s for s, _ in spans[:1]] + [e for _, e in spans[:-1]]
+    # (encode_ordinary_batch starts a thread pool per call: slower for one document)
+    own = [enc.encode_ordinary(doc.text[s:e]) for s, e in spans]
+    led = [enc.encode_ordinary(doc.text[lead:e]) for lead, (_, e) in zip(leads, spans, strict=True)]
     units: list[tuple[int, int, int]] = []
-    for (start, end), count in zip(spans, counts, strict=True):
-        if count > chunk_tokens:
+    for (start, end), alone, joined in zip(spans, own, led, strict=True):
+        if len(alone) > chunk_tokens:
             units.extend(_split_long(doc.text, start, end, chunk_tokens))
         else:
-            units.append((start, end, count))
+            units.append((start, end, max(len(alone), len(joined))))
 
     chunks: list[Chunk] = []
     window: list[tuple[int, int, int]] = []
@@ -68,18 +81,27 @@ def chunk_document(
                 end=end,
                 index=index,
                 text=doc.text[start:end],
-                tokens=window_tokens,
+                tokens=len(enc.encode_ordinary(doc.text[start:end])),
             )
         )
 
+    def fits(start: int, end: int, estimate: int) -> bool:
+        # The sum of unit counts is close but not exact (tokens can merge across
+        # units): reject on it, accept only on the exact count of the joined text.
+        if estimate > chunk_tokens + 8:
+            return False
+        return len(enc.encode_ordinary(doc.text[start:end])) <= chunk_tokens
+
     fresh = 0  # units in the window that no earlier chunk holds
     for unit in units:
-        if window and window_tokens + unit[2] > chunk_tokens:
+        if window and not fits(window[0][0], unit[1], window_tokens + unit[2]):
             emit()
             kept: list[tuple[int, int, int]] = []
             kept_tokens = 0
             for old in reversed(window):
-                if kept_tokens + old[2] > overlap or kept_tokens + old[2] + unit[2] > chunk_tokens:
+                if kept_tokens + old[2] > overlap or not fits(
+                    old[0], unit[1], kept_tokens + old[2] + unit[2]
+                ):
                     break
                 kept.insert(0, old)
                 kept_tokens += old[2]

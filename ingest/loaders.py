@@ -154,8 +154,16 @@ def _text_title(text: str, suffix: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+_HTML_BLOCKS = (
+    "address", "article", "aside", "blockquote", "div", "dl", "figure", "figcaption", "footer",
+    "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "main", "nav", "ol", "p", "pre",
+    "section", "table", "ul",
+)  # fmt: skip
+_HTML_LINES = ("br", "dd", "dt", "li", "td", "th", "tr")
+
+
 def _html_text(html: str, fallback_title: str) -> tuple[str, str]:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
@@ -165,7 +173,17 @@ def _html_text(html: str, fallback_title: str) -> tuple[str, str]:
     if soup.head:
         soup.head.decompose()
     body = soup.body or soup
-    text = body.get_text("\n")
+    # Lay the text out as a browser would: white space inside text collapses, block
+    # elements break lines, inline markup (<b>, <a>) stays inside its sentence.
+    for node in body.find_all(string=True):
+        if type(node) is NavigableString and node.find_parent("pre") is None:
+            node.replace_with(re.sub(r"\s+", " ", str(node)))
+    for tag in body.find_all(_HTML_BLOCKS):
+        tag.insert_before("\n\n")
+        tag.append("\n\n")
+    for tag in body.find_all(_HTML_LINES):
+        tag.insert_before("\n")
+    text = body.get_text()
     lines = [re.sub(r"[ \t\xa0]+", " ", line).strip() for line in text.splitlines()]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
     return text, title or fallback_title
@@ -176,7 +194,6 @@ def _pdf_text(raw: bytes) -> str:
     import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -186,7 +203,7 @@ def _pdf_text(raw: bytes) -> str:
         pages = [page.extract_text() or "" for page in reader.pages]
     except SkipFile:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+    except Exception as exc:  # pypdf raises many kinds (LimitReachedError, AttributeError...)
         raise SkipFile(f"unreadable PDF: {exc}") from exc
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     if not text:
@@ -196,6 +213,7 @@ def _pdf_text(raw: bytes) -> str:
 
 def _jsonl_documents(text: str, rel: str, result: LoadResult) -> list[Document]:
     docs = []
+    skipped_before = len(result.skipped)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -224,6 +242,6 @@ def _jsonl_documents(text: str, rel: str, result: LoadResult) -> list[Document]:
                 text=normalize_text(body),
             )
         )
-    if not docs and not result.skipped:
+    if not docs and len(result.skipped) == skipped_before:
         raise SkipFile("no documents in JSONL file")
     return docs

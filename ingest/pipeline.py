@@ -152,7 +152,7 @@ def _ingest_locked(
                 title=doc.title,
                 source=doc.source,
                 content_hash=digest,
-                tokens=sum(c.tokens for c in chunks),
+                tokens=count_tokens(doc.text),
                 chars=len(doc.text),
                 chunk_ids=[c.chunk_id for c in chunks],
             )
