@@ -11,12 +11,23 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from kb.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendRateLimitError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    ContextTooLongError,
+    SettingsError,
+)
 from kb.models import Citation, Usage
 
 if TYPE_CHECKING:
     from kb.corpus import CorpusVersion
+    from kb.settings import Settings
 
 REFUSAL = "I cannot answer this from the provided documents."
 
@@ -114,3 +125,88 @@ _REFUSAL_PATTERN = re.compile(
 
 def is_refusal(text: str) -> bool:
     return not text.strip() or bool(_REFUSAL_PATTERN.match(text.strip()))
+
+
+# Local servers (llama.cpp, vLLM, Ollama) usually need no key, but the SDKs insist on one.
+PLACEHOLDER_KEY = "no-key-needed"
+
+
+def api_key_for(settings: Settings, provider: str) -> str:
+    """KB_API_KEY, or a placeholder for a server behind KB_BASE_URL that needs none."""
+    if settings.api_key:
+        return settings.api_key
+    if settings.base_url:
+        return PLACEHOLDER_KEY
+    raise SettingsError(
+        f"KB_BACKEND={provider}:<model> needs an API key: set KB_API_KEY "
+        "(or KB_BASE_URL for a local server that needs none)."
+    )
+
+
+# Words by which OpenAI, Anthropic, vLLM and llama.cpp say a prompt is too long.
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "exceed_context_size",
+    "context length",
+    "context window",
+    "context size",
+    "prompt is too long",
+    "too many tokens",
+)
+
+
+def sdk_error(
+    exc: Exception, sdk: ModuleType, backend: AnswerBackend, *, where: str, timeout: float
+) -> BackendError:
+    """Translate an `openai` or `anthropic` SDK exception (the two share one design)
+    into the typed error that says what to do. `where` names the server reached."""
+    name, scope = backend.name, {"provider": backend.provider, "model": backend.model}
+    if isinstance(exc, sdk.APITimeoutError):
+        return BackendTimeoutError(
+            f"{name} did not answer within {timeout:g} s. Raise KB_REQUEST_TIMEOUT, "
+            "or ask in rag mode for a shorter prompt.",
+            **scope,
+        )
+    if isinstance(exc, sdk.APIConnectionError):
+        return BackendUnavailableError(
+            f"Could not reach {name} at {where} ({exc.__cause__ or exc}). Check that the "
+            "server is running and that KB_BASE_URL is right.",
+            **scope,
+        )
+    if not isinstance(exc, sdk.APIStatusError):
+        return BackendError(f"{name} failed: {exc}", **scope)
+    status: int = exc.status_code
+    body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else {}
+    body = body if isinstance(body, dict) else {}
+    kind, code, message = body.get("type"), body.get("code"), body.get("message")
+    detail = f"HTTP {status}{f' {kind}' if kind else ''}{f': {message}' if message else ''}"
+    words = " ".join(str(part) for part in (kind, code, message) if part).lower()
+    if status in (401, 403):
+        return BackendAuthError(
+            f"{name} rejected the API key ({detail}). Set a valid key in KB_API_KEY.", **scope
+        )
+    if status == 429:
+        advice = (
+            "The key's quota is used up: check the account's plan and billing."
+            if "quota" in words
+            else "Wait and retry, send fewer questions at once, or raise the key's rate limit."
+        )
+        return BackendRateLimitError(f"{name} is throttling requests ({detail}). {advice}", **scope)
+    if status == 413 or (status == 400 and any(marker in words for marker in _CONTEXT_MARKERS)):
+        return ContextTooLongError(
+            f"The prompt does not fit {name}'s context window ({detail}). Ask in rag mode, "
+            "lower KB_LONG_CONTEXT_BUDGET, or set KB_CONTEXT_WINDOW to the model's real "
+            "window so that the router retrieves instead.",
+            **scope,
+        )
+    if status == 404:
+        return BackendError(
+            f"{name} was not found at {where} ({detail}). Check the model name and "
+            "KB_BASE_URL (an OpenAI-compatible URL usually ends in /v1).",
+            **scope,
+        )
+    if status >= 500:
+        return BackendUnavailableError(
+            f"{name} failed on the provider's side ({detail}). Retry in a moment.", **scope
+        )
+    return BackendError(f"{name} rejected the request ({detail}).", **scope)

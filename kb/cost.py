@@ -1,0 +1,266 @@
+"""What an answer costs, in US dollars, from the tokens the provider reported.
+
+Prices come from `genai-prices` (pydantic's maintained table of provider prices,
+bundled with the package and never fetched at run time: its `UpdatePrices`
+downloader is not used). The copy installed here is genai-prices 0.2.3; its
+bundled data carries no build date of its own, and the newest dated price change
+it records that is already in effect is 2026-11-09 (it also holds changes
+scheduled for later dates, which `calc_price` applies from their start date).
+`PRICE_SOURCE` names the version at run time.
+
+A user can override or add prices with a JSON file (`KB_PRICE_OVERRIDES`)::
+
+    {"openai:gpt-4o-mini": {"input_mtok": 0.15, "cache_read_mtok": 0.075,
+                            "cache_write_mtok": 0.15, "output_mtok": 0.6}}
+
+in dollars per million tokens; an override takes precedence over the table.
+The `extractive` and `local` backends run on this machine and cost nothing, so
+they have no price (`None`), as has a model neither source knows.
+
+Token conventions differ: `kb.models.Usage.input_tokens` counts only the
+uncached input, while genai-prices wants `input_tokens` to be the total input
+including cache reads and writes (its README, "Usage"); `estimate_cost` converts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import genai_prices
+from genai_prices.data_snapshot import get_snapshot
+
+from kb.errors import InvalidRequestError, SettingsError
+from kb.models import Usage
+
+PRICE_SOURCE = f"genai-prices {genai_prices.__version__} (bundled price data)"
+FREE_PROVIDERS = frozenset({"extractive", "local"})
+PRICE_FIELDS = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+
+ModelRef = str | tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Dollars per million tokens of each kind, as in an override file."""
+
+    input_mtok: Decimal
+    cache_read_mtok: Decimal
+    cache_write_mtok: Decimal
+    output_mtok: Decimal
+
+    def cost(self, usage: Usage) -> Decimal:
+        return (
+            usage.input_tokens * self.input_mtok
+            + usage.cache_read_tokens * self.cache_read_mtok
+            + usage.cache_write_tokens * self.cache_write_mtok
+            + usage.output_tokens * self.output_mtok
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CostProjection:
+    """The cost of `questions` questions on one model, with and without prompt caching."""
+
+    model: str
+    questions: int
+    with_cache_usd: float | None
+    without_cache_usd: float | None
+
+    @property
+    def saving_usd(self) -> float | None:
+        if self.with_cache_usd is None or self.without_cache_usd is None:
+            return None
+        return self.without_cache_usd - self.with_cache_usd
+
+
+def split_ref(model_ref: ModelRef) -> tuple[str, str]:
+    """`"openai:gpt-4o"` or `("openai", "gpt-4o")` -> `("openai", "gpt-4o")`; a bare
+    model name gets an empty provider (genai-prices then infers it)."""
+    if isinstance(model_ref, tuple):
+        return model_ref
+    provider, sep, model = model_ref.strip().partition(":")
+    if not sep:
+        return ("", provider) if provider not in FREE_PROVIDERS else (provider, "")
+    return provider, model
+
+
+def load_price_overrides(path: Path | None) -> dict[str, Price]:
+    """The override file as `{"provider:model": Price}`; `{}` when no file is set.
+
+    Raises SettingsError naming the file and the entry when it cannot be used."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise SettingsError(f"KB_PRICE_OVERRIDES: cannot read {path}: {exc.strerror}") from exc
+    return _parse_overrides(str(path), stamp)
+
+
+@lru_cache(maxsize=8)
+def _parse_overrides(path: str, _stamp: int) -> dict[str, Price]:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"KB_PRICE_OVERRIDES: {path} is not readable JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f'KB_PRICE_OVERRIDES: {path} must map "provider:model" to prices')
+    prices: dict[str, Price] = {}
+    for ref, entry in raw.items():
+        if not isinstance(entry, dict) or not {"input_mtok", "output_mtok"} <= entry.keys():
+            raise SettingsError(
+                f"KB_PRICE_OVERRIDES: {path}: {ref!r} needs at least input_mtok and output_mtok "
+                f"(dollars per million tokens); allowed keys: {', '.join(PRICE_FIELDS)}"
+            )
+        unknown = entry.keys() - set(PRICE_FIELDS)
+        if unknown:
+            raise SettingsError(
+                f"KB_PRICE_OVERRIDES: {path}: {ref!r} has unknown keys {sorted(unknown)}; "
+                f"allowed: {', '.join(PRICE_FIELDS)}"
+            )
+        try:
+            values = {key: Decimal(str(value)) for key, value in entry.items()}
+        except ArithmeticError as exc:
+            raise SettingsError(f"KB_PRICE_OVERRIDES: {path}: {ref!r} has a non-number") from exc
+        if any(value < 0 for value in values.values()):
+            raise SettingsError(f"KB_PRICE_OVERRIDES: {path}: {ref!r} has a negative price")
+        # An unlisted cache rate is billed like plain input: no discount, no premium.
+        values.setdefault("cache_read_mtok", values["input_mtok"])
+        values.setdefault("cache_write_mtok", values["input_mtok"])
+        provider, model = split_ref(ref)
+        prices[f"{provider}:{model}"] = Price(**values)
+    return prices
+
+
+def estimate_cost(
+    model_ref: ModelRef,
+    usage: Usage,
+    *,
+    overrides: Path | None = None,
+    at: datetime | None = None,
+) -> float | None:
+    """USD for one answer's `usage` on `model_ref` (`"provider:model"` or a tuple).
+
+    An entry of the `overrides` file wins; then genai-prices, at the time `at`
+    (default now: prices change on dated steps). `None` for the free local
+    backends and for models neither source knows."""
+    provider, model = split_ref(model_ref)
+    override = load_price_overrides(overrides).get(f"{provider}:{model}")
+    if override is not None:
+        return float(override.cost(usage))
+    if provider in FREE_PROVIDERS or not model:
+        return None
+    try:
+        price = genai_prices.calc_price(
+            genai_prices.Usage(
+                input_tokens=usage.total_input_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                output_tokens=usage.output_tokens,
+            ),
+            model,
+            provider_id=provider or None,
+            genai_request_timestamp=at,
+        )
+    except LookupError:
+        return None
+    return float(price.total_price)
+
+
+def project_cost(
+    model_ref: ModelRef,
+    input_tokens: int,
+    cached_tokens: int,
+    output_tokens: int,
+    with_cache: bool,
+    *,
+    questions: int = 1_000,
+    cache_writes: int = 1,
+    overrides: Path | None = None,
+    at: datetime | None = None,
+) -> float | None:
+    """USD for `questions` questions that each send `input_tokens` prompt tokens, of
+    which the first `cached_tokens` are a prefix shared by all, and get
+    `output_tokens` back.
+
+    Without caching every prompt token is billed as input. With caching,
+    `cache_writes` of the questions write the prefix (Anthropic bills a write at
+    a premium, OpenAI at the input rate) and the others read it at the cache-read
+    rate; one write per 1,000 questions is a corpus asked often enough to stay
+    in the provider's cache. Each question is priced on its own, so long-prompt
+    price tiers apply as they would on the bill."""
+    if min(input_tokens, cached_tokens, output_tokens, questions, cache_writes) < 0:
+        raise InvalidRequestError("Token and question counts must not be negative.")
+    if cached_tokens > input_tokens:
+        raise InvalidRequestError(
+            f"cached_tokens ({cached_tokens}) cannot exceed input_tokens ({input_tokens})."
+        )
+    fresh = input_tokens - cached_tokens
+
+    def price(usage: Usage) -> float | None:
+        return estimate_cost(model_ref, usage, overrides=overrides, at=at)
+
+    if not with_cache:
+        each = price(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+        return None if each is None else each * questions
+    writes = min(cache_writes, questions)
+    write = price(
+        Usage(input_tokens=fresh, cache_write_tokens=cached_tokens, output_tokens=output_tokens)
+    )
+    read = price(
+        Usage(input_tokens=fresh, cache_read_tokens=cached_tokens, output_tokens=output_tokens)
+    )
+    if write is None or read is None:
+        return None
+    return write * writes + read * (questions - writes)
+
+
+def project_costs(
+    model_refs: Sequence[ModelRef],
+    input_tokens: int,
+    cached_tokens: int,
+    output_tokens: int,
+    *,
+    questions: int = 1_000,
+    cache_writes: int = 1,
+    overrides: Path | None = None,
+    at: datetime | None = None,
+) -> list[CostProjection]:
+    """`project_cost` with and without caching for each model, for the report's table."""
+    tokens = (input_tokens, cached_tokens, output_tokens)
+    return [
+        CostProjection(
+            model=ref if isinstance(ref, str) else ":".join(ref),
+            questions=questions,
+            with_cache_usd=project_cost(
+                ref,
+                *tokens,
+                True,
+                questions=questions,
+                cache_writes=cache_writes,
+                overrides=overrides,
+                at=at,
+            ),
+            without_cache_usd=project_cost(
+                ref, *tokens, False, questions=questions, overrides=overrides, at=at
+            ),
+        )
+        for ref in model_refs
+    ]
+
+
+def model_context_window(provider: str, model: str) -> int | None:
+    """The model's input window as genai-prices records it (`ModelInfo.context_window`),
+    or None when the table does not know the model."""
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, provider or None, None)
+    except LookupError:
+        return None
+    return info.context_window
