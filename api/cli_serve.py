@@ -1,15 +1,66 @@
-"""`kb serve`: run the HTTP service."""
+"""`kb serve`: run the HTTP service with uvicorn."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "Serve the HTTP API and web page (host, port and workers from KB_* settings)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--host", default=None, help="bind address (default: KB_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: KB_PORT, 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: KB_WORKERS, 1); each loads its own models",
+    )
+    parser.add_argument(
+        "--corpus-dir", default=None, help="folder POST /v1/ingest re-indexes (KB_CORPUS_DIR)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn log level (default: info)",
+    )
+    parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("kb serve is being built")
+    import uvicorn
+
+    from api.app import create_app
+    from kb.settings import load_settings
+
+    overrides = {
+        "data_dir": args.data_dir,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "corpus_dir": args.corpus_dir,
+    }
+    settings = load_settings(**overrides)  # validates every KB_* value before binding
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "access_log": not args.no_access_log,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return 0
+    # Worker processes build their own app from the environment, so the command-line
+    # overrides travel there as KB_* variables.
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"KB_{name.upper()}"] = str(value)
+    uvicorn.run(
+        "api.app:create_app_from_env",
+        factory=True,
+        workers=settings.workers,
+        **common,  # type: ignore[arg-type]
+    )
+    return 0

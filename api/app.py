@@ -1,0 +1,294 @@
+"""The app factory: `create_app(settings)` builds the FastAPI app over one KnowledgeBase.
+
+Errors become HTTP in one place each: kb errors by their `http_status`, request
+validation as 400/422, unknown routes as 404, oversized bodies as 413 (before the
+body reaches a handler), and anything unexpected as a logged, generic 500. Every
+error body has the shape `{"error": {"type", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import openai_routes, routes
+from api.deps import QUERY_THREADS, ServiceState
+from api.schemas import error_payload
+from kb.backends import AnswerBackend
+from kb.embedding import Embedder
+from kb.errors import BackendError, KBError
+from kb.service import KnowledgeBase
+from kb.settings import Settings, load_settings
+
+logger = logging.getLogger("api")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """\
+Answers questions over your documents with cited sources, choosing per corpus and per
+question between the whole corpus in a cached long-context prompt and retrieval.
+
+* `POST /v1/query` asks (JSON, or server-sent events with `stream: true`).
+* `POST /v1/chat/completions` and `GET /v1/models` make it usable from any OpenAI client.
+* `POST /v1/ingest` re-indexes the configured folder; `GET /v1/corpus` and
+  `GET /v1/documents` describe what is indexed.
+
+Errors always look like `{"error": {"type": "...", "message": "..."}}`.
+"""
+
+TAGS = [
+    {"name": "query", "description": "Ask questions; get answers with citations."},
+    {"name": "corpus", "description": "Re-index and inspect the corpus."},
+    {"name": "openai", "description": "OpenAI-compatible chat completions and models."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    backend: AnswerBackend | None = None,
+) -> FastAPI:
+    """A FastAPI app serving `settings.data_dir`. `embedder` lets tests share one loaded
+    model; `backend` replaces the one `settings.backend` names."""
+    knowledge_base = KnowledgeBase(settings, backend=backend, embedder=embedder)
+    state = ServiceState(settings=settings, kb=knowledge_base)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.query_limiter = anyio.CapacityLimiter(QUERY_THREADS)
+        state.ingest_limiter = anyio.CapacityLimiter(1)
+        threading.Thread(target=_warm_up, args=(state,), name="kb-warm-up", daemon=True).start()
+        try:
+            yield
+        finally:
+            state.kb.close()
+
+    app = FastAPI(
+        title="kb: a knowledge service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.include_router(routes.router)
+    app.include_router(openai_routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.add_exception_handler(KBError, _kb_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAllMiddleware)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (each worker process reads KB_* itself)."""
+    return create_app(load_settings())
+
+
+def _warm_up(state: ServiceState) -> None:
+    """Load the embedding model and the committed corpus's indexes before the first
+    question (no backend call: a paid provider is never asked at start)."""
+    try:
+        kb = state.kb
+        kb.embedder.embed_one("warm up")
+        if kb.layout.current_version() is not None:
+            kb.retriever(kb.corpus()).search("warm up", kb.settings.top_k)
+    except Exception as exc:
+        logger.exception("warm-up failed")
+        state.warmup_error = f"{type(exc).__name__}: {exc}"
+    finally:
+        state.warm.set()
+
+
+# ---- errors -------------------------------------------------------------------------
+
+
+async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KBError)
+    headers: dict[str, str] = {}
+    if exc.http_status == 401:
+        given = "authorization" in request.headers
+        headers["WWW-Authenticate"] = (
+            'Bearer realm="kb", error="invalid_token"' if given else 'Bearer realm="kb"'
+        )
+    if isinstance(exc, BackendError):
+        logger.warning("backend %s failed: %s: %s", exc.provider or "?", exc.kind, exc.message)
+    return JSONResponse(
+        error_payload(exc.kind, exc.message), status_code=exc.http_status, headers=headers
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    broken = [err for err in errors if err.get("type") == "json_invalid"]
+    if broken:
+        detail = str(broken[0].get("ctx", {}).get("error", "invalid JSON"))
+        return JSONResponse(
+            error_payload(
+                "MalformedJSONError",
+                f"The body is not valid JSON ({detail}): send a JSON object such as "
+                '{"question": "..."} with Content-Type: application/json.',
+            ),
+            status_code=400,
+        )
+    return JSONResponse(
+        error_payload("InvalidRequestError", "; ".join(_describe(err) for err in errors)),
+        status_code=422,
+    )
+
+
+def _describe(err: Any) -> str:
+    """`field: problem (got value)` for one pydantic error."""
+    loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+    where = ".".join(loc) if loc else "body"
+    message = f"{where}: {err.get('msg', 'invalid')}"
+    if err.get("type") == "missing" and where == "body":
+        return 'body: a JSON body is required, e.g. {"question": "..."}'
+    if err.get("type") == "extra_forbidden":
+        return f"{where}: unknown field; remove it (check its spelling)"
+    if "input" in err and err.get("type") != "missing" and not isinstance(err["input"], dict):
+        shown = repr(err["input"])
+        message += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
+    return message
+
+
+_HTTP_TYPES = {404: "NotFoundError", 405: "MethodNotAllowedError"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"No such route: {request.method} {request.url.path}. The API is at /docs."
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; see /docs."
+    return JSONResponse(
+        error_payload(_HTTP_TYPES.get(exc.status_code, "HTTPError"), message),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _send_error(send: Send, status: int, kind: str, message: str) -> None:
+    response = JSONResponse(error_payload(kind, message), status_code=status)
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+# ---- middleware ----------------------------------------------------------------------
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over `max_bytes`: by Content-Length before reading, and by the
+    bytes actually received otherwise (chunked uploads, lying headers)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await _send_error(send, 400, "InvalidRequestError", "Content-Length is invalid.")
+                return
+            if int(declared) > self.max_bytes:
+                await self._too_large(send, f"{int(declared):,} bytes")
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._too_large(send, f"more than {self.max_bytes:,} bytes")
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        buffered: Message | None = {
+            "type": "http.request",
+            "body": b"".join(chunks),
+            "more_body": False,
+        }
+
+        async def replay() -> Message:
+            nonlocal buffered
+            if buffered is not None:
+                message, buffered = buffered, None
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, size: str) -> None:
+        await _send_error(
+            send,
+            413,
+            "PayloadTooLargeError",
+            f"The request body is {size}; the limit is {self.max_bytes:,} bytes "
+            "(KB_MAX_BODY_BYTES). Send a shorter question or message list.",
+        )
+
+
+class CatchAllMiddleware:
+    """Anything unexpected: log it with its traceback, answer a generic 500 JSON."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # headers are out; all we can do is drop the connection
+            await _send_error(
+                send,
+                500,
+                "InternalError",
+                "The service failed unexpectedly; the error is in the server log.",
+            )

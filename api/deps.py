@@ -1,0 +1,127 @@
+"""What route handlers receive: the service state, the knowledge base, settings, and
+the API-key checks, as `Annotated[..., Depends(...)]` aliases.
+
+Auth policy: `KB_SERVICE_API_KEY` is a bearer key. It always protects
+`POST /v1/ingest`; with no key configured, ingest over HTTP is refused (403)
+rather than left open, whatever the bind address (run `kb ingest` on the host
+instead). Queries (`/v1/query`, `/v1/chat/completions`, `/v1/corpus`,
+`/v1/documents`, `/v1/models`) need the key only when
+`KB_REQUIRE_KEY_FOR_QUERIES` is true. Keys are compared with `hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kb.errors import AuthError, UserError
+from kb.service import KnowledgeBase
+from kb.settings import Settings
+
+# Questions run on their own small thread pool: on a 2-core machine more threads
+# only contend for the same cores (torch, numpy) and stretch every latency.
+QUERY_THREADS = 4
+
+
+class IngestDisabledError(AuthError):
+    """Ingest over HTTP is off because no service key is configured."""
+
+    http_status = 403
+
+
+class NoCorpusDirError(UserError):
+    """`POST /v1/ingest` has no folder to re-index."""
+
+    http_status = 409
+
+
+@dataclass
+class ServiceState:
+    """Everything the app holds for its lifetime, on `app.state.service`."""
+
+    settings: Settings
+    kb: KnowledgeBase
+    started_at: int = field(default_factory=lambda: int(time.time()))
+    ingest_lock: threading.Lock = field(default_factory=threading.Lock)
+    warm: threading.Event = field(default_factory=threading.Event)
+    warmup_error: str | None = None
+    query_limiter: anyio.CapacityLimiter | None = None
+    ingest_limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def ingest_running(self) -> bool:
+        return self.ingest_lock.locked()
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_kb(state: State) -> KnowledgeBase:
+    return state.kb
+
+
+def get_settings(state: State) -> Settings:
+    return state.settings
+
+
+KB = Annotated[KnowledgeBase, Depends(get_kb)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ServiceKey",
+    description="KB_SERVICE_API_KEY, sent as `Authorization: Bearer <key>`. Always required "
+    "for POST /v1/ingest; for queries only when KB_REQUIRE_KEY_FOR_QUERIES is true.",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def key_matches(provided: str, expected: str) -> bool:
+    """Constant-time comparison, so response timing does not leak the key."""
+    return hmac.compare_digest(provided.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _check_key(credentials: HTTPAuthorizationCredentials | None, expected: str) -> None:
+    if credentials is None or not credentials.credentials:
+        raise AuthError(
+            "This endpoint needs the service API key: send the header "
+            "'Authorization: Bearer <KB_SERVICE_API_KEY>'."
+        )
+    if not key_matches(credentials.credentials, expected):
+        raise AuthError(
+            "The API key is wrong: send the value of KB_SERVICE_API_KEY as "
+            "'Authorization: Bearer <key>'."
+        )
+
+
+def require_query_key(settings: SettingsDep, credentials: Credentials) -> None:
+    """Queries need the key only when KB_REQUIRE_KEY_FOR_QUERIES is set."""
+    if settings.require_key_for_queries and settings.service_api_key:
+        _check_key(credentials, settings.service_api_key)
+
+
+def require_ingest_key(settings: SettingsDep, credentials: Credentials) -> None:
+    """Ingest always needs the key; with no key configured it is refused outright."""
+    if not settings.service_api_key:
+        raise IngestDisabledError(
+            "POST /v1/ingest is disabled because no KB_SERVICE_API_KEY is configured. "
+            "Set KB_SERVICE_API_KEY and send it as 'Authorization: Bearer <key>', or run "
+            "`kb ingest PATH` on the server."
+        )
+    _check_key(credentials, settings.service_api_key)
+
+
+QueryAuth = Depends(require_query_key)
+IngestAuth = Depends(require_ingest_key)

@@ -1,0 +1,260 @@
+"""The kb routes: query (JSON or SSE), re-index, corpus status, documents, health.
+
+Each handler makes one call into `kb` (or the ingest pipeline) on a worker thread,
+so the event loop keeps serving while a question or a re-index runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.deps import KB, IngestAuth, NoCorpusDirError, QueryAuth, ServiceState, State
+from api.schemas import (
+    CorpusResponse,
+    DocumentInfo,
+    DocumentsPage,
+    ErrorResponse,
+    Health,
+    IngestResponse,
+    QueryRequest,
+    QueryResponse,
+    Readiness,
+    Route,
+    error_payload,
+)
+from api.streaming import SSE_HEADERS, prefetched, sse
+from kb.backends import StreamDelta
+from kb.errors import IngestBusyError, KBError
+from kb.models import Answer
+
+logger = logging.getLogger("api")
+router = APIRouter()
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        400: "Malformed JSON or an unusable request.",
+        401: "Missing or wrong API key (see the ServiceKey security scheme).",
+        403: "Ingest over HTTP is disabled (no KB_SERVICE_API_KEY configured).",
+        409: "No corpus ingested yet, no corpus folder configured, or an ingest is running.",
+        413: "The body is larger than KB_MAX_BODY_BYTES.",
+        422: "A field is invalid: the message says which and how to fix it.",
+        502: "The answer backend failed or rejected the request.",
+        503: "The answer backend is unavailable or throttling.",
+        504: "The answer backend did not answer in time.",
+    }
+    return {code: {"model": ErrorResponse, "description": meaning[code]} for code in codes}
+
+
+QUERY_ERRORS = error_responses(400, 401, 409, 413, 422, 502, 503, 504)
+
+SSE_EXAMPLE = (
+    'event: delta\ndata: {"text": "Production deploys are frozen from Friday 15:00 [1]"}\n\n'
+    'event: answer\ndata: {"answer": "Production deploys are frozen from Friday 15:00 [1]", '
+    '"refused": false, "citations": [...], "route": {...}, "usage": {...}, ...}\n\n'
+)
+
+
+def to_response(answer: Answer) -> QueryResponse:
+    return QueryResponse.model_validate(answer.to_dict())
+
+
+@router.post(
+    "/v1/query",
+    tags=["query"],
+    summary="Ask a question",
+    description="Answer a question from the ingested corpus with cited passages, the path "
+    "that answered and why, token usage (cached and not), cost and timings. With "
+    '`"stream": true` the answer comes as server-sent events (`text/event-stream`).',
+    response_model=QueryResponse,
+    responses={
+        200: {
+            "description": "The answer (JSON), or with `stream: true` an SSE stream of "
+            "`delta` frames, then one `answer` frame (or an `error` frame).",
+            "content": {"text/event-stream": {"example": SSE_EXAMPLE}},
+        },
+        **QUERY_ERRORS,
+    },
+    dependencies=[QueryAuth],
+)
+async def query(body: QueryRequest, state: State) -> QueryResponse | StreamingResponse:
+    if body.stream:
+        events = await prefetched(
+            state.kb.stream(body.question, body.mode, body.top_k), state.query_limiter
+        )
+        return StreamingResponse(
+            _query_frames(events), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+    answer = await anyio.to_thread.run_sync(
+        state.kb.ask, body.question, body.mode, body.top_k, limiter=state.query_limiter
+    )
+    return to_response(answer)
+
+
+async def _query_frames(events: AsyncIterator[StreamDelta | Answer]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            if isinstance(event, Answer):
+                yield sse(to_response(event).model_dump(mode="json"), "answer")
+            else:
+                yield sse({"text": event.text}, "delta")
+    except KBError as exc:
+        yield sse(error_payload(exc.kind, exc.message), "error")
+    except Exception:
+        logger.exception("a streamed answer failed")
+        yield sse(error_payload("InternalError", "The answer failed; see the server log."), "error")
+
+
+@router.post(
+    "/v1/ingest",
+    tags=["corpus"],
+    summary="Re-index the corpus folder",
+    description="Re-index KB_CORPUS_DIR with the same incremental pipeline as `kb ingest`: "
+    "only changed documents are re-embedded, deleted ones disappear. Runs on a worker "
+    "thread; questions keep being answered meanwhile, each from one committed version. "
+    "One ingest at a time (409 otherwise). Always needs the service key.",
+    response_model=IngestResponse,
+    responses=error_responses(400, 401, 403, 409, 413),
+    dependencies=[IngestAuth],
+)
+async def ingest(state: State) -> IngestResponse:
+    from ingest.pipeline import run_ingest
+
+    corpus_dir = state.settings.corpus_dir
+    if corpus_dir is None:
+        raise NoCorpusDirError(
+            "No corpus folder is configured: set KB_CORPUS_DIR to the folder to re-index and "
+            "restart the service (or run `kb ingest PATH`)."
+        )
+    if not state.ingest_lock.acquire(blocking=False):
+        raise IngestBusyError(
+            "A re-index is already running in this service; wait for it to finish and retry "
+            "(GET /v1/corpus shows ingest_running)."
+        )
+    try:
+        summary = await anyio.to_thread.run_sync(
+            partial(run_ingest, state.settings, corpus_dir, embedder=state.kb.embedder),
+            limiter=state.ingest_limiter,
+        )
+    finally:
+        state.ingest_lock.release()
+    return IngestResponse.model_validate(summary.model_dump())
+
+
+@router.get(
+    "/v1/corpus",
+    tags=["corpus"],
+    summary="Corpus status",
+    description="Documents, chunks, tokens, the committed version, the last ingest, and "
+    "which path `auto` would pick now and why.",
+    response_model=CorpusResponse,
+    responses=error_responses(401, 409),
+    dependencies=[QueryAuth],
+)
+async def corpus(state: State) -> CorpusResponse:
+    status = await anyio.to_thread.run_sync(state.kb.status, limiter=state.query_limiter)
+    route = status.auto_route
+    return CorpusResponse(
+        documents=status.documents,
+        chunks=status.chunks,
+        corpus_tokens=status.corpus_tokens,
+        corpus_version=status.corpus_version,
+        last_ingest=status.last_ingest,
+        corpus_root=status.corpus_root,
+        embedding_model=status.embedding_model,
+        backend=status.backend,
+        auto_route=Route(
+            mode=route.mode,
+            path=route.path,
+            reason=route.reason,
+            fallback=route.fallback,
+            numbers=route.numbers,
+        ),
+        ingest_running=state.ingest_running,
+    )
+
+
+@router.get(
+    "/v1/documents",
+    tags=["corpus"],
+    summary="List documents",
+    description="The documents of the committed corpus, in document-id order, one page at a time.",
+    response_model=DocumentsPage,
+    responses=error_responses(401, 409, 422),
+    dependencies=[QueryAuth],
+)
+async def documents(
+    kb: KB,
+    state: State,
+    offset: Annotated[int, Query(ge=0, description="Index of the first document.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="Most documents (1-500).")] = 50,
+) -> DocumentsPage:
+    version = await anyio.to_thread.run_sync(kb.corpus, limiter=state.query_limiter)
+    docs = version.manifest.documents
+    return DocumentsPage(
+        corpus_version=version.version,
+        total=len(docs),
+        offset=offset,
+        limit=limit,
+        items=[
+            DocumentInfo(
+                doc_id=doc.doc_id,
+                title=doc.title,
+                source=doc.source,
+                tokens=doc.tokens,
+                chunks=len(doc.chunk_ids),
+            )
+            for doc in docs[offset : offset + limit]
+        ],
+    )
+
+
+@router.get(
+    "/healthz",
+    tags=["health"],
+    summary="Liveness",
+    description="200 while the process serves requests.",
+    response_model=Health,
+)
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    tags=["health"],
+    summary="Readiness",
+    description="200 when a corpus is committed and the embedding model and indexes are "
+    "loaded; 503 with the reason otherwise. Remote answer backends are not called.",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready; `reason` says why."}},
+)
+async def readyz(state: State) -> Readiness | JSONResponse:
+    readiness = readiness_of(state)
+    if readiness.ready:
+        return readiness
+    return JSONResponse(readiness.model_dump(), status_code=503)
+
+
+def readiness_of(state: ServiceState) -> Readiness:
+    version = state.kb.layout.current_version()
+    backend = state.kb.backend.name
+    if state.warmup_error is not None:
+        reason = f"warm-up failed: {state.warmup_error}"
+    elif not state.warm.is_set():
+        reason = "warming up: loading the embedding model and the indexes"
+    elif version is None:
+        reason = (
+            f"no corpus has been ingested into {state.settings.data_dir}: run "
+            "`kb ingest PATH` or POST /v1/ingest"
+        )
+    else:
+        return Readiness(ready=True, reason="ready", corpus_version=version, backend=backend)
+    return Readiness(ready=False, reason=reason, corpus_version=version, backend=backend)

@@ -1,0 +1,470 @@
+"""The HTTP contract: one pydantic schema per direction, with descriptions and examples.
+
+Requests are validated here (shape and ranges); what depends on settings (the
+question length limit) is checked by `kb` and comes back as a typed error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kb.settings import Mode
+
+EXAMPLE_CITATION: dict[str, Any] = {
+    "number": 1,
+    "chunk_id": "deploys-3f2a9c1e-0002",
+    "doc_id": "engineering/deploys.md",
+    "title": "Deploys",
+    "source": "engineering/deploys.md",
+    "start": 812,
+    "end": 917,
+    "text": "Production deploys are frozen from Friday 15:00 until Monday 09:00 UTC.",
+    "score": 0.71,
+}
+EXAMPLE_ROUTE: dict[str, Any] = {
+    "mode": "auto",
+    "path": "long_context",
+    "reason": "corpus 41,203 + prompt 112 + answer reserve 1,024 = 42,339 tokens <= limit "
+    "200,000 (budget 200,000, backend window 100,000,000): the whole corpus fits, so "
+    "read it whole from the cached prompt",
+    "fallback": False,
+    "numbers": {"corpus_tokens": 41203, "needed_tokens": 42339, "limit_tokens": 200000},
+}
+EXAMPLE_USAGE: dict[str, Any] = {
+    "input_tokens": 118,
+    "cache_read_tokens": 41203,
+    "cache_write_tokens": 0,
+    "output_tokens": 19,
+    "total_input_tokens": 41321,
+}
+
+
+# ---- errors -------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(
+        description="What kind of error: a kb error class name such as `InvalidRequestError`, "
+        "`AuthError`, `IngestBusyError`, `BackendTimeoutError`, or `PayloadTooLargeError`, "
+        "`NotFoundError`, `InternalError`.",
+        examples=["InvalidRequestError"],
+    )
+    message: str = Field(
+        description="What went wrong and what to do about it.",
+        examples=["top_k: Input should be less than or equal to 100 (got 500)"],
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns has this one shape (also OpenAI's error shape)."""
+
+    error: ErrorBody
+
+
+# ---- query --------------------------------------------------------------------
+
+
+class QueryRequest(BaseModel):
+    """A question for the knowledge service."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "When are production deploys frozen?"},
+                {"question": "Who approves a hotfix?", "mode": "rag", "top_k": 5, "stream": True},
+            ]
+        },
+    )
+
+    question: str = Field(
+        min_length=1,
+        description="The question, in plain text. At most KB_MAX_QUESTION_CHARS characters "
+        "(4,000 by default).",
+        examples=["When are production deploys frozen?"],
+    )
+    mode: Mode | None = Field(
+        None,
+        description="`auto` (the router picks per corpus and question), `long_context` (the "
+        "whole corpus from the cached prompt), `rag` (retrieve top-k passages) or "
+        "`self_route` (retrieve first, escalate to long context if the passages cannot "
+        "answer). Default: KB_DEFAULT_MODE.",
+        examples=["auto"],
+    )
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Passages the retrieval path puts in the prompt (1-100). Default: KB_TOP_K.",
+        examples=[8],
+    )
+    stream: bool = Field(
+        False,
+        description="Answer as server-sent events: `event: delta` frames carrying "
+        '`{"text": ...}`, then one `event: answer` frame with the full QueryResponse, or '
+        "`event: error` with an ErrorResponse if the answer fails mid-way.",
+    )
+
+
+class Citation(BaseModel):
+    """A numbered source of the answer: an exact character span of one document."""
+
+    number: int = Field(description="The marker number used in the answer text, `[n]`.")
+    chunk_id: str = Field(description="The indexed chunk that holds the span.")
+    doc_id: str = Field(description="Stable id of the document.")
+    title: str = Field(description="Title of the document.")
+    source: str = Field(description="Where the document came from (path relative to the corpus).")
+    start: int = Field(description="Start offset of the span in the document's text (chars).")
+    end: int = Field(description="End offset (exclusive) of the span in the document's text.")
+    text: str = Field(description="The cited text itself.")
+    score: float | None = Field(None, description="How well the span matched (backend-specific).")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CITATION]})
+
+
+class Route(BaseModel):
+    """Which path answered and why, with the numbers the decision compared."""
+
+    mode: str = Field(description="The mode that was asked for.", examples=["auto"])
+    path: Literal["long_context", "rag"] = Field(description="The path that answered.")
+    reason: str = Field(description="Why this path, in one sentence with the numbers.")
+    fallback: bool = Field(
+        False, description="True when `self_route` escalated from retrieval to long context."
+    )
+    numbers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Token counts (and costs, for priced backends) the router compared.",
+    )
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ROUTE]})
+
+
+class Usage(BaseModel):
+    """Tokens of one answer, split the way providers bill them."""
+
+    input_tokens: int = Field(description="Prompt tokens billed at the full input price.")
+    cache_read_tokens: int = Field(description="Prompt tokens read from the prompt cache.")
+    cache_write_tokens: int = Field(description="Prompt tokens written to the prompt cache.")
+    output_tokens: int = Field(description="Tokens of the answer.")
+    total_input_tokens: int = Field(description="All prompt tokens: input + cache read + write.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_USAGE]})
+
+
+class QueryResponse(BaseModel):
+    """An answer with its sources, the route and why, usage, cost and timings."""
+
+    answer: str = Field(
+        description="The answer text with `[n]` markers pointing into `citations`, or a "
+        "refusal when the corpus does not answer the question.",
+        examples=["Production deploys are frozen from Friday 15:00 until Monday 09:00 UTC. [1]"],
+    )
+    refused: bool = Field(description="True when the backend declined to answer.")
+    citations: list[Citation] = Field(description="The sources the answer cites, by number.")
+    route: Route
+    usage: Usage
+    cost_usd: float | None = Field(
+        description="What the answer cost in USD (0 for the offline backend; null when "
+        "the model has no known price).",
+        examples=[0.0],
+    )
+    backend: str = Field(
+        description="The answer backend, `provider:model`.", examples=["extractive"]
+    )
+    corpus_version: str = Field(
+        description="The committed corpus version the whole answer was read from.",
+        examples=["5d41402abc4b2a76"],
+    )
+    timings: dict[str, float] = Field(
+        description="Seconds spent per stage: `retrieve_s`, `generate_s`, `escalate_s`, `total_s`.",
+        examples=[{"retrieve_s": 0.041, "generate_s": 0.052, "total_s": 0.097}],
+    )
+    retrieved: list[Citation] = Field(
+        default_factory=list,
+        description="The passages retrieval put in the prompt, in prompt order (empty on the "
+        "long-context path).",
+    )
+
+
+class StreamDelta(BaseModel):
+    """Data of an `event: delta` frame of a streamed query."""
+
+    text: str = Field(description="The next piece of the answer text.")
+
+
+# ---- ingest and corpus ----------------------------------------------------------
+
+
+class SkippedFile(BaseModel):
+    path: str = Field(description="The file, relative to the corpus folder.")
+    reason: str = Field(description="Why it was not indexed.")
+
+
+class IngestResponse(BaseModel):
+    """What a re-index did: documents added, changed, removed, and the new corpus version."""
+
+    added: int = Field(description="New documents.")
+    changed: int = Field(description="Documents whose content changed (re-chunked, re-embedded).")
+    removed: int = Field(description="Documents no longer in the folder (deleted from the index).")
+    unchanged: int = Field(description="Documents skipped because their content hash matched.")
+    skipped: list[SkippedFile] = Field(description="Files that could not be indexed, and why.")
+    chunks_embedded: int = Field(description="Chunks embedded by this run.")
+    chunks_reused: int = Field(
+        description="New chunks whose vectors an interrupted run had already stored."
+    )
+    chunks_deleted: int = Field(description="Stale chunks deleted from the vector store.")
+    documents: int = Field(description="Documents in the committed corpus.")
+    chunks: int = Field(description="Chunks in the committed corpus.")
+    corpus_tokens: int = Field(description="Tokens of the whole corpus snapshot (cl100k).")
+    corpus_version: str = Field(description="The version now committed.")
+    previous_version: str | None = Field(description="The version before this run, if any.")
+    resumed: bool = Field(description="True when this run finished an interrupted one.")
+    seconds: float = Field(description="Wall time of the run.")
+    embed_seconds: float = Field(description="Part of it spent in the embedding model.")
+    added_ids: list[str] = Field(description="Ids of the added documents.")
+    changed_ids: list[str] = Field(description="Ids of the changed documents.")
+    removed_ids: list[str] = Field(description="Ids of the removed documents.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "added": 1,
+                    "changed": 1,
+                    "removed": 0,
+                    "unchanged": 12,
+                    "skipped": [],
+                    "chunks_embedded": 9,
+                    "chunks_reused": 0,
+                    "chunks_deleted": 4,
+                    "documents": 14,
+                    "chunks": 203,
+                    "corpus_tokens": 41203,
+                    "corpus_version": "5d41402abc4b2a76",
+                    "previous_version": "7d793037a0760186",
+                    "resumed": False,
+                    "seconds": 2.41,
+                    "embed_seconds": 1.87,
+                    "added_ids": ["oncall/escalation.md"],
+                    "changed_ids": ["engineering/deploys.md"],
+                    "removed_ids": [],
+                }
+            ]
+        }
+    )
+
+
+class CorpusResponse(BaseModel):
+    """The committed corpus now, and the path `auto` would pick for it."""
+
+    documents: int = Field(description="Documents in the corpus.", examples=[14])
+    chunks: int = Field(description="Indexed chunks.", examples=[203])
+    corpus_tokens: int = Field(description="Tokens of the whole corpus snapshot.", examples=[41203])
+    corpus_version: str = Field(description="The committed version.", examples=["5d41402abc4b2a76"])
+    last_ingest: str = Field(
+        description="When this version was written (ISO 8601, UTC).",
+        examples=["2025-05-01T09:30:00+00:00"],
+    )
+    corpus_root: str = Field(description="The folder or file it was ingested from.")
+    embedding_model: str = Field(description="The embedding model of its vectors.")
+    backend: str = Field(description="The answer backend.", examples=["extractive"])
+    auto_route: Route = Field(
+        description="The path `auto` would pick now (for a short question), and why."
+    )
+    ingest_running: bool = Field(description="True while a `POST /v1/ingest` is running here.")
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str = Field(
+        description="Stable id of the document.", examples=["engineering/deploys.md"]
+    )
+    title: str = Field(description="Its title.", examples=["Deploys"])
+    source: str = Field(description="Where it came from.", examples=["engineering/deploys.md"])
+    tokens: int = Field(description="Tokens of its chunks.", examples=[1830])
+    chunks: int = Field(description="How many chunks it was cut into.", examples=[10])
+
+
+class DocumentsPage(BaseModel):
+    """One page of the corpus's documents, in document-id order."""
+
+    corpus_version: str = Field(description="The version the page was read from.")
+    total: int = Field(description="Documents in the corpus.", examples=[14])
+    offset: int = Field(description="Index of the first item.", examples=[0])
+    limit: int = Field(description="Most items per page.", examples=[50])
+    items: list[DocumentInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="Always `ok` while the process serves requests.")
+
+
+class Readiness(BaseModel):
+    """Whether the service can answer: a corpus is committed and the backend is warm."""
+
+    ready: bool = Field(description="True when questions can be answered.")
+    reason: str = Field(
+        description="Why not (or `ready`).",
+        examples=["no corpus has been ingested: run `kb ingest PATH` or POST /v1/ingest"],
+    )
+    corpus_version: str | None = Field(description="The committed version, if any.")
+    backend: str = Field(description="The answer backend.", examples=["extractive"])
+
+
+# ---- OpenAI-compatible chat ---------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    """A part of a message in OpenAI's list form; only `text` parts are read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`text` (other part types are ignored).", examples=["text"])
+    text: str | None = Field(None, description="The text of a `text` part.")
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"] = Field(
+        description="Who wrote the message; the last `user` message is the question.",
+        examples=["user"],
+    )
+    content: str | list[ContentPart] | None = Field(
+        None, description="The text, or a list of content parts.", examples=["What is Sieve?"]
+    )
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = Field(
+        False, description="Send a last chunk with `usage` (and empty `choices`) before [DONE]."
+    )
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request. The last `user` message is the question; earlier
+    turns are not used. `model` picks the mode (`kb-auto`, `kb-rag`, `kb-long_context`,
+    `kb-self_route`); any other name uses the default mode. Other OpenAI parameters
+    (temperature, max_tokens, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "kb-rag",
+                    "messages": [{"role": "user", "content": "When are deploys frozen?"}],
+                }
+            ]
+        },
+    )
+
+    model: str = Field("kb-auto", description="`kb-<mode>` or any name (default mode).")
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
+    stream: bool = Field(False, description="Stream `chat.completion.chunk` events (SSE).")
+    stream_options: StreamOptions | None = Field(None, description="Streaming options.")
+
+
+class ChatResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str = Field(
+        description="The answer, then a blank line and a `Sources:` list "
+        "(`[n] title (source, chars start-end)`) when it cites anything."
+    )
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatResponseMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(description="Prompt tokens read from the prompt cache.")
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int = Field(description="All prompt tokens, cached or not.")
+    completion_tokens: int = Field(description="Tokens of the answer.")
+    total_tokens: int = Field(description="prompt_tokens + completion_tokens.")
+    prompt_tokens_details: PromptTokensDetails
+
+
+class KBDetails(BaseModel):
+    """What a plain OpenAI response cannot carry: the route, cost, version and timings."""
+
+    route: Route
+    refused: bool
+    cost_usd: float | None
+    backend: str
+    corpus_version: str
+    timings: dict[str, float]
+    usage: Usage = Field(description="The usage split the kb way (cache read and write apart).")
+
+
+class ChatCompletionResponse(BaseModel):
+    """OpenAI's `chat.completion`, plus two extra top-level fields OpenAI clients ignore
+    but can read (`response.model_extra["citations"]` in the `openai` Python client):
+    `citations` (the same objects as in /v1/query) and `kb` (route, cost, version)."""
+
+    id: str = Field(examples=["chatcmpl-5f0c6e0a9b8d4c1e"])
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(description="Unix time of the answer.")
+    model: str = Field(description="The model name the request asked for.", examples=["kb-rag"])
+    system_fingerprint: str = Field(
+        description="`kb-<corpus_version>`: changes whenever the corpus does."
+    )
+    choices: list[ChatChoice]
+    usage: ChatUsage
+    citations: list[Citation]
+    kb: KBDetails
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChatDelta
+    finish_reason: Literal["stop"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One `data:` frame of a streamed chat completion. The frame with `finish_reason`
+    also carries `citations` and `kb`; with `stream_options.include_usage` a last frame
+    has empty `choices` and the `usage`; then `data: [DONE]`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[ChatChunkChoice]
+    usage: ChatUsage | None = None
+    citations: list[Citation] | None = None
+    kb: KBDetails | None = None
+
+
+class ModelCard(BaseModel):
+    id: str = Field(examples=["kb-rag"])
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time the service started.")
+    owned_by: str = Field("kb", description="Always `kb`.")
+    description: str = Field(description="What the model name selects.")
+
+
+class ModelList(BaseModel):
+    """The kb-* model names, one per mode, for OpenAI clients and chat front-ends."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def error_payload(kind: str, message: str) -> dict[str, Any]:
+    """The one error shape, as JSON-ready data: `{"error": {"type", "message"}}`."""
+    return ErrorResponse(error=ErrorBody(type=kind, message=message)).model_dump()

@@ -1,0 +1,135 @@
+"""The web page at `/`, driven in headless Chromium (Debian's, through Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kb.corpus import CorpusVersion
+from kb.embedding import Embedder
+from tests.live_server import HANDBOOK, LiveServer, ingest_handbook, make_settings, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed at /usr/bin/chromium "
+        "(WITH_BROWSER=1 bash scripts/setup.sh installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    _, data_dir, _ = ingest_handbook(tmp_path_factory.mktemp("handbook"), embedder)
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def server(
+    data_dir: Path, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    with serving(
+        make_settings(tmp_path_factory.mktemp("web"), data_dir=data_dir), embedder
+    ) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def save_screenshot(page: object, tmp_path: Path, name: str) -> Path:
+    """Into the test's tmp dir, and a copy under test-artifacts/ (gitignored)."""
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / name)
+    return path
+
+
+def test_ask_a_question_and_see_cited_passages(
+    server: LiveServer, browser: object, data_dir: Path, tmp_path: Path
+) -> None:
+    version = CorpusVersion.open(data_dir).version
+    page = browser.new_page(viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(server.url + "/")
+
+    # The corpus status loads on its own.
+    status = page.locator("#status-grid")
+    status.wait_for(state="visible", timeout=30_000)
+    assert version in status.inner_text()
+    assert str(len(HANDBOOK)) in status.inner_text()
+    assert "auto would use long context" in page.locator("#status-route").inner_text()
+
+    page.fill("#question", "When are production deploys frozen?")
+    page.select_option("#mode", "rag")
+    page.click("#ask")
+    page.wait_for_selector("#result[data-state=done]", timeout=60_000)
+
+    assert "Friday 15:00" in page.locator("#answer").inner_text()
+    assert page.locator("#answer a.marker").first.get_attribute("href") == "#source-1"
+    route = page.locator("#route").inner_text()
+    assert "rag" in route and "retrieval was requested" in route
+    citations = page.locator("#citations .citation")
+    assert citations.count() >= 1
+    first = citations.first.inner_text()
+    assert "Deploys" in first and "engineering/deploys.md" in first and "chars " in first
+    assert "Friday 15:00" in citations.first.locator("blockquote").inner_text()
+    usage = page.locator("#usage").inner_text()
+    assert "input tokens" in usage.lower() and version in usage
+    assert page.locator("#error").is_hidden()
+    shot = save_screenshot(page, tmp_path, "web-answer-rag.png")
+    assert shot.stat().st_size > 10_000
+
+    # auto on this small corpus reads it whole, from the cached prompt.
+    page.fill("#question", "How long do access grants last?")
+    page.select_option("#mode", "auto")
+    page.click("#ask")
+    page.wait_for_function(
+        "document.querySelector('#answer').innerText.includes('eight hours')"
+        " && document.querySelector('#result').dataset.state === 'done'",
+        timeout=60_000,
+    )
+    assert "long context" in page.locator("#route .route-head").inner_text()
+    save_screenshot(page, tmp_path, "web-answer-auto.png")
+
+    # Nothing but our own origin was fetched: no CDN, no external assets.
+    assert requests and all(url.startswith(server.url) for url in requests)
+    page.close()
+
+
+def test_errors_are_shown_on_the_page(server: LiveServer, browser: object) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(server.url + "/")
+    page.fill("#question", "x" * 600)  # over KB_MAX_QUESTION_CHARS of the test settings
+    page.click("#ask")
+    error = page.locator("#error")
+    error.wait_for(state="visible", timeout=30_000)
+    assert "KB_MAX_QUESTION_CHARS" in error.inner_text()
+    assert "422" in error.inner_text()
+    page.close()
