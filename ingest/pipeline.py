@@ -50,6 +50,12 @@ def config_key(settings: Settings) -> str:
     return f"{MODEL_NAME}/chunk{settings.chunk_tokens}/overlap{settings.chunk_overlap}/title-v1"
 
 
+def chunk_key(settings: Settings, digest: str) -> str:
+    """What chunk ids derive from: the content and the config, so that a new chunk size
+    or model never picks up a vector computed for other text under the same id."""
+    return f"{config_key(settings)}\0{digest}"
+
+
 def embedding_text(chunk: Chunk) -> str:
     """What the model sees: the title gives a chunk its subject."""
     return f"{chunk.title}\n{chunk.text}"
@@ -144,7 +150,9 @@ def _ingest_locked(
 
     new_chunks: list[Chunk] = []
     for doc, digest in fresh:
-        chunks = chunk_document(doc, digest, settings.chunk_tokens, settings.chunk_overlap)
+        chunks = chunk_document(
+            doc, chunk_key(settings, digest), settings.chunk_tokens, settings.chunk_overlap
+        )
         new_chunks.extend(chunks)
         entries.append(
             ManifestDoc(

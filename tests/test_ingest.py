@@ -1,0 +1,405 @@
+"""The incremental ingest on real parts: the bundled model, embedded Chroma on a temp
+folder, a small corpus of every supported format. Every test checks that Chroma
+holds exactly the chunks of the committed manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from ingest.chunking import chunk_document
+from ingest.loaders import load_corpus
+from ingest.pipeline import chunk_key, content_hash, embedding_text, run_ingest
+from kb.corpus import CorpusVersion, Layout, document_header
+from kb.embedding import Embedder
+from kb.errors import IngestBusyError, NotIngestedError, UserError
+from kb.models import Document, IngestSummary
+from kb.settings import Settings, load_settings
+from kb.store import VectorStore
+from kb.tokens import count_tokens
+from tests.conftest import DATASETS, FIXTURES, write_corpus
+
+HOTPOT = DATASETS / "hotpotqa-100" / "corpus.jsonl"
+
+POLICY = """# Travel Policy
+
+Employees book rail travel for any trip under four hours. Flights need the approval
+of a department head before booking. The travel desk answers within one working day.
+
+Hotels are booked through the company portal. The nightly limit is 140 euros in most
+cities and 190 euros in capitals. Longer stays of more than five nights get a
+serviced apartment instead.
+
+Meals are reimbursed at a daily rate of 45 euros. Alcohol is never reimbursed.
+Receipts must be uploaded within thirty days of the trip or the claim lapses.
+"""
+
+DOCS = [
+    "design.rst",
+    "guide.html",
+    "handbook.pdf",
+    "notes.txt",
+    "policy.md",
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Small chunks so that a small corpus has documents of several chunks."""
+    return load_settings(data_dir=tmp_path / "data", chunk_tokens=48, chunk_overlap=12)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """Every format, plus files that must be skipped."""
+    wiki = HOTPOT.read_text("utf-8").splitlines()[:3]
+    root = write_corpus(
+        tmp_path / "corpus",
+        {
+            "policy.md": POLICY,
+            "notes.txt": "Standup is at 9:30 every weekday.\nThe retro is on Fridays.",
+            "design.rst": "Design\n======\n\nThe index is rebuilt from content hashes.\n",
+            "wiki.jsonl": "\n".join(wiki) + "\n",
+            "empty.txt": "",
+            "binary.md": b"\x00\x01\x02 not text",
+        },
+    )
+    shutil.copy(FIXTURES / "handbook.pdf", root / "handbook.pdf")
+    shutil.copy(FIXTURES / "guide.html", root / "guide.html")
+    return root
+
+
+def _wiki_ids() -> list[str]:
+    return sorted(json.loads(line)["doc_id"] for line in HOTPOT.read_text("utf-8").splitlines()[:3])
+
+
+def _ingest(settings: Settings, root: Path, embedder: Embedder) -> tuple[IngestSummary, int]:
+    """Run an ingest; also return how many texts the model embedded during it."""
+    before = embedder.texts_embedded
+    summary = run_ingest(settings, root, embedder=embedder)
+    return summary, embedder.texts_embedded - before
+
+
+def _manifest_ids(settings: Settings) -> dict[str, list[str]]:
+    corpus = CorpusVersion.open(settings.data_dir)
+    return {doc.doc_id: doc.chunk_ids for doc in corpus.manifest.documents}
+
+
+def _assert_store_matches_manifest(settings: Settings) -> set[str]:
+    """Chroma holds exactly the committed chunks: no stale, none missing, none twice."""
+    corpus = CorpusVersion.open(settings.data_dir)
+    wanted = [cid for doc in corpus.manifest.documents for cid in doc.chunk_ids]
+    store = VectorStore(settings)
+    assert len(wanted) == len(set(wanted)) == corpus.manifest.chunk_count
+    assert store.all_ids() == set(wanted)
+    assert store.count() == len(wanted)
+    assert [c.chunk_id for c in corpus.chunks] == wanted
+    return set(wanted)
+
+
+def test_first_ingest_indexes_every_format_and_skips_bad_files(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    summary, embedded = _ingest(settings, corpus, embedder)
+
+    assert summary.added == len(DOCS) + 3
+    assert (summary.changed, summary.removed, summary.unchanged) == (0, 0, 0)
+    assert sorted(summary.added_ids) == sorted(DOCS + _wiki_ids())
+    assert {(s.path, s.reason) for s in summary.skipped} == {
+        ("empty.txt", "empty file"),
+        ("binary.md", "binary file (NUL bytes); convert it to text first"),
+    }
+    assert summary.chunks_embedded == summary.chunks == embedded
+    assert summary.previous_version is None and not summary.resumed
+    assert _assert_store_matches_manifest(settings)
+
+    corpus_version = CorpusVersion.open(settings.data_dir)
+    assert corpus_version.version == summary.corpus_version
+    policy = next(d for d in corpus_version.manifest.documents if d.doc_id == "policy.md")
+    assert len(policy.chunk_ids) >= 3  # the small chunk size cut it
+    assert policy.title == "Travel Policy"
+    assert policy.tokens == count_tokens(POLICY.strip())
+
+
+def test_chroma_holds_each_chunk_with_its_text_span_and_vector(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    _ingest(settings, corpus, embedder)
+    version = CorpusVersion.open(settings.data_dir)
+    texts = {d.doc_id: d.text for d in load_corpus(corpus, settings.max_file_bytes).documents}
+    store = VectorStore(settings)
+    got = store.collection.get(
+        ids=[c.chunk_id for c in version.chunks], include=["documents", "metadatas"]
+    )
+    rows = dict(zip(got["ids"], zip(got["documents"], got["metadatas"], strict=True), strict=True))
+    for chunk in version.chunks:
+        text, meta = rows[chunk.chunk_id]
+        assert text == chunk.text == texts[chunk.doc_id][chunk.start : chunk.end]
+        assert meta == chunk.metadata()
+
+    # The stored vector is the model's vector of the chunk: its own text finds it first.
+    target = next(c for c in version.chunks if "140 euros" in c.text)
+    hits = store.query(embedder.embed_one(embedding_text(target)), 3)
+    assert hits[0][0] == target.chunk_id and hits[0][1] > 0.99
+
+    # The BM25 index beside it finds the chunk by a rare word.
+    rows_found = version.lexical.search("serviced apartment", 3)
+    assert "serviced apartment" in version.chunks[rows_found[0][0]].text
+
+
+def test_snapshot_holds_every_document_in_a_stable_order_with_markers(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    summary, _ = _ingest(settings, corpus, embedder)
+    version = CorpusVersion.open(settings.data_dir)
+    documents = load_corpus(corpus, settings.max_file_bytes).documents
+    expected = "".join(
+        document_header(d.doc_id, d.title, d.source) + d.text + "\n</document>\n\n"
+        for d in sorted(documents, key=lambda d: d.doc_id)
+    )
+    assert version.snapshot == expected
+    assert summary.corpus_tokens == count_tokens(expected) == version.corpus_tokens
+    spans = version.document_spans()
+    assert [doc_id for doc_id, _, _ in spans] == sorted(d.doc_id for d in documents)
+    by_id = {d.doc_id: d.text for d in documents}
+    for doc_id, start, end in spans:
+        assert version.snapshot[start:end] == by_id[doc_id]
+
+
+def test_unchanged_reingest_embeds_nothing_and_keeps_the_snapshot_bytes(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    folder = Layout(settings.data_dir).version_dir(first.corpus_version)
+    snapshot = (folder / "snapshot.txt").read_bytes()
+    manifest = (folder / "manifest.json").read_bytes()
+    ids = _assert_store_matches_manifest(settings)
+
+    (corpus / "notes.txt").touch()  # a new mtime is not a change
+    seconds_before = embedder.seconds
+    second, embedded = _ingest(settings, corpus, embedder)
+
+    assert embedded == 0 and embedder.seconds == seconds_before
+    assert second.chunks_embedded == 0 and second.chunks_deleted == 0
+    assert (second.added, second.changed, second.removed) == (0, 0, 0)
+    assert second.unchanged == first.added
+    assert second.corpus_version == first.corpus_version == second.previous_version
+    assert second.corpus_tokens == first.corpus_tokens
+    assert len(second.skipped) == 2
+    assert (folder / "snapshot.txt").read_bytes() == snapshot
+    assert (folder / "manifest.json").read_bytes() == manifest
+    assert _assert_store_matches_manifest(settings) == ids
+
+
+def test_a_changed_file_reembeds_only_its_chunks_and_its_old_chunks_are_gone(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    before = _manifest_ids(settings)
+    old_snapshot = CorpusVersion.open(settings.data_dir).snapshot
+
+    (corpus / "policy.md").write_text(POLICY.replace("140 euros", "150 euros"), "utf-8")
+    summary, embedded = _ingest(settings, corpus, embedder)
+
+    after = _manifest_ids(settings)
+    assert (summary.added, summary.changed, summary.removed) == (0, 1, 0)
+    assert summary.changed_ids == ["policy.md"]
+    assert summary.unchanged == first.added - 1
+    assert embedded == summary.chunks_embedded == len(after["policy.md"])
+    assert summary.chunks_deleted == len(before["policy.md"])
+    assert not set(before["policy.md"]) & set(after["policy.md"])
+    assert {k: v for k, v in after.items() if k != "policy.md"} == {
+        k: v for k, v in before.items() if k != "policy.md"
+    }
+    live = _assert_store_matches_manifest(settings)
+    assert not live & set(before["policy.md"])
+
+    version = CorpusVersion.open(settings.data_dir)
+    assert version.version == summary.corpus_version != first.corpus_version
+    assert summary.previous_version == first.corpus_version
+    assert version.snapshot == old_snapshot.replace("140 euros", "150 euros")
+    # The previous version's folder is kept for readers that still hold it.
+    assert (Layout(settings.data_dir).version_dir(first.corpus_version) / "chunks.jsonl").exists()
+
+
+def test_a_deleted_file_disappears_and_a_new_file_is_added(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    before = _manifest_ids(settings)
+
+    (corpus / "notes.txt").unlink()
+    (corpus / "new" / "faq.md").parent.mkdir()
+    (corpus / "new" / "faq.md").write_text("# FAQ\n\nThe office opens at eight.", "utf-8")
+    summary, embedded = _ingest(settings, corpus, embedder)
+
+    after = _manifest_ids(settings)
+    assert (summary.added, summary.changed, summary.removed) == (1, 0, 1)
+    assert summary.added_ids == ["new/faq.md"] and summary.removed_ids == ["notes.txt"]
+    assert embedded == summary.chunks_embedded == len(after["new/faq.md"])
+    assert summary.chunks_deleted == len(before["notes.txt"])
+    assert "notes.txt" not in after
+    live = _assert_store_matches_manifest(settings)
+    assert not live & set(before["notes.txt"])
+    assert "notes.txt" not in CorpusVersion.open(settings.data_dir).snapshot
+    assert summary.corpus_version != first.corpus_version
+
+
+def test_jsonl_records_are_documents_of_their_own(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    _ingest(settings, corpus, embedder)
+    before = _manifest_ids(settings)
+    lines = (corpus / "wiki.jsonl").read_text("utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    records[0]["text"] += " An added closing sentence."
+    removed = records.pop(1)["doc_id"]
+    (corpus / "wiki.jsonl").write_text("\n".join(json.dumps(r) for r in records), "utf-8")
+
+    summary, embedded = _ingest(settings, corpus, embedder)
+    after = _manifest_ids(settings)
+    assert summary.changed_ids == [records[0]["doc_id"]]
+    assert summary.removed_ids == [removed]
+    assert summary.unchanged == len(before) - 2
+    assert embedded == len(after[records[0]["doc_id"]])
+    assert after[records[1]["doc_id"]] == before[records[1]["doc_id"]]
+    _assert_store_matches_manifest(settings)
+
+
+def test_reverting_a_change_restores_the_same_version_bytes(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    snapshot = CorpusVersion.open(settings.data_dir).snapshot.encode()
+    (corpus / "notes.txt").write_text("Standup moved to 10:00.", "utf-8")
+    changed, _ = _ingest(settings, corpus, embedder)
+    assert changed.corpus_version != first.corpus_version
+
+    (corpus / "notes.txt").write_text(
+        "Standup is at 9:30 every weekday.\nThe retro is on Fridays.", "utf-8"
+    )
+    reverted, embedded = _ingest(settings, corpus, embedder)
+    assert reverted.corpus_version == first.corpus_version
+    assert CorpusVersion.open(settings.data_dir).snapshot.encode() == snapshot
+    assert embedded == reverted.chunks_embedded == len(_manifest_ids(settings)["notes.txt"])
+    _assert_store_matches_manifest(settings)
+
+
+def test_a_new_chunk_size_reembeds_everything(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    old_ids = _assert_store_matches_manifest(settings)
+    bigger = settings.model_copy(update={"chunk_tokens": 200, "chunk_overlap": 30})
+    summary, embedded = _ingest(bigger, corpus, embedder)
+    assert summary.changed == first.added and summary.unchanged == 0
+    assert embedded == summary.chunks_embedded == summary.chunks < first.chunks
+    assert summary.corpus_version != first.corpus_version
+    assert not _assert_store_matches_manifest(bigger) & old_ids
+
+
+def test_a_corpus_with_nothing_loadable_is_refused_and_changes_nothing(
+    settings: Settings, corpus: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    ids = _assert_store_matches_manifest(settings)
+    junk = write_corpus(tmp_path / "junk", {"empty.md": "", "bin.txt": b"\x00\x00"})
+    with pytest.raises(UserError, match="No loadable documents"):
+        run_ingest(settings, junk, embedder=embedder)
+    with pytest.raises(UserError, match="does not exist"):
+        run_ingest(settings, tmp_path / "missing", embedder=embedder)
+    assert CorpusVersion.open(settings.data_dir).version == first.corpus_version
+    assert _assert_store_matches_manifest(settings) == ids
+    assert not Layout(settings.data_dir).pending.exists()
+
+
+def test_reading_before_any_ingest_says_what_to_do(settings: Settings) -> None:
+    with pytest.raises(NotIngestedError, match="kb ingest PATH"):
+        CorpusVersion.open(settings.data_dir)
+
+
+def test_leftovers_of_an_interrupted_run_are_reused_or_cleaned_up(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    """What a killed run leaves (pending.json, vectors of an uncommitted version) is
+    finished by the next run: new vectors reused, orphans deleted."""
+    _ingest(settings, corpus, embedder)
+    layout = Layout(settings.data_dir)
+    store = VectorStore(settings)
+
+    # A run killed after embedding the new policy.md but before its commit...
+    new_text = POLICY.replace("45 euros", "50 euros")
+    (corpus / "policy.md").write_text(new_text, "utf-8")
+    doc = next(d for d in load_corpus(corpus, 10**6).documents if d.doc_id == "policy.md")
+    new_chunks = chunk_document(
+        doc, chunk_key(settings, content_hash(doc)), settings.chunk_tokens, settings.chunk_overlap
+    )
+    store.upsert(new_chunks, embedder.embed([embedding_text(c) for c in new_chunks]))
+    # ...and had also embedded a file that was deleted again since.
+    orphan = chunk_document(Document("gone.md", "Gone", "gone.md", "Deleted since."), "x", 48, 12)
+    store.upsert(orphan, embedder.embed([embedding_text(c) for c in orphan]))
+    layout.pending.write_text('{"started_at": "then"}', "utf-8")
+
+    summary, embedded = _ingest(settings, corpus, embedder)
+    assert summary.resumed
+    assert summary.changed_ids == ["policy.md"]
+    assert embedded == summary.chunks_embedded == 0
+    assert summary.chunks_reused == len(new_chunks)
+    live = _assert_store_matches_manifest(settings)
+    assert {c.chunk_id for c in new_chunks} <= live
+    assert not live & {c.chunk_id for c in orphan}
+    assert not layout.pending.exists()
+
+    # Killed after the pointer swap, before the clean-up: an unchanged folder still
+    # removes the stale vectors.
+    store.upsert(orphan, embedder.embed([embedding_text(c) for c in orphan]))
+    layout.pending.write_text('{"started_at": "then"}', "utf-8")
+    again, embedded = _ingest(settings, corpus, embedder)
+    assert again.resumed and embedded == 0
+    assert again.corpus_version == summary.corpus_version
+    assert again.chunks_deleted == len(orphan)
+    _assert_store_matches_manifest(settings)
+    assert not layout.pending.exists()
+
+
+def test_a_second_ingest_fails_at_once_while_the_data_dir_is_locked(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    first, _ = _ingest(settings, corpus, embedder)
+    (corpus / "notes.txt").write_text("changed while locked", "utf-8")
+    holder = FileLock(str(Layout(settings.data_dir).lock))
+    with holder, pytest.raises(IngestBusyError, match="Another ingest is running"):
+        run_ingest(settings, corpus, embedder=embedder)
+    assert CorpusVersion.open(settings.data_dir).version == first.corpus_version
+    assert not Layout(settings.data_dir).pending.exists()
+
+
+def test_a_second_ingest_waits_for_the_lock_when_asked(
+    settings: Settings, corpus: Path, embedder: Embedder
+) -> None:
+    _ingest(settings, corpus, embedder)
+    (corpus / "notes.txt").write_text("changed while locked", "utf-8")
+    held, released = threading.Event(), threading.Event()
+
+    def hold_then_release() -> None:
+        with FileLock(str(Layout(settings.data_dir).lock)):
+            held.set()
+            time.sleep(1.0)
+            released.set()
+
+    thread = threading.Thread(target=hold_then_release)
+    thread.start()
+    try:
+        assert held.wait(10)
+        summary = run_ingest(settings, corpus, embedder=embedder, wait_seconds=60)
+    finally:
+        thread.join()
+    assert released.is_set()  # it ran only after the holder let go
+    assert summary.changed_ids == ["notes.txt"]
+    _assert_store_matches_manifest(settings)
