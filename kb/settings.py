@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     request_timeout: float = Field(120.0, gt=0)
     max_output_tokens: int = Field(512, ge=1, le=32_000)
     extractive_threshold: float = Field(
-        0.45, ge=0.0, le=1.0, description="The extractive reader refuses below this score."
+        0.5, ge=0.0, le=1.0, description="The extractive reader refuses below this score."
     )
     price_overrides: Path | None = Field(
         None, description="JSON file of per-model prices that override genai-prices."
