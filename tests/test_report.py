@@ -1,0 +1,219 @@
+"""`kb report` end to end on a small slice of hotpotqa-100, and its HTML in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.cli import main
+from ingest.pipeline import run_ingest
+from kb.embedding import Embedder
+from kb.evaluation import load_questions, mean
+from kb.report import ReportOptions, run_report
+from kb.service import KnowledgeBase
+from kb.settings import load_settings
+from tests.conftest import DATASETS
+
+HOTPOT = DATASETS / "hotpotqa-100"
+CHROMIUM = Path("/usr/bin/chromium")
+MODES = ("long_context", "rag", "auto", "self_route")
+SLICE = 4  # hotpotqa questions in the slice; their ten paragraphs each form the corpus
+
+pytestmark = pytest.mark.skipif(
+    not (HOTPOT / "questions.jsonl").exists(), reason=f"evaluation data missing at {HOTPOT}"
+)
+
+
+def _make_slice(folder: Path) -> tuple[Path, Path]:
+    """A corpus of the paragraphs the first SLICE questions draw on, and those questions
+    plus one the corpus cannot answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = (HOTPOT / "questions.jsonl").read_text("utf-8").splitlines()[:SLICE]
+    records = [json.loads(line) for line in lines]
+    wanted = {doc for r in records for doc in r["distractor_doc_ids"] + r["gold_doc_ids"]}
+    with open(HOTPOT / "corpus.jsonl", encoding="utf-8") as fh:
+        docs = [line for line in fh if json.loads(line)["doc_id"] in wanted]
+    corpus = folder / "corpus" / "corpus.jsonl"
+    corpus.parent.mkdir()
+    corpus.write_text("".join(docs), "utf-8")
+    records.append(
+        {
+            "qid": "unanswerable-1",
+            "question": "What is the boiling point of liquid unobtainium on Mars?",
+            "answers": [],
+            "gold_doc_ids": [],
+            "is_impossible": True,
+        }
+    )
+    questions = folder / "questions.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+    return corpus, questions
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Path]:
+    """One `kb report` run over the slice, through the real CLI, shared by the tests."""
+    root = tmp_path_factory.mktemp("report")
+    corpus, questions = _make_slice(root)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("KB_"):
+                patch.delenv(name)
+        patch.chdir(root)
+        run_ingest(load_settings(data_dir=root / "data"), corpus.parent, embedder=embedder)
+        code = main(
+            [
+                "report",
+                "--data-dir",
+                str(root / "data"),
+                "--questions",
+                str(questions),
+                "--out",
+                str(root / "out"),
+                "--seed",
+                "1",
+                "--note",
+                "A test slice.",
+            ]
+        )
+    assert code == 0
+    yield root / "out"
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text("utf-8").splitlines()]
+
+
+def test_report_writes_all_four_files_and_the_charts(report_dir: Path) -> None:
+    for name in ("report.md", "report.html", "results.jsonl", "summary.json"):
+        assert (report_dir / name).stat().st_size > 0, name
+    charts = sorted(p.name for p in (report_dir / "charts").glob("*.svg"))
+    assert charts == ["accuracy_vs_cost.svg", "cost_vs_volume.svg", "latency.svg", "tokens.svg"]
+    markdown = (report_dir / "report.md").read_text("utf-8")
+    assert "projections from token counts" in markdown
+    assert "A test slice." in markdown
+    for chart in charts:
+        assert f"(charts/{chart})" in markdown
+
+
+def test_results_hold_one_answer_per_question_and_mode(report_dir: Path) -> None:
+    rows = _rows(report_dir)
+    answers = [r for r in rows if r["kind"] == "answer"]
+    assert sorted((r["mode"], r["qid"]) for r in answers) == sorted(
+        (mode, qid) for mode in MODES for qid in {r["qid"] for r in answers}
+    )
+    assert len({r["qid"] for r in answers}) == SLICE + 1
+    assert all(r["error"] is None for r in answers)
+    # The best score is recorded for every answer, refusals included (from the sweep).
+    assert all(isinstance(r["best_score"], float) for r in answers)
+    # Retrieval probes only for answerable questions with gold documents.
+    probes = [r for r in rows if r["kind"] == "retrieval"]
+    assert len(probes) == SLICE and all(set(r["recall"]) == {"5", "20"} for r in probes)
+    sweep = [r for r in rows if r["kind"] == "threshold_sweep"]
+    assert {r["path"] for r in sweep} == {"long_context", "rag"}
+    # Exactly one cold long-context question: the first to read this corpus version.
+    cold = [r for r in answers if r["cold"]]
+    assert len(cold) == 1 and cold[0]["mode"] == "long_context"
+
+
+def test_summary_recomputes_from_the_raw_results(report_dir: Path) -> None:
+    summary = json.loads((report_dir / "summary.json").read_text("utf-8"))
+    rows = _rows(report_dir)
+    assert list(summary["modes"]) == list(MODES)
+    for mode, metrics in summary["modes"].items():
+        mine = [r for r in rows if r["kind"] == "answer" and r["mode"] == mode]
+        assert metrics["accuracy"] == round(mean(float(r["scores"]["correct"]) for r in mine), 4)
+        impossible = [float(r["refused"]) for r in mine if r["is_impossible"]]
+        assert metrics["refusal_accuracy"] == round(mean(impossible), 4)
+        tokens = mean(float(r["usage"]["input_tokens"]) for r in mine)
+        assert metrics["tokens_per_question"]["input_tokens"] == round(tokens, 1)
+    assert summary["modes"]["long_context"]["long_context_share"] == 1.0
+    assert summary["modes"]["rag"]["long_context_share"] == 0.0
+    probes = [r for r in rows if r["kind"] == "retrieval"]
+    assert summary["retrieval_recall"]["20"]["all_gold"] == round(
+        mean(r["recall"]["20"]["all"] for r in probes), 4
+    )
+    costs = summary["costs"]
+    assert costs["projection"] is True
+    assert len(costs["models"]) == 3
+    for entry in costs["models"].values():
+        lc, rag = entry["modes"]["long_context"], entry["modes"]["rag"]
+        # The corpus prefix makes a long-context question dearer than a retrieval one,
+        # and caching makes it cheaper than sending the corpus uncached.
+        assert lc["per_1000_warm_cache_usd"] < lc["per_1000_without_cache_usd"]
+        assert rag["per_1000_with_cache_usd"] == rag["per_1000_without_cache_usd"]
+        assert "long_context_cached_vs_rag" in entry["break_even"]
+
+
+def test_a_seed_fixes_the_sample_and_the_answers(
+    tmp_path: Path, embedder: Embedder, report_dir: Path
+) -> None:
+    data = report_dir.parent / "data"
+    questions = report_dir.parent / "questions.jsonl"
+    settings = load_settings(data_dir=data)
+
+    def answers(seed: int) -> list[tuple[str, str]]:
+        options = ReportOptions(
+            questions_path=questions, modes=("rag",), limit=3, seed=seed, threshold_sweep=False
+        )
+        with KnowledgeBase(settings, embedder=embedder) as base:
+            result = run_report(base, options)
+        return [(r["qid"], r["answer"]) for r in result.rows if r["kind"] == "answer"]
+
+    first = answers(5)
+    assert first == answers(5)
+    assert len(first) == 3
+    assert {qid for qid, _ in first} <= {q.qid for q in load_questions(questions)}
+
+
+def test_html_is_self_contained(report_dir: Path) -> None:
+    page = (report_dir / "report.html").read_text("utf-8")
+    assert "<script" not in page.lower()
+    assert page.count("<svg") == 4
+    # The only URL is the SVG namespace: nothing is fetched.
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
+    assert urls == {"http://www.w3.org/2000/svg"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
+def test_html_renders_in_headless_chromium(report_dir: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    shot = report_dir / "report.png"
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto((report_dir / "report.html").as_uri())
+            page.screenshot(path=str(shot), full_page=True)
+            boxes = [svg.bounding_box() for svg in page.query_selector_all("svg")]
+            tables = page.query_selector_all("table")
+            title = page.title()
+        finally:
+            browser.close()
+    assert title.startswith("Report:")
+    assert len(boxes) == 4
+    assert all(box is not None and box["width"] > 300 and box["height"] > 100 for box in boxes)
+    assert len(tables) >= 4
+    assert requests == [(report_dir / "report.html").as_uri()]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 50_000
