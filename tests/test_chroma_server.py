@@ -1,0 +1,152 @@
+"""The same ingest against a real Chroma server (`chroma run` on loopback), the path
+to a distributed deployment: `KB_CHROMA_URL` switches the store to `HttpClient`."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import embedding_text, run_ingest
+from kb.corpus import CorpusVersion
+from kb.embedding import Embedder
+from kb.errors import SettingsError
+from kb.settings import Settings, load_settings
+from kb.store import VectorStore
+from tests.conftest import write_corpus
+
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_heartbeat(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"chroma run exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no Chroma heartbeat at {url} after {timeout}s")
+        time.sleep(0.2)
+
+
+class ChromaServer:
+    """A `chroma run` subprocess on 127.0.0.1 that can be stopped and started again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_for_heartbeat(self.url, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    if not CHROMA.exists() and shutil.which("chroma") is None:
+        pytest.skip("the chroma CLI is not installed (pip install chromadb)")
+    server = ChromaServer(tmp_path / "chroma-server")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _assert_server_matches_manifest(settings: Settings) -> set[str]:
+    corpus = CorpusVersion.open(settings.data_dir)
+    wanted = {cid for doc in corpus.manifest.documents for cid in doc.chunk_ids}
+    store = VectorStore(settings)
+    assert store.all_ids() == wanted
+    assert store.count() == corpus.manifest.chunk_count
+    return wanted
+
+
+def test_ingest_and_incremental_change_against_a_chroma_server(
+    chroma_server: ChromaServer,
+    tmp_path: Path,
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KB_CHROMA_URL", chroma_server.url)
+    settings = load_settings(data_dir=tmp_path / "data", chunk_tokens=48, chunk_overlap=8)
+    assert settings.chroma_url == chroma_server.url
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "rail.md": "# Rail\n\nTrains are booked for trips under four hours. "
+            "The travel desk books them within a day.",
+            "hotel.md": "# Hotels\n\nThe nightly limit is 140 euros.",
+            "meals.txt": "Meals are reimbursed at 45 euros a day.",
+        },
+    )
+
+    first = run_ingest(settings, corpus, embedder=embedder)
+    assert first.added == 3 and first.chunks_embedded == first.chunks
+    old = _assert_server_matches_manifest(settings)
+    assert not (settings.data_dir / "chroma").exists()  # nothing went to embedded Chroma
+    store = VectorStore(settings)
+    (hotel,) = [c for c in CorpusVersion.open(settings.data_dir).chunks if c.doc_id == "hotel.md"]
+    hits = store.query(embedder.embed_one(embedding_text(hotel)), 1)
+    assert hits[0][0] == hotel.chunk_id and hits[0][1] > 0.99
+
+    before = embedder.texts_embedded
+    again = run_ingest(settings, corpus, embedder=embedder)
+    assert embedder.texts_embedded == before and again.chunks_embedded == 0
+
+    (corpus / "hotel.md").write_text("# Hotels\n\nThe nightly limit is 150 euros.", "utf-8")
+    (corpus / "meals.txt").unlink()
+    (corpus / "taxi.md").write_text("# Taxis\n\nTaxis need a receipt.", "utf-8")
+    changed = run_ingest(settings, corpus, embedder=embedder)
+    assert (changed.added, changed.changed, changed.removed) == (1, 1, 1)
+    assert changed.chunks_embedded == embedder.texts_embedded - before == 2
+    assert changed.chunks_deleted == 2
+    live = _assert_server_matches_manifest(settings)
+    assert len(old & live) == first.chunks - 2  # rail.md kept its chunk
+
+    # The server persisted them: a restart on the same path serves the same chunks.
+    chroma_server.stop()
+    chroma_server.start()
+    assert _assert_server_matches_manifest(settings) == live
+
+
+def test_a_malformed_chroma_url_is_a_settings_error(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", chroma_url="localhost:8000")
+    with pytest.raises(SettingsError, match="KB_CHROMA_URL must look like http://host:port"):
+        VectorStore(settings)
