@@ -47,7 +47,7 @@ def content_hash(doc: Document) -> str:
 
 def config_key(settings: Settings) -> str:
     """What, besides the text, decides a chunk's vector: a change re-embeds everything."""
-    return f"{MODEL_NAME}/chunk{settings.chunk_tokens}/overlap{settings.chunk_overlap}/title-v1"
+    return f"{MODEL_NAME}/chunk{settings.chunk_tokens}/overlap{settings.chunk_overlap}/title-v2"
 
 
 def chunk_key(settings: Settings, digest: str) -> str:

@@ -8,8 +8,13 @@ from collections.abc import Iterator
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 # A sentence ends at . ! or ? (after any closing quote or bracket) before white space
-# and a capital, digit or opening mark; or at a line break.
-_SENTENCE_END = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])|\n(?=\S)")
+# and a capital, digit or opening mark.
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])([\"')\]]*)\s+(?=[A-Z0-9\"'(\[])"
+    # A line break inside a paragraph ends a unit only before a list item, heading,
+    # quote or table row: hard-wrapped prose stays one sentence.
+    r"|\n(?=[ \t]*(?:[-*+#>|]|\d+[.)]\s))"
+)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 STOPWORDS = frozenset(
