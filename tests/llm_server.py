@@ -7,7 +7,7 @@ this module in the root conftest's `pytest_plugins`.
 Run as a script to print this machine's figures (start time, prompt tokens/s,
 cold against cached latency of a repeated long prefix)::
 
-    .venv/bin/python -m tests.llm_server [prefix_words]
+    .venv/bin/python -m tests.llm_server [prefix_words] [threads]
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def count_tokens(server: LlamaServer, text: str) -> int:
     return len(response.json()["tokens"])
 
 
-def _figures(prefix_words: int) -> None:
-    with LlamaServer(default_gguf()) as server:
+def _figures(prefix_words: int, threads: int | None) -> None:
+    with LlamaServer(default_gguf(), threads=threads) as server:
+        print(f"threads={server.threads}")
         print(f"server start (model load + warmup): {server.start_seconds:.2f} s")
         headers = {"Authorization": f"Bearer {server.api_key}"}
         prefix = " ".join(f"Fact {i}: item {i} is stored in room {i % 97}." for i in range(9999))
@@ -77,4 +78,7 @@ def _figures(prefix_words: int) -> None:
 
 
 if __name__ == "__main__":
-    _figures(int(sys.argv[1]) if len(sys.argv) > 1 else 1_200)
+    _figures(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 1_200,
+        int(sys.argv[2]) if len(sys.argv) > 2 else None,
+    )

@@ -486,6 +486,9 @@ def test_openai_api_request_and_cached_usage_on_a_recorded_response() -> None:
     assert completion.refused
     assert completion.model == "gpt-4o-mini-2024-07-18"
 
+    backend.complete(rag_prompt("Who founded Paris?"))  # retrieval prompts carry no cache key
+    assert "prompt_cache_key" not in recorder.bodies[1]
+
 
 def test_openai_empty_answer_is_an_error_not_a_blank() -> None:
     backend, _ = openai_with(openai_reply(None, finish_reason="length"))

@@ -11,6 +11,7 @@ without importing it (the package needs plugins this project does not install).
 from __future__ import annotations
 
 import importlib.util
+import os
 import secrets
 import time
 from pathlib import Path
@@ -22,9 +23,21 @@ from kb.settings import Settings
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # SmolLM2 was trained on 8,192-token sequences (the GGUF's n_ctx_train, which the
 # server reports when asked for n_ctx=0); a longer window only degrades answers.
-# At ~250 prompt tokens/s on 2 cores a full window is about half a minute of
-# prefill, and its KV cache about 0.2 GB. KB_CONTEXT_WINDOW overrides it.
+# A full window is tens of seconds of prefill on 2 cores (a cached prefix is
+# then read back in about a second), and its KV cache about 0.2 GB.
+# KB_CONTEXT_WINDOW overrides it.
 DEFAULT_N_CTX = 8_192
+
+
+def default_threads() -> int:
+    """One core fewer than the machine has (at least one).
+
+    llama.cpp's threads wait for each other at every step, so one busy core (this
+    process embedding a question, or any other process) stalls them all. Measured
+    on this 2-core machine with other work running (load ~8): 2 threads started in
+    10.7 s and answered a cached 2.3k-token prompt in 9.4 s; 1 thread in 1.0 s and
+    0.9 s. An idle machine prefills faster on every core: pass `threads` for that."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def default_gguf() -> Path:
@@ -42,10 +55,16 @@ class LlamaServer:
     """llama.cpp's HTTP server running in this process on loopback.
 
     `url` is the server root (`/v1/chat/completions`, `/v1/messages`, `/props`...);
-    requests need `api_key`. `close()` stops it; the port then refuses connections."""
+    requests need `api_key`. `close()` stops it; the port then refuses connections.
+    `threads` defaults to `default_threads()`."""
 
     def __init__(
-        self, gguf: Path, *, n_ctx: int = DEFAULT_N_CTX, api_key: str | None = None
+        self,
+        gguf: Path,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        api_key: str | None = None,
+        threads: int | None = None,
     ) -> None:
         if not gguf.is_file():
             raise SettingsError(f"KB_BACKEND=local: no GGUF model file at {gguf}")
@@ -54,6 +73,7 @@ class LlamaServer:
         self.gguf = gguf
         self.n_ctx = n_ctx
         self.api_key = api_key or secrets.token_urlsafe(24)
+        self.threads = threads or default_threads()
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf)
         params.n_ctx = n_ctx
@@ -62,6 +82,7 @@ class LlamaServer:
         params.port = 0  # any free port
         params.api_keys = [self.api_key]
         params.verbosity = 0  # quiet: failures surface as exceptions or HTTP errors
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
         started = time.perf_counter()
         try:
             self._server: xllamacpp.Server | None = xllamacpp.Server(params)
