@@ -51,10 +51,13 @@ class Sizes:
 
     def explain(self) -> str:
         relation = "<=" if self.fits else ">"
+        bound = f"budget {self.budget:,}"
+        if self.window < self.budget:
+            bound += f", backend window {self.window:,}"
         return (
             f"corpus {self.corpus_tokens:,} + prompt {self.overhead_tokens:,} + answer reserve "
             f"{self.answer_reserve:,} = {self.needed:,} tokens {relation} limit {self.limit:,} "
-            f"(budget {self.budget:,}, backend window {self.window:,})"
+            f"({bound})"
         )
 
 
