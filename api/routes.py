@@ -145,6 +145,8 @@ async def ingest(state: State) -> IngestResponse:
         )
     finally:
         state.ingest_lock.release()
+    if summary.corpus_version != summary.previous_version:
+        state.start_warm_up()  # load the new version's indexes before questions need them
     return IngestResponse.model_validate(summary.model_dump())
 
 
