@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
+RECENT_TEXTS = 4  # per thread, for `embed_one`
 
 
 def model_path() -> str:
@@ -42,6 +44,7 @@ class Embedder:
         self.seconds = 0.0
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        self._recent = threading.local()
 
     @property
     def model(self) -> SentenceTransformer:
@@ -77,7 +80,20 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_one(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """One text's vector (read-only). The last few texts embedded on this thread are
+        remembered: retrieval and then the reader embed the same question in one request
+        (hotpotqa-100 rag: ~18 ms of ~90 ms CPU per question)."""
+        recent: OrderedDict[str, np.ndarray] | None = getattr(self._recent, "texts", None)
+        if recent is None:
+            recent = self._recent.texts = OrderedDict()
+        vector = recent.get(text)
+        if vector is None:
+            vector = self.embed([text])[0]
+            vector.setflags(write=False)
+            recent[text] = vector
+            if len(recent) > RECENT_TEXTS:
+                recent.popitem(last=False)
+        return vector
 
 
 _shared: Embedder | None = None
