@@ -38,6 +38,7 @@ from api.schemas import (
     ChatResponseMessage,
     ChatUsage,
     Citation,
+    ErrorResponse,
     KBDetails,
     ModelCard,
     ModelList,
@@ -240,8 +241,10 @@ async def list_models(state: State) -> ModelList:
 @router.get(
     "/models/{model_id}",
     summary="Describe one kb model",
+    description="The card of one `kb-<mode>` model name; 404 for any other name.",
     response_model=ModelCard,
-    responses=error_responses(401) | {404: {"description": "Not a kb model name."}},
+    responses=error_responses(401, 422)
+    | {404: {"model": ErrorResponse, "description": "Not a kb model name."}},
     dependencies=[QueryAuth],
 )
 async def get_model(model_id: str, state: State) -> ModelCard:

@@ -43,6 +43,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed JSON or an unusable request.",
         401: "Missing or wrong API key (see the ServiceKey security scheme).",
         403: "Ingest over HTTP is disabled (no KB_SERVICE_API_KEY configured).",
+        404: "No such kb model name.",
         409: "No corpus ingested yet, no corpus folder configured, or an ingest is running.",
         413: "The body is larger than KB_MAX_BODY_BYTES.",
         422: "A field is invalid: the message says which and how to fix it.",

@@ -60,7 +60,20 @@ class ErrorBody(BaseModel):
 class ErrorResponse(BaseModel):
     """Every error the API returns has this one shape (also OpenAI's error shape)."""
 
-    error: ErrorBody
+    error: ErrorBody = Field(description="What went wrong.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "type": "InvalidRequestError",
+                        "message": "top_k: Input should be less than or equal to 100 (got 500)",
+                    }
+                }
+            ]
+        }
+    )
 
 
 # ---- query --------------------------------------------------------------------
@@ -86,7 +99,7 @@ class QueryRequest(BaseModel):
         examples=["When are production deploys frozen?"],
     )
     mode: Mode | None = Field(
-        None,
+        default=None,
         description="`auto` (the router picks per corpus and question), `long_context` (the "
         "whole corpus from the cached prompt), `rag` (retrieve top-k passages) or "
         "`self_route` (retrieve first, escalate to long context if the passages cannot "
@@ -94,14 +107,14 @@ class QueryRequest(BaseModel):
         examples=["auto"],
     )
     top_k: int | None = Field(
-        None,
+        default=None,
         ge=1,
         le=100,
         description="Passages the retrieval path puts in the prompt (1-100). Default: KB_TOP_K.",
         examples=[8],
     )
     stream: bool = Field(
-        False,
+        default=False,
         description="Answer as server-sent events: `event: delta` frames carrying "
         '`{"text": ...}`, then one `event: answer` frame with the full QueryResponse, or '
         "`event: error` with an ErrorResponse if the answer fails mid-way.",
@@ -119,7 +132,9 @@ class Citation(BaseModel):
     start: int = Field(description="Start offset of the span in the document's text (chars).")
     end: int = Field(description="End offset (exclusive) of the span in the document's text.")
     text: str = Field(description="The cited text itself.")
-    score: float | None = Field(None, description="How well the span matched (backend-specific).")
+    score: float | None = Field(
+        default=None, description="How well the span matched (backend-specific)."
+    )
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_CITATION]})
 
@@ -131,7 +146,8 @@ class Route(BaseModel):
     path: Literal["long_context", "rag"] = Field(description="The path that answered.")
     reason: str = Field(description="Why this path, in one sentence with the numbers.")
     fallback: bool = Field(
-        False, description="True when `self_route` escalated from retrieval to long context."
+        default=False,
+        description="True when `self_route` escalated from retrieval to long context.",
     )
     numbers: dict[str, Any] = Field(
         default_factory=dict,
@@ -163,8 +179,8 @@ class QueryResponse(BaseModel):
     )
     refused: bool = Field(description="True when the backend declined to answer.")
     citations: list[Citation] = Field(description="The sources the answer cites, by number.")
-    route: Route
-    usage: Usage
+    route: Route = Field(description="Which path answered and why.")
+    usage: Usage = Field(description="Tokens of the answer, split the way providers bill them.")
     cost_usd: float | None = Field(
         description="What the answer cost in USD (0 for the offline backend; null when "
         "the model has no known price).",
@@ -198,8 +214,12 @@ class StreamDelta(BaseModel):
 
 
 class SkippedFile(BaseModel):
-    path: str = Field(description="The file, relative to the corpus folder.")
-    reason: str = Field(description="Why it was not indexed.")
+    path: str = Field(
+        description="The file, relative to the corpus folder.", examples=["scans/contract.pdf"]
+    )
+    reason: str = Field(
+        description="Why it was not indexed.", examples=["PDF has no text layer (scanned?)"]
+    )
 
 
 class IngestResponse(BaseModel):
@@ -293,11 +313,13 @@ class DocumentsPage(BaseModel):
     total: int = Field(description="Documents in the corpus.", examples=[14])
     offset: int = Field(description="Index of the first item.", examples=[0])
     limit: int = Field(description="Most items per page.", examples=[50])
-    items: list[DocumentInfo]
+    items: list[DocumentInfo] = Field(description="The documents of this page.")
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = Field(description="Always `ok` while the process serves requests.")
+    status: Literal["ok"] = Field(
+        description="Always `ok` while the process serves requests.", examples=["ok"]
+    )
 
 
 class Readiness(BaseModel):
@@ -321,7 +343,7 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(description="`text` (other part types are ignored).", examples=["text"])
-    text: str | None = Field(None, description="The text of a `text` part.")
+    text: str | None = Field(default=None, description="The text of a `text` part.")
 
 
 class ChatMessage(BaseModel):
@@ -332,7 +354,9 @@ class ChatMessage(BaseModel):
         examples=["user"],
     )
     content: str | list[ContentPart] | None = Field(
-        None, description="The text, or a list of content parts.", examples=["What is Sieve?"]
+        default=None,
+        description="The text, or a list of content parts.",
+        examples=["What is Sieve?"],
     )
 
 
@@ -340,7 +364,9 @@ class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     include_usage: bool = Field(
-        False, description="Send a last chunk with `usage` (and empty `choices`) before [DONE]."
+        default=False,
+        description="Send a last chunk with `usage` (and empty `choices`) before [DONE].",
+        examples=[True],
     )
 
 
@@ -362,46 +388,54 @@ class ChatCompletionRequest(BaseModel):
         },
     )
 
-    model: str = Field("kb-auto", description="`kb-<mode>` or any name (default mode).")
+    model: str = Field(default="kb-auto", description="`kb-<mode>` or any name (default mode).")
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
-    stream: bool = Field(False, description="Stream `chat.completion.chunk` events (SSE).")
-    stream_options: StreamOptions | None = Field(None, description="Streaming options.")
+    stream: bool = Field(default=False, description="Stream `chat.completion.chunk` events (SSE).")
+    stream_options: StreamOptions | None = Field(default=None, description="Streaming options.")
 
 
 class ChatResponseMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
+    role: Literal["assistant"] = Field(default="assistant", description="Always `assistant`.")
     content: str = Field(
         description="The answer, then a blank line and a `Sources:` list "
-        "(`[n] title (source, chars start-end)`) when it cites anything."
+        "(`[n] title (source, chars start-end)`) when it cites anything.",
+        examples=[
+            "Production deploys are frozen from Friday 15:00 until Monday 09:00 UTC. [1]\n\n"
+            "Sources:\n[1] Deploys (engineering/deploys.md, chars 812-917)"
+        ],
     )
 
 
 class ChatChoice(BaseModel):
-    index: int = 0
-    message: ChatResponseMessage
-    finish_reason: Literal["stop"] = "stop"
+    index: int = Field(default=0, description="Always 0: one answer per request.", examples=[0])
+    message: ChatResponseMessage = Field(description="The answer.")
+    finish_reason: Literal["stop"] = Field(default="stop", description="Always `stop`.")
 
 
 class PromptTokensDetails(BaseModel):
-    cached_tokens: int = Field(description="Prompt tokens read from the prompt cache.")
+    cached_tokens: int = Field(
+        description="Prompt tokens read from the prompt cache.", examples=[41203]
+    )
 
 
 class ChatUsage(BaseModel):
-    prompt_tokens: int = Field(description="All prompt tokens, cached or not.")
-    completion_tokens: int = Field(description="Tokens of the answer.")
-    total_tokens: int = Field(description="prompt_tokens + completion_tokens.")
-    prompt_tokens_details: PromptTokensDetails
+    prompt_tokens: int = Field(description="All prompt tokens, cached or not.", examples=[41321])
+    completion_tokens: int = Field(description="Tokens of the answer.", examples=[19])
+    total_tokens: int = Field(description="prompt_tokens + completion_tokens.", examples=[41340])
+    prompt_tokens_details: PromptTokensDetails = Field(
+        description="`cached_tokens`: the part of prompt_tokens read from the prompt cache."
+    )
 
 
 class KBDetails(BaseModel):
     """What a plain OpenAI response cannot carry: the route, cost, version and timings."""
 
-    route: Route
-    refused: bool
-    cost_usd: float | None
-    backend: str
-    corpus_version: str
-    timings: dict[str, float]
+    route: Route = Field(description="Which path answered and why.")
+    refused: bool = Field(description="True when the backend declined to answer.")
+    cost_usd: float | None = Field(description="USD (null when the price is unknown).")
+    backend: str = Field(description="The answer backend.", examples=["extractive"])
+    corpus_version: str = Field(description="The corpus version the answer was read from.")
+    timings: dict[str, float] = Field(description="Seconds per stage, as in /v1/query.")
     usage: Usage = Field(description="The usage split the kb way (cache read and write apart).")
 
 
@@ -410,17 +444,19 @@ class ChatCompletionResponse(BaseModel):
     but can read (`response.model_extra["citations"]` in the `openai` Python client):
     `citations` (the same objects as in /v1/query) and `kb` (route, cost, version)."""
 
-    id: str = Field(examples=["chatcmpl-5f0c6e0a9b8d4c1e"])
-    object: Literal["chat.completion"] = "chat.completion"
+    id: str = Field(description="Unique id of this completion.", examples=["chatcmpl-5f0c6e0a"])
+    object: Literal["chat.completion"] = Field(
+        default="chat.completion", description="Always `chat.completion`."
+    )
     created: int = Field(description="Unix time of the answer.")
     model: str = Field(description="The model name the request asked for.", examples=["kb-rag"])
     system_fingerprint: str = Field(
         description="`kb-<corpus_version>`: changes whenever the corpus does."
     )
-    choices: list[ChatChoice]
-    usage: ChatUsage
-    citations: list[Citation]
-    kb: KBDetails
+    choices: list[ChatChoice] = Field(description="One choice: the answer.")
+    usage: ChatUsage = Field(description="OpenAI-shaped usage, cached tokens included.")
+    citations: list[Citation] = Field(description="The cited sources, as in /v1/query.")
+    kb: KBDetails = Field(description="Route, cost, corpus version and timings.")
 
 
 class ChatDelta(BaseModel):
@@ -451,18 +487,18 @@ class ChatCompletionChunk(BaseModel):
 
 
 class ModelCard(BaseModel):
-    id: str = Field(examples=["kb-rag"])
-    object: Literal["model"] = "model"
+    id: str = Field(description="`kb-<mode>`.", examples=["kb-rag"])
+    object: Literal["model"] = Field(default="model", description="Always `model`.")
     created: int = Field(description="Unix time the service started.")
-    owned_by: str = Field("kb", description="Always `kb`.")
+    owned_by: str = Field(default="kb", description="Always `kb`.")
     description: str = Field(description="What the model name selects.")
 
 
 class ModelList(BaseModel):
     """The kb-* model names, one per mode, for OpenAI clients and chat front-ends."""
 
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
+    object: Literal["list"] = Field(default="list", description="Always `list`.")
+    data: list[ModelCard] = Field(description="One model per mode.")
 
 
 def error_payload(kind: str, message: str) -> dict[str, Any]:

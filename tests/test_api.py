@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -590,3 +594,73 @@ def test_queries_keep_answering_from_one_version_during_a_reindex(
     assert during, "no question was answered while the re-index ran"
     assert {r["corpus_version"] for r in results if r["_t"][0] > window["end"]} == {new.version}
     assert {r["corpus_version"] for r in results if r["_t"][1] < window["start"]} == {old.version}
+
+
+# ---- OpenAPI and `kb serve` ----------------------------------------------------------
+
+
+def test_openapi_describes_every_route_and_field(server: LiveServer) -> None:
+    with server.client() as client:
+        spec = client.get("/openapi.json").json()
+        assert client.get("/docs").status_code == 200
+    operations = [
+        (method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items()
+    ]
+    assert {path for _, path, _ in operations} >= {
+        "/v1/query",
+        "/v1/ingest",
+        "/v1/corpus",
+        "/v1/documents",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/healthz",
+        "/readyz",
+    }
+    for method, path, op in operations:
+        assert op.get("summary") and op.get("description"), (method, path)
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas  # errors are documented as ErrorResponse
+    for name, schema in schemas.items():
+        for field, prop in schema.get("properties", {}).items():
+            assert prop.get("description"), f"{name}.{field} has no description"
+    for name in ("QueryRequest", "ChatCompletionRequest", "IngestResponse", "Citation", "Route"):
+        assert schemas[name].get("examples"), f"{name} has no example"
+    query = spec["paths"]["/v1/query"]["post"]
+    assert "text/event-stream" in query["responses"]["200"]["content"]
+    assert {"401", "413", "422", "502", "503", "504"} <= set(query["responses"])
+    assert spec["components"]["securitySchemes"]["ServiceKey"]["scheme"] == "bearer"
+
+
+def test_kb_serve_starts_uvicorn_with_flags(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env["KB_PORT"] = "1"  # the flag wins over the setting
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--data-dir", str(tmp_path / "data")]
+        + ["--port", str(port), "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.communicate()[0].decode()
+            assert time.monotonic() < deadline, "kb serve did not start"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        while (ready := httpx.get(f"{url}/readyz")).json()["reason"].startswith("warming up"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert ready.status_code == 503
+        assert str(tmp_path / "data") in ready.json()["reason"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
