@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from openai.types import CompletionUsage
 
 from kb.backends import get_backend
 from kb.backends.anthropic_backend import AnthropicBackend
@@ -37,7 +38,7 @@ from kb.backends.base import (
     is_refusal,
 )
 from kb.backends.local import DEFAULT_N_CTX, LlamaServer
-from kb.backends.openai_backend import OpenAIBackend
+from kb.backends.openai_backend import OpenAIBackend, usage_from_openai
 from kb.cost import estimate_cost, model_context_window
 from kb.errors import (
     BackendAuthError,
@@ -488,6 +489,21 @@ def test_openai_api_request_and_cached_usage_on_a_recorded_response() -> None:
 
     backend.complete(rag_prompt("Who founded Paris?"))  # retrieval prompts carry no cache key
     assert "prompt_cache_key" not in recorder.bodies[1]
+
+
+def test_openai_cache_writes_are_split_out_of_prompt_tokens() -> None:
+    reported = CompletionUsage.model_validate(
+        {
+            "prompt_tokens": 5_000,
+            "completion_tokens": 10,
+            "total_tokens": 5_010,
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 4_800},
+        }
+    )
+    assert usage_from_openai(reported) == Usage(
+        input_tokens=200, cache_write_tokens=4_800, output_tokens=10
+    )
+    assert usage_from_openai(None) == Usage()
 
 
 def test_openai_empty_answer_is_an_error_not_a_blank() -> None:

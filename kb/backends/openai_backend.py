@@ -158,14 +158,17 @@ class OpenAIBackend(AnswerBackend):
 
 
 def usage_from_openai(usage: CompletionUsage | None) -> Usage:
-    """Split `prompt_tokens` into uncached input and cache reads (OpenAI counts the
-    cached tokens inside `prompt_tokens`); a server that reports no usage gives zeros."""
+    """Split `prompt_tokens` into uncached input, cache reads and cache writes (OpenAI
+    counts `cached_tokens` and `cache_write_tokens` inside `prompt_tokens`, as
+    genai-prices' OpenAI extractor reads them); no usage reported gives zeros."""
     if usage is None:
         return Usage()
     details = usage.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details is not None else 0
+    read = (details.cached_tokens or 0) if details is not None else 0
+    written = (details.cache_write_tokens or 0) if details is not None else 0
     return Usage(
-        input_tokens=usage.prompt_tokens - cached,
-        cache_read_tokens=cached,
+        input_tokens=usage.prompt_tokens - read - written,
+        cache_read_tokens=read,
+        cache_write_tokens=written,
         output_tokens=usage.completion_tokens,
     )
