@@ -404,7 +404,22 @@ def summarize(
         "retrieval_recall": recall,
         "modes": modes,
         "threshold_tradeoff": sweep,
+        "long_context_rag_same_answer": _agreement(rows),
     }
+
+
+def _agreement(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Share of questions on which forced long context and retrieval gave the same
+    answer text (None unless both ran)."""
+    by_mode: dict[str, dict[str, str]] = {"long_context": {}, "rag": {}}
+    for row in rows:
+        if row["kind"] == "answer" and row["mode"] in by_mode and row["error"] is None:
+            by_mode[row["mode"]][row["qid"]] = row["answer"]
+    both = by_mode["long_context"].keys() & by_mode["rag"].keys()
+    if not both:
+        return None
+    same = sum(by_mode["long_context"][q] == by_mode["rag"][q] for q in both)
+    return round(same / len(both), 4)
 
 
 def _mode_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -902,7 +917,7 @@ def render_markdown(summary: dict[str, Any], chart_names: Sequence[str]) -> str:
             "figures are **projections from token counts**, not bills.",
             "",
         ]
-    lines += _headline(summary) + [""]
+    lines += [f"- {point}" for point in _headline(summary)] + [""]
     for heading, paragraphs, table in _sections(summary):
         lines += [f"## {heading}", ""]
         for paragraph in filter(None, paragraphs):
@@ -926,20 +941,39 @@ def _title(summary: dict[str, Any]) -> str:
 
 
 def _headline(summary: dict[str, Any]) -> list[str]:
-    """Two or three sentences with the findings, from the numbers."""
+    """The findings in a few bullet points, from the numbers."""
     modes = {m: v for m, v in summary["modes"].items() if "accuracy" in v}
     if not modes:
         return ["No mode produced answers."]
-    best = max(modes, key=lambda m: modes[m]["accuracy"])
-    lines = [
-        f"Most accurate mode: **{MODE_LABELS.get(best, best)}** "
-        f"({_fmt(modes[best]['accuracy'], 'pct')} accuracy)."
+    points = [
+        "Accuracy: "
+        + ", ".join(
+            f"{MODE_LABELS.get(m, m)} {_fmt(v['accuracy'], 'pct')}" for m, v in modes.items()
+        )
+        + "; median latency: "
+        + ", ".join(
+            f"{MODE_LABELS.get(m, m)} {_fmt(v['latency_s']['p50'], 's')}" for m, v in modes.items()
+        )
+        + "."
     ]
+    same = summary.get("long_context_rag_same_answer")
+    if same is not None:
+        points.append(
+            f"Long context and retrieval gave the same answer on {_fmt(same, 'pct')} of the "
+            "questions."
+        )
+    recall = summary["retrieval_recall"]
+    if recall:
+        points.append(
+            "Gold-document recall (all gold documents retrieved): "
+            + ", ".join(f"@{k} {_fmt(v['all_gold'], 'pct')}" for k, v in recall.items())
+            + "."
+        )
     for model, entry in summary["costs"]["models"].items():
         be = entry["break_even"].get("long_context_cached_vs_rag")
         if be:
-            lines.append(f"On {model}: {be['explanation']} (projection).")
-    return [" ".join(lines)]
+            points.append(f"Projected on {model}: {be['explanation']}.")
+    return points
 
 
 _CSS = """
@@ -981,7 +1015,7 @@ def render_html(summary: dict[str, Any], charts: dict[str, str]) -> str:
             "</code> reader. All dollar figures are <strong>projections from token counts"
             "</strong>, not bills.</p>"
         )
-    body += [f"<p>{inline(line)}</p>" for line in _headline(summary)]
+    body.append("<ul>" + "".join(f"<li>{inline(p)}</li>" for p in _headline(summary)) + "</ul>")
     for heading, paragraphs, table in _sections(summary):
         body.append(f"<h2>{esc(heading)}</h2>")
         body += [f"<p>{inline(p)}</p>" for p in paragraphs if p]
@@ -1277,7 +1311,7 @@ def _chart_tokens(modes: dict[str, Any]) -> str:
     totals = [sum(m["tokens_per_question"][k] or 0 for k, _, _ in kinds) for m in modes.values()]
     if not totals:
         return _svg(width, height, [_empty(width, height, "no answers")], "empty")
-    x = _Axis(0.0, max(totals) * 1.05 or 1.0, 120, width - 150, log=False)
+    x = _Axis(0.0, max(totals) * 1.05 or 1.0, 120, width - 210, log=False)
     parts = []
     for value in x.ticks():
         px = x(value)
@@ -1308,10 +1342,10 @@ def _chart_tokens(modes: dict[str, Any]) -> str:
             f'<text x="{x(start) + 6:.1f}" y="{top + 15}" font-size="11" {FONT}>{start:,.0f}</text>'
         )
     parts += [
-        f'<text x="{(120 + width - 150) / 2}" y="{height - 26}" font-size="12" '
+        f'<text x="{(120 + width - 210) / 2}" y="{height - 26}" font-size="12" '
         f'text-anchor="middle" {FONT}>mean tokens per question</text>'
     ]
-    parts += _legend([(c, n) for _, n, c in kinds], width - 130, 30)
+    parts += _legend([(c, n) for _, n, c in kinds], width - 125, 30)
     return _svg(width, height, parts, CHART_TITLES["tokens"])
 
 

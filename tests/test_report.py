@@ -15,7 +15,7 @@ from api.cli import main
 from ingest.pipeline import run_ingest
 from kb.embedding import Embedder
 from kb.evaluation import load_questions, mean
-from kb.report import ReportOptions, run_report
+from kb.report import ReportOptions, run_report, write_report
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 from tests.conftest import DATASETS
@@ -170,6 +170,31 @@ def test_a_seed_fixes_the_sample_and_the_answers(
     assert first == answers(5)
     assert len(first) == 3
     assert {qid for qid, _ in first} <= {q.qid for q in load_questions(questions)}
+
+
+def test_a_corpus_over_the_budget_reports_long_context_as_not_run(
+    tmp_path: Path, embedder: Embedder, report_dir: Path
+) -> None:
+    settings = load_settings(data_dir=report_dir.parent / "data", long_context_budget=1_000)
+    options = ReportOptions(
+        questions_path=report_dir.parent / "questions.jsonl",
+        modes=("long_context", "auto", "self_route"),
+        limit=2,
+    )
+    with KnowledgeBase(settings, embedder=embedder) as base:
+        result = run_report(base, options)
+    modes = result.summary["modes"]
+    assert modes["long_context"]["errors"] == 2 and "accuracy" not in modes["long_context"]
+    assert "does not fit" in modes["long_context"]["first_error"]
+    assert modes["auto"]["long_context_share"] == 0.0
+    assert modes["self_route"]["escalation_share"] == 0.0
+    assert list(result.summary["threshold_tradeoff"]) == ["rag"]
+    assert set(result.summary["costs"]["models"]["openai:gpt-4.1-mini"]["modes"]) == {
+        "auto",
+        "self_route",
+    }
+    write_report(result, tmp_path / "out")
+    assert "not run: InvalidRequestError" in (tmp_path / "out" / "report.md").read_text("utf-8")
 
 
 def test_html_is_self_contained(report_dir: Path) -> None:
