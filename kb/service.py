@@ -18,6 +18,7 @@ from kb.backends import AnswerBackend, Completion, Prompt, StreamDelta, get_back
 from kb.backends.base import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
 from kb.citations import resolve_citations
 from kb.corpus import CorpusVersion, Layout
+from kb.cost import FREE_PROVIDERS, estimate_cost
 from kb.embedding import Embedder, shared_embedder
 from kb.errors import InvalidRequestError
 from kb.models import Answer, Citation, Route, Usage
@@ -28,7 +29,6 @@ from kb.settings import MODES, Settings
 from kb.store import VectorStore
 from kb.tokens import count_tokens
 
-FREE_PROVIDERS = ("extractive", "local")
 PROMPT_MARKUP_TOKENS = 16  # role markers and separators around instructions and question
 TYPICAL_OUTPUT_TOKENS = 200  # for the per-question cost estimate the router compares
 
@@ -132,8 +132,6 @@ class KnowledgeBase:
         """Expected USD per question on each path, when the backend has a price."""
         if self.backend.provider in FREE_PROVIDERS:
             return None
-        from kb.cost import estimate_cost
-
         question_tokens = count_tokens(question) + PROMPT_MARKUP_TOKENS
         long_context = estimate_cost(
             self.backend.name,
@@ -142,6 +140,7 @@ class KnowledgeBase:
                 cache_read_tokens=sizes.corpus_tokens + count_tokens(INSTRUCTIONS_LONG_CONTEXT),
                 output_tokens=TYPICAL_OUTPUT_TOKENS,
             ),
+            overrides=self.settings.price_overrides,
         )
         rag = estimate_cost(
             self.backend.name,
@@ -151,6 +150,7 @@ class KnowledgeBase:
                 + top_k * self.settings.chunk_tokens,
                 output_tokens=TYPICAL_OUTPUT_TOKENS,
             ),
+            overrides=self.settings.price_overrides,
         )
         if long_context is None or rag is None:
             return None
@@ -266,9 +266,7 @@ class KnowledgeBase:
     def _cost(self, usage: Usage) -> float | None:
         if self.backend.provider in FREE_PROVIDERS:
             return 0.0
-        from kb.cost import estimate_cost
-
-        return estimate_cost(self.backend.name, usage)
+        return estimate_cost(self.backend.name, usage, overrides=self.settings.price_overrides)
 
     def _validate(self, question: str, mode: str | None, top_k: int | None) -> tuple[str, str, int]:
         if not isinstance(question, str) or not question.strip():

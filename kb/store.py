@@ -89,6 +89,14 @@ class VectorStore:
             self.collection.delete(ids=batch)
         return len(ids)
 
+    def vector_of(self, chunk_id: str) -> np.ndarray | None:
+        """The stored vector of one chunk (None if the chunk is not in the store)."""
+        got: Any = self.collection.get(ids=[chunk_id], include=["embeddings"])
+        embeddings = got["embeddings"]
+        if embeddings is None or len(embeddings) == 0:
+            return None
+        return np.asarray(embeddings[0], dtype=np.float32)
+
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Ids and cosine similarities of the `n` nearest chunks, best first."""
         n = min(n, self.count())

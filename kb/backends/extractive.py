@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import threading
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -69,7 +71,7 @@ class SentenceIndex:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
         np.savez(
             tmp,
             vectors=self.vectors,
@@ -83,14 +85,14 @@ class SentenceIndex:
         """The cached vectors for `sentences`, or None if the file does not match them."""
         try:
             data = np.load(path, allow_pickle=True)
-        except (OSError, ValueError):
-            return None
-        spans = data["spans"]
+            spans, vectors = data["spans"], data["vectors"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None  # unreadable or from another layout: rebuilt and rewritten
         if len(spans) != len(sentences) or any(
             (s.start, s.end) != (int(a), int(b)) for s, (a, b) in zip(sentences, spans, strict=True)
         ):
             return None
-        return cls(sentences, data["vectors"])
+        return cls(sentences, vectors)
 
 
 def read_snapshot(context: str) -> list[Sentence]:
