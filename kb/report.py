@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kb.cost import PRICE_SOURCE, estimate_cost
+from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
 from kb.errors import BackendError, InvalidRequestError
 from kb.evaluation import (
     BreakEven,
@@ -182,6 +182,17 @@ def run_report(
     }
     curves = _curves(options, rows)
     summary["costs"] = _cost_summary(options, curves)
+    summary["costs"]["long_context_prompt_tokens"] = max(
+        (
+            sum(r["usage"].values())
+            for r in rows
+            if r["kind"] == "answer" and r.get("path") == "long_context"
+        ),
+        default=None,
+    )
+    for model, entry in summary["costs"]["models"].items():
+        provider, _, name = model.partition(":")
+        entry["context_window"] = model_context_window(provider, name)
     return ReportResult(rows=rows, summary=summary, curves=curves)
 
 
@@ -834,6 +845,15 @@ def _sections(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[s
             "cache' exceeds 'no cache', too few questions send the corpus to share cache "
             "lifetimes, and a write surcharge (Anthropic's) is paid for reads that never come.",
         ]
+        prompt = costs.get("long_context_prompt_tokens")
+        for model, entry in costs["models"].items():
+            window = entry.get("context_window")
+            if prompt and window and prompt > window:
+                assumptions.append(
+                    f"Note: {model}'s listed context window ({window:,} tokens) is smaller than "
+                    f"the long-context prompt ({prompt:,} tokens); that path needs the model's "
+                    "long-context option, priced here with the table's long-prompt tier."
+                )
         sections.append(("Cost per 1,000 questions (projection)", assumptions, ctable))
 
         btable = [["model", "comparison", "break-even"]]
