@@ -48,6 +48,7 @@ from kb.evaluation import (
     threshold_tradeoff,
 )
 from kb.models import Answer, Usage
+from kb.retrieval import Retriever
 from kb.service import KnowledgeBase
 from kb.settings import MODES
 
@@ -184,9 +185,11 @@ def run_report(
     summary["costs"] = _cost_summary(options, curves)
     summary["costs"]["long_context_prompt_tokens"] = max(
         (
-            sum(r["usage"].values())
+            r["usage"]["input_tokens"]
+            + r["usage"]["cache_read_tokens"]
+            + r["usage"]["cache_write_tokens"]
             for r in rows
-            if r["kind"] == "answer" and r.get("path") == "long_context"
+            if r["kind"] == "answer" and r.get("path") == "long_context" and not r["fallback"]
         ),
         default=None,
     )
@@ -196,7 +199,9 @@ def run_report(
     return ReportResult(rows=rows, summary=summary, curves=curves)
 
 
-def _retrieval_row(retriever: Any, question: EvalQuestion, ks: tuple[int, ...]) -> dict[str, Any]:
+def _retrieval_row(
+    retriever: Retriever, question: EvalQuestion, ks: tuple[int, ...]
+) -> dict[str, Any]:
     recall: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
     ranked: list[str] = []
