@@ -26,7 +26,7 @@ from kb.prompts import long_context_prompt, passages_from_hits, rag_prompt
 from kb.retrieval import Hit, Retriever
 from kb.router import Costs, Sizes, choose_path
 from kb.settings import MODES, Settings
-from kb.store import VectorStore
+from kb.store import VectorStore, forget_embedded_clients
 from kb.tokens import count_tokens
 
 PROMPT_MARKUP_TOKENS = 16  # role markers and separators around instructions and question
@@ -86,7 +86,12 @@ class KnowledgeBase:
         version = self.layout.current_version()
         with self._lock:
             if self._corpus is None or self._corpus.version != version:
-                self._corpus = CorpusVersion.open(self.settings.data_dir)
+                fresh = CorpusVersion.open(self.settings.data_dir)
+                if self._corpus is not None and not self.settings.chroma_url:
+                    # The new version's vectors may come from another process.
+                    forget_embedded_clients()
+                    self._store = None
+                self._corpus = fresh
             return self._corpus
 
     @property

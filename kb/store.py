@@ -44,6 +44,18 @@ def _client(settings: Settings) -> ClientAPI:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
+def forget_embedded_clients() -> None:
+    """Make the next embedded client re-read the store from disk.
+
+    An embedded Chroma client keeps its vector index in memory and does not see
+    vectors another process (a `kb ingest` beside a `kb serve`) has written since;
+    Chroma shares one client per path in a process, so a fresh one needs the shared
+    cache cleared. Clients already open keep working on what they loaded."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
 class VectorStore:
     """The chunk collection: upsert, look up, delete and query by vector."""
 
@@ -91,7 +103,12 @@ class VectorStore:
 
     def vector_of(self, chunk_id: str) -> np.ndarray | None:
         """The stored vector of one chunk (None if the chunk is not in the store)."""
-        got: Any = self.collection.get(ids=[chunk_id], include=["embeddings"])
+        from chromadb.errors import ChromaError
+
+        try:
+            got: Any = self.collection.get(ids=[chunk_id], include=["embeddings"])
+        except ChromaError:  # e.g. an embedded reader whose segment another process changed
+            return None
         embeddings = got["embeddings"]
         if embeddings is None or len(embeddings) == 0:
             return None
