@@ -137,6 +137,7 @@ def test_chroma_holds_each_chunk_with_its_text_span_and_vector(
     got = store.collection.get(
         ids=[c.chunk_id for c in version.chunks], include=["documents", "metadatas"]
     )
+    assert got["documents"] is not None and got["metadatas"] is not None
     rows = dict(zip(got["ids"], zip(got["documents"], got["metadatas"], strict=True), strict=True))
     for chunk in version.chunks:
         text, meta = rows[chunk.chunk_id]

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from ingest.loaders import SUPPORTED_SUFFIXES, load_corpus
+from ingest.loaders import SUPPORTED_SUFFIXES, LoadResult, load_corpus
 from tests.conftest import DATASETS, FIXTURES, write_corpus
 
 HOTPOT = DATASETS / "hotpotqa-100" / "corpus.jsonl"
 MAX = 1_000_000
 
 
-def _reasons(result: object) -> dict[str, str]:
-    return {s.path: s.reason for s in result.skipped}  # type: ignore[attr-defined]
+def _reasons(result: LoadResult) -> dict[str, str]:
+    return {s.path: s.reason for s in result.skipped}
 
 
 def _blank_pdf(encrypt: bool = False) -> bytes:

@@ -1,0 +1,339 @@
+"""Ingest benchmark on hotpotqa-100: our incremental pipeline against a plain
+llama-index `VectorStoreIndex` over Chroma with the same model.
+
+    .venv/bin/python bench/ingest_bench.py [--corpus PATH] [--repeat N] [--keep DIR]
+
+Each phase runs in its own Python process, so that its peak memory (ru_maxrss) is
+its own. In every phase the embedding model and the cl100k tokenizer are loaded
+before the clock starts, for us and for the baseline alike; the clock then covers
+the whole ingest: reading the corpus, chunking, embedding, writing to Chroma (and,
+for us, the manifest, snapshot and BM25 index).
+
+Prints a table with PASS/MISS per target and one JSON line; exits 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100" / "corpus.jsonl"
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "ANONYMIZED_TELEMETRY": "False",
+}
+
+# Targets from issue 2: (name, key in the results, comparison, bound)
+TARGETS = [
+    ("ours / llama-index baseline time", "ratio_vs_baseline", "<=", 1.0),
+    ("embedding-model share of ingest", "embed_share", ">=", 0.85),
+    ("no-change re-ingest / full", "nochange_ratio", "<", 0.03),
+    ("one-document change / full", "onedoc_ratio", "<", 0.05),
+]
+
+
+# ---- phases (each runs in a child process) ------------------------------------
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU seconds all processes of the machine have used so far (Linux /proc/stat)."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return float("nan")
+    fields = [int(x) for x in stat.read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class Clock:
+    """Wall and CPU time of this process over a region, and how many cores the rest
+    of the machine kept busy meanwhile (a benchmark on a shared machine says so)."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu, self.busy = (
+            time.perf_counter(),
+            time.process_time(),
+            _busy_cpu_seconds(),
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+        self.busy = _busy_cpu_seconds() - self.busy
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "seconds": self.wall,
+            "cpu_seconds": self.cpu,
+            "other_cores": max(0.0, (self.busy - self.cpu) / self.wall),
+        }
+
+
+def _peak_rss_mb() -> float:
+    """This process's resident-set high-water mark (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
+    """One `run_ingest` of `corpus` into `data_dir`, with the model loaded beforehand."""
+    from ingest.pipeline import run_ingest
+    from kb.embedding import Embedder
+    from kb.settings import load_settings
+    from kb.tokens import encoding
+
+    settings = load_settings(data_dir=data_dir)
+    embedder = Embedder(settings.embed_batch_size)
+    embedder.embed(["warm up the model"])
+    encoding()
+    embedder.texts_embedded, embedder.seconds = 0, 0.0
+
+    with Clock() as clock:
+        summary = run_ingest(settings, corpus, embedder=embedder)
+    return {
+        **clock.figures(),
+        "summary_seconds": summary.seconds,
+        "embed_seconds": summary.embed_seconds,
+        "model_seconds": embedder.seconds,
+        "texts_embedded": embedder.texts_embedded,
+        "documents": summary.documents,
+        "chunks": summary.chunks,
+        "chunks_embedded": summary.chunks_embedded,
+        "added": summary.added,
+        "changed": summary.changed,
+        "unchanged": summary.unchanged,
+        "corpus_tokens": summary.corpus_tokens,
+        "corpus_version": summary.corpus_version,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def phase_baseline(corpus: Path, data_dir: Path) -> dict[str, Any]:
+    """The same corpus through llama-index defaults: SentenceSplitter, HuggingFace
+    embedding of the same model, ChromaVectorStore on a PersistentClient."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.core.utils import get_tokenizer
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from kb.embedding import model_path
+
+    embed_model = HuggingFaceEmbedding(model_name=model_path(), device="cpu")
+    embed_model.get_text_embedding("warm up the model")
+    get_tokenizer()
+    with Clock() as clock:  # the Chroma client is opened inside, as `run_ingest` does
+        documents = [
+            Document(id_=record["doc_id"], text=record["text"], metadata={"title": record["title"]})
+            for record in map(json.loads, corpus.read_text("utf-8").splitlines())
+        ]
+        client = chromadb.PersistentClient(
+            path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        collection = client.get_or_create_collection("baseline", metadata={"hnsw:space": "cosine"})
+        storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(collection))
+        VectorStoreIndex.from_documents(documents, storage_context=storage, embed_model=embed_model)
+    return {
+        **clock.figures(),
+        "documents": len(documents),
+        "chunks": collection.count(),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+PHASES = {"ours": phase_ours, "baseline": phase_baseline}
+
+
+# ---- orchestration -----------------------------------------------------------------
+
+
+def run_phase(name: str, corpus: Path, data_dir: Path) -> dict[str, Any]:
+    """Run one phase in a fresh Python process; its last stdout line is its JSON result."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")} | OFFLINE_ENV
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--corpus", str(corpus),
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"phase {name} failed with exit code {done.returncode}")
+    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(
+        f"[bench]   {name}: {result['seconds']:.3f} s wall, {result['cpu_seconds']:.1f} s CPU, "
+        f"other processes kept {result['other_cores']:.2f} cores busy",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
+def change_one_record(corpus: Path) -> str:
+    """Edit the text of the middle record of a JSONL copy; return its doc_id."""
+    lines = corpus.read_text("utf-8").splitlines()
+    middle = len(lines) // 2
+    record = json.loads(lines[middle])
+    record["text"] += " This sentence was added by the benchmark's one-document change."
+    lines[middle] = json.dumps(record, ensure_ascii=False)
+    corpus.write_text("\n".join(lines) + "\n", "utf-8")
+    return str(record["doc_id"])
+
+
+def cli_seconds(corpus: Path, data_dir: Path) -> float:
+    """Wall time of a whole `kb ingest --json` process (interpreter start included)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")} | OFFLINE_ENV
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "api.cli", "ingest", str(corpus), "--data-dir", str(data_dir),
+         "--json"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def benchmark(source: Path, repeat: int, work: Path) -> dict[str, Any]:
+    corpus = work / "corpus.jsonl"
+    shutil.copyfile(source, corpus)  # a temp copy: the one-document change edits it
+    load_before = os.getloadavg()[0]
+
+    fulls: list[tuple[dict[str, Any], Path]] = []
+    baselines: list[tuple[dict[str, Any], Path]] = []
+    for attempt in range(repeat):
+        # Alternate who goes first, so that a warm page cache favours neither side.
+        order = ["ours", "baseline"] if attempt % 2 == 0 else ["baseline", "ours"]
+        for name in order:
+            data_dir = work / f"{name}-{attempt}"
+            print(f"[bench] {name} full ingest #{attempt + 1} ...", file=sys.stderr, flush=True)
+            result = run_phase(name, corpus, data_dir)
+            (fulls if name == "ours" else baselines).append((result, data_dir))
+
+    full, ours_dir = min(fulls, key=lambda pair: pair[0]["seconds"])
+    baseline = min((r for r, _ in baselines), key=lambda r: float(r["seconds"]))
+    print("[bench] no-change re-ingest ...", file=sys.stderr, flush=True)
+    nochange = run_phase("ours", corpus, ours_dir)
+    cli_nochange = cli_seconds(corpus, ours_dir)
+    changed_id = change_one_record(corpus)
+    print(f"[bench] one-document change ({changed_id}) ...", file=sys.stderr, flush=True)
+    onedoc = run_phase("ours", corpus, ours_dir)
+
+    checks = {
+        "nochange_embedded_nothing": nochange["texts_embedded"] == 0
+        and nochange["unchanged"] == full["documents"],
+        "onedoc_changed_one": onedoc["changed"] == 1
+        and onedoc["unchanged"] == full["documents"] - 1,
+    }
+    return {
+        "bench": "ingest",
+        "corpus": str(source.resolve()),
+        "repeat": repeat,
+        "documents": full["documents"],
+        "chunks": full["chunks"],
+        "corpus_tokens": full["corpus_tokens"],
+        "full_seconds": round(full["seconds"], 3),
+        "full_seconds_all": [round(r["seconds"], 3) for r, _ in fulls],
+        "chunks_per_second": round(full["chunks"] / full["seconds"], 1),
+        "embed_seconds": full["embed_seconds"],
+        "model_seconds": round(full["model_seconds"], 3),
+        "embed_share": round(full["embed_seconds"] / full["summary_seconds"], 4),
+        "peak_rss_mb_full": round(full["peak_rss_mb"], 1),
+        "nochange_seconds": round(nochange["seconds"], 4),
+        "nochange_ratio": round(nochange["seconds"] / full["seconds"], 5),
+        "nochange_cli_process_seconds": round(cli_nochange, 3),
+        "peak_rss_mb_nochange": round(nochange["peak_rss_mb"], 1),
+        "onedoc_seconds": round(onedoc["seconds"], 4),
+        "onedoc_ratio": round(onedoc["seconds"] / full["seconds"], 5),
+        "onedoc_chunks_embedded": onedoc["chunks_embedded"],
+        "peak_rss_mb_onedoc": round(onedoc["peak_rss_mb"], 1),
+        "baseline_seconds": round(baseline["seconds"], 3),
+        "baseline_seconds_all": [round(r["seconds"], 3) for r, _ in baselines],
+        "baseline_chunks": baseline["chunks"],
+        "baseline_chunks_per_second": round(baseline["chunks"] / baseline["seconds"], 1),
+        "peak_rss_mb_baseline": round(baseline["peak_rss_mb"], 1),
+        "ratio_vs_baseline": round(full["seconds"] / baseline["seconds"], 4),
+        "full_other_cores": round(full["other_cores"], 2),
+        "baseline_other_cores": round(baseline["other_cores"], 2),
+        "full_cpu_seconds": round(full["cpu_seconds"], 3),
+        "baseline_cpu_seconds": round(baseline["cpu_seconds"], 3),
+        "cpu_ratio_vs_baseline": round(full["cpu_seconds"] / baseline["cpu_seconds"], 4),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "checks": checks,
+    }
+
+
+def _passes(value: float, op: str, bound: float) -> bool:
+    return {"<": value < bound, "<=": value <= bound, ">=": value >= bound}[op]
+
+
+def report(results: dict[str, Any]) -> None:
+    rows = [
+        ("documents / chunks (ours)", f"{results['documents']} / {results['chunks']}"),
+        ("corpus tokens (cl100k)", f"{results['corpus_tokens']:,}"),
+        ("full ingest (ours)", f"{results['full_seconds']:.2f} s"),
+        ("chunks/s (ours)", f"{results['chunks_per_second']:.1f}"),
+        ("embedding time in the ingest", f"{results['embed_seconds']:.2f} s"),
+        ("peak RSS, full ingest", f"{results['peak_rss_mb_full']:.0f} MB"),
+        ("no-change re-ingest", f"{results['nochange_seconds'] * 1000:.0f} ms"),
+        ("  whole `kb ingest` process", f"{results['nochange_cli_process_seconds']:.2f} s"),
+        ("one-document change", f"{results['onedoc_seconds'] * 1000:.0f} ms "
+         f"({results['onedoc_chunks_embedded']} chunks embedded)"),
+        ("llama-index baseline", f"{results['baseline_seconds']:.2f} s "
+         f"({results['baseline_chunks']} nodes, "
+         f"{results['baseline_chunks_per_second']:.1f}/s)"),
+        ("peak RSS, baseline", f"{results['peak_rss_mb_baseline']:.0f} MB"),
+        ("CPU seconds, ours / baseline", f"{results['full_cpu_seconds']:.1f} / "
+         f"{results['baseline_cpu_seconds']:.1f} (ratio {results['cpu_ratio_vs_baseline']:.3f})"),
+        ("other processes' cores busy, ours / baseline",
+         f"{results['full_other_cores']:.2f} / {results['baseline_other_cores']:.2f}"),
+        ("load average before / after", " / ".join(str(x) for x in results["load_average"])),
+    ]  # fmt: skip
+    width = max(len(name) for name, _ in rows + [(t[0], "") for t in TARGETS])
+    print(f"\nIngest benchmark: {results['corpus']}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print(f"\n  {'target':<{width}}  {'value':>9}  bound      result")
+    for name, key, op, bound in TARGETS:
+        value = results[key]
+        verdict = "PASS" if _passes(value, op, bound) else "MISS"
+        print(f"  {name:<{width}}  {value:>9.4f}  {op} {bound:<6}  {verdict}")
+    for name, ok in results["checks"].items():
+        print(f"  check {name}: {'ok' if ok else 'FAILED'}")
+    results["targets"] = {key: _passes(results[key], op, bound) for _, key, op, bound in TARGETS}
+    print(json.dumps(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--repeat", type=int, default=1, help="full ingests per side (best kept)")
+    parser.add_argument("--keep", type=Path, default=None, help="work here and keep the files")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.phase:
+        print(json.dumps(PHASES[args.phase](args.corpus, args.data_dir)))
+        return 0
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        report(benchmark(args.corpus, args.repeat, args.keep))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="kb-ingest-bench-") as work:
+        report(benchmark(args.corpus, args.repeat, Path(work)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
