@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 
 from kb.backends.base import (
-    AnswerBackend,
     Completion,
     Prompt,
+    ProviderBackend,
     StreamDelta,
     api_key_for,
     is_refusal,
     sdk_error,
 )
-from kb.cost import model_context_window
 from kb.errors import BackendError
 from kb.models import Usage
 from kb.settings import Settings
@@ -35,16 +34,15 @@ if TYPE_CHECKING:
     import httpx2
     from anthropic.types import Message
 
-# When neither KB_CONTEXT_WINDOW nor genai-prices knows the model: Claude's standard window.
-DEFAULT_CONTEXT_WINDOW = 200_000
 
-
-class AnthropicBackend(AnswerBackend):
+class AnthropicBackend(ProviderBackend):
     """Messages through the `anthropic` client, with native streaming.
 
     `KB_BASE_URL`, when set, is the server root (the client appends /v1/messages)."""
 
     provider = "anthropic"
+    # When neither KB_CONTEXT_WINDOW nor genai-prices knows the model: Claude's standard window.
+    context_window = 200_000
     supports_prompt_cache = True
 
     def __init__(
@@ -55,14 +53,7 @@ class AnthropicBackend(AnswerBackend):
         http_client: httpx2.Client | None = None,
         max_retries: int = 2,
     ) -> None:
-        super().__init__(model)
-        self.timeout = settings.request_timeout
-        self.max_output_tokens = settings.max_output_tokens
-        self._window = (
-            settings.context_window
-            or model_context_window(self.provider, model)
-            or DEFAULT_CONTEXT_WINDOW
-        )
+        super().__init__(settings, model)
         self.client = anthropic.Anthropic(
             api_key=api_key_for(settings, self.provider),
             base_url=settings.base_url,
@@ -70,10 +61,6 @@ class AnthropicBackend(AnswerBackend):
             max_retries=max_retries,
             http_client=http_client,
         )
-
-    @property
-    def window(self) -> int:
-        return self._window
 
     def request(self, prompt: Prompt) -> dict[str, Any]:
         """The request body: instructions, then the context (cache-marked on the

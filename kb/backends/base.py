@@ -116,6 +116,28 @@ class AnswerBackend(ABC):
         """Release clients or servers the backend holds."""
 
 
+class ProviderBackend(AnswerBackend):
+    """Set-up shared by the backends behind a provider's SDK. The context window is
+    KB_CONTEXT_WINDOW when set, else the window genai-prices records for the model,
+    else the class's `context_window`."""
+
+    def __init__(self, settings: Settings, model: str) -> None:
+        super().__init__(model)
+        from kb.cost import model_context_window
+
+        self.timeout = settings.request_timeout
+        self.max_output_tokens = settings.max_output_tokens
+        self._window = (
+            settings.context_window
+            or model_context_window(self.provider, model)
+            or self.context_window
+        )
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+
 _REFUSAL_PATTERN = re.compile(
     r"^\W*(i cannot answer|i can't answer|i don't know|i do not know"
     r"|not in the (documents|passages))",

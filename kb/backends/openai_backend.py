@@ -16,15 +16,14 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from kb.backends.base import (
-    AnswerBackend,
     Completion,
     Prompt,
+    ProviderBackend,
     StreamDelta,
     api_key_for,
     is_refusal,
     sdk_error,
 )
-from kb.cost import model_context_window
 from kb.errors import BackendError
 from kb.models import Usage
 from kb.settings import Settings
@@ -33,12 +32,8 @@ if TYPE_CHECKING:
     import httpx2
     from openai.types import CompletionUsage
 
-# When neither KB_CONTEXT_WINDOW nor genai-prices' model table knows the window:
-# the window of the GPT-4o family, common among OpenAI-compatible models.
-DEFAULT_CONTEXT_WINDOW = 128_000
 
-
-class OpenAIBackend(AnswerBackend):
+class OpenAIBackend(ProviderBackend):
     """Chat completions through the `openai` client, with native streaming.
 
     The context window is KB_CONTEXT_WINDOW when set, else the window genai-prices
@@ -46,6 +41,9 @@ class OpenAIBackend(AnswerBackend):
     model whose server runs a smaller window."""
 
     provider = "openai"
+    # When neither KB_CONTEXT_WINDOW nor genai-prices' model table knows the window:
+    # the window of the GPT-4o family, common among OpenAI-compatible models.
+    context_window = 128_000
     supports_prompt_cache = True
 
     def __init__(
@@ -56,17 +54,10 @@ class OpenAIBackend(AnswerBackend):
         http_client: httpx2.Client | None = None,
         max_retries: int = 2,
     ) -> None:
-        super().__init__(model)
-        self.timeout = settings.request_timeout
-        self.max_output_tokens = settings.max_output_tokens
+        super().__init__(settings, model)
         # OpenAI itself wants max_completion_tokens (reasoning models reject max_tokens);
         # max_tokens is the field every other compatible server understands.
         self._max_tokens_field = "max_tokens" if settings.base_url else "max_completion_tokens"
-        self._window = (
-            settings.context_window
-            or model_context_window(self.provider, model)
-            or DEFAULT_CONTEXT_WINDOW
-        )
         self.client = openai.OpenAI(
             api_key=api_key_for(settings, self.provider),
             base_url=settings.base_url,
@@ -74,10 +65,6 @@ class OpenAIBackend(AnswerBackend):
             max_retries=max_retries,
             http_client=http_client,
         )
-
-    @property
-    def window(self) -> int:
-        return self._window
 
     def request(self, prompt: Prompt) -> dict[str, Any]:
         """The request body: the cacheable prefix first, the question last."""
