@@ -172,6 +172,8 @@ def _ingest_locked(
     already = store.existing([c.chunk_id for c in new_chunks]) if new_chunks else set()
     todo = [c for c in new_chunks if c.chunk_id not in already]
     summary.chunks_reused = len(new_chunks) - len(todo)
+    if todo:
+        _ = embedder.model  # loaded before the clock: embed_seconds is the model's work only
     step = max(settings.embed_batch_size * 4, 256)
     for begin in range(0, len(todo), step):
         part = todo[begin : begin + step]
