@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from chromadb.api.shared_system_client import SharedSystemClient
 from filelock import FileLock
 
 from ingest.pipeline import run_ingest
@@ -20,7 +19,7 @@ from kb.corpus import CorpusVersion, Layout
 from kb.embedding import Embedder
 from kb.retrieval import Retriever
 from kb.settings import Settings, load_settings
-from kb.store import VectorStore
+from kb.store import VectorStore, forget_embedded_clients
 from tests.conftest import DATASETS, write_corpus
 
 HOTPOT = DATASETS / "hotpotqa-100" / "corpus.jsonl"
@@ -67,9 +66,8 @@ def _first_sentences(start: int, stop: int) -> str:
 
 
 def _fresh_chroma_view() -> None:
-    """Drop this process's cached Chroma clients, so that what another process wrote
-    is read from disk, not from a client opened before it wrote."""
-    SharedSystemClient.clear_system_cache()
+    """Read what another process wrote from disk, not from a client opened before."""
+    forget_embedded_clients()
 
 
 def _assert_store_matches_manifest(settings: Settings) -> set[str]:
