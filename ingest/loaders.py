@@ -43,8 +43,16 @@ def load_corpus(root: Path, max_file_bytes: int) -> LoadResult:
     real_root = root.resolve()
     base = root if root.is_dir() else root.parent
     seen: dict[str, str] = {}
-    for path in _walk(root, result):
+    paths = list(_walk(root, result))
+    # A symlink to a file the corpus holds anyway would index it twice.
+    own_files = {p.resolve(): p.relative_to(base).as_posix() for p in paths if not p.is_symlink()}
+    for path in paths:
         rel = path.relative_to(base).as_posix()
+        if path.is_symlink() and path.resolve() in own_files:
+            result.skip(
+                rel, f"symlink to {own_files[path.resolve()]}, which is indexed under its own name"
+            )
+            continue
         try:
             docs = _load_file(path, rel, real_root, max_file_bytes, result)
         except SkipFile as skip:

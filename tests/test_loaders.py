@@ -196,11 +196,12 @@ def test_every_bad_input_is_skipped_with_its_reason_and_the_rest_loads(tmp_path:
     )
     assert reasons["broken.md"] == "broken symlink"
     assert reasons["loop"] == "symlinked folder is not followed"
-    assert len(reasons) == len(result.skipped) == 13
+    assert reasons["alias.md"] == "symlink to inside.md, which is indexed under its own name"
+    assert len(reasons) == len(result.skipped) == 14
 
     docs = {d.doc_id: d for d in result.documents}
-    assert sorted(docs) == ["alias.md", "inside.md", "ok.md"]  # a link inside the root loads
-    assert docs["alias.md"].text == "target inside the root"
+    assert sorted(docs) == ["inside.md", "ok.md"]  # the linked file is indexed once
+    assert docs["inside.md"].text == "target inside the root"
     assert all("secret notes" not in d.text for d in result.documents)
 
 
