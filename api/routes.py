@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from functools import partial
 from typing import Annotated, Any
 
@@ -26,7 +27,6 @@ from api.schemas import (
     QueryRequest,
     QueryResponse,
     Readiness,
-    Route,
     error_payload,
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
@@ -163,25 +163,7 @@ async def ingest(state: State) -> IngestResponse:
 )
 async def corpus(state: State) -> CorpusResponse:
     status = await anyio.to_thread.run_sync(state.kb.status, limiter=state.query_limiter)
-    route = status.auto_route
-    return CorpusResponse(
-        documents=status.documents,
-        chunks=status.chunks,
-        corpus_tokens=status.corpus_tokens,
-        corpus_version=status.corpus_version,
-        last_ingest=status.last_ingest,
-        corpus_root=status.corpus_root,
-        embedding_model=status.embedding_model,
-        backend=status.backend,
-        auto_route=Route(
-            mode=route.mode,
-            path=route.path,
-            reason=route.reason,
-            fallback=route.fallback,
-            numbers=route.numbers,
-        ),
-        ingest_running=state.ingest_running,
-    )
+    return CorpusResponse.model_validate(asdict(status) | {"ingest_running": state.ingest_running})
 
 
 @router.get(

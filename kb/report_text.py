@@ -7,7 +7,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-
 MODE_LABELS = {
     "long_context": "long context",
     "rag": "retrieval (rag)",

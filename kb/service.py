@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from kb.backends import AnswerBackend, Completion, Prompt, StreamDelta, get_backend
 from kb.backends.base import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
@@ -44,7 +43,6 @@ class CorpusStatus:
     embedding_model: str
     backend: str
     auto_route: Route
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class KnowledgeBase:
