@@ -15,6 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+# Debian's chromium, driven by Playwright (never `playwright install`); the flags keep
+# it from reaching out to the network this machine does not have.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 @pytest.fixture(autouse=True)
 def clean_kb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
@@ -30,6 +42,16 @@ def clean_kb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
 def embedder() -> Embedder:
     """The real bundled model, loaded once per test session."""
     return shared_embedder()
+
+
+@pytest.fixture(scope="session")
+def handbook(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> tuple[Path, Path]:
+    """The HTTP tests' handbook (corpus folder, data dir), ingested once per session.
+    Tests only read it; an ingest over it through the API changes nothing."""
+    from tests.live_server import ingest_handbook
+
+    corpus_dir, data_dir, _ = ingest_handbook(tmp_path_factory.mktemp("handbook"), embedder)
+    return corpus_dir, data_dir
 
 
 @pytest.fixture

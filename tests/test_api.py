@@ -43,12 +43,6 @@ DEPLOY_QUESTION = "When are production deploys frozen?"
 
 
 @pytest.fixture(scope="module")
-def handbook(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> tuple[Path, Path]:
-    corpus_dir, data_dir, _ = ingest_handbook(tmp_path_factory.mktemp("handbook"), embedder)
-    return corpus_dir, data_dir
-
-
-@pytest.fixture(scope="module")
 def server(
     handbook: tuple[Path, Path], embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:

@@ -11,15 +11,14 @@ from openai import OpenAI
 
 from kb.corpus import CorpusVersion
 from kb.embedding import Embedder
-from tests.live_server import SERVICE_KEY, LiveServer, ingest_handbook, make_settings, serving
+from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 
 QUESTION = "When are production deploys frozen?"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    _, data_dir, _ = ingest_handbook(tmp_path_factory.mktemp("handbook"), embedder)
-    return data_dir
+def data_dir(handbook: tuple[Path, Path]) -> Path:
+    return handbook[1]
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,9 @@ from kb.evaluation import load_questions, mean
 from kb.report import ReportOptions, run_report, write_report
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
-from tests.conftest import DATASETS
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, DATASETS
 
 HOTPOT = DATASETS / "hotpotqa-100"
-CHROMIUM = Path("/usr/bin/chromium")
 MODES = ("long_context", "rag", "auto", "self_route")
 SLICE = 4  # hotpotqa questions in the slice; their ten paragraphs each form the corpus
 
@@ -216,14 +215,7 @@ def test_html_renders_in_headless_chromium(report_dir: Path) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            args=CHROMIUM_ARGS,
         )
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})

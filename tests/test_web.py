@@ -10,17 +10,9 @@ import pytest
 
 from kb.corpus import CorpusVersion
 from kb.embedding import Embedder
-from tests.live_server import HANDBOOK, LiveServer, ingest_handbook, make_settings, serving
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.live_server import HANDBOOK, LiveServer, make_settings, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 pytestmark = [
@@ -34,9 +26,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    _, data_dir, _ = ingest_handbook(tmp_path_factory.mktemp("handbook"), embedder)
-    return data_dir
+def data_dir(handbook: tuple[Path, Path]) -> Path:
+    return handbook[1]
 
 
 @pytest.fixture(scope="module")
