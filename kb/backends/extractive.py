@@ -216,16 +216,14 @@ class ExtractiveBackend(AnswerBackend):
         skim = 0.6 * lexical + 0.4 * np.asarray(priors, dtype=np.float32)
         keep = np.argsort(-skim, kind="stable")[:RAG_CANDIDATES]
         chosen = [sentences[i] for i in keep]
-        vectors = self._sentence_vectors(chosen, prompt.corpus)
+        vectors = self._sentence_vectors(chosen)
         scores = (
             VECTOR_WEIGHT * np.clip(vectors @ question_vector, 0, 1)
             + (1 - VECTOR_WEIGHT) * lexical[keep]
         )
         return chosen, scores
 
-    def _sentence_vectors(
-        self, sentences: list[Sentence], corpus: CorpusVersion | None
-    ) -> np.ndarray:
+    def _sentence_vectors(self, sentences: list[Sentence]) -> np.ndarray:
         """Vectors from a cached snapshot index or a small memo; embeds only the rest."""
         rows: list[np.ndarray | None] = []
         index = next(reversed(self._indexes.values()), None) if self._indexes else None
