@@ -8,7 +8,9 @@ from __future__ import annotations
 from kb.backends.base import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG, Prompt
 from kb.corpus import CorpusVersion
 from kb.models import Citation
-from kb.retrieval import Hit
+from kb.passages import passages_from_hits
+
+__all__ = ["long_context_prompt", "passages_from_hits", "rag_prompt"]
 
 
 def long_context_prompt(corpus: CorpusVersion, question: str) -> Prompt:
@@ -20,26 +22,6 @@ def long_context_prompt(corpus: CorpusVersion, question: str) -> Prompt:
         cache_key=f"kb-{corpus.version}",
         corpus=corpus,
     )
-
-
-def passages_from_hits(hits: list[Hit]) -> list[Citation]:
-    """The hits as numbered passages, in document order (not score order): reading
-    order helps a model follow a document, and the numbers stay stable."""
-    ordered = sorted(hits, key=lambda h: (h.chunk.doc_id, h.chunk.start))
-    return [
-        Citation(
-            number=number,
-            chunk_id=hit.chunk.chunk_id,
-            doc_id=hit.chunk.doc_id,
-            title=hit.chunk.title,
-            source=hit.chunk.source,
-            start=hit.chunk.start,
-            end=hit.chunk.end,
-            text=hit.chunk.text,
-            score=round(hit.score, 6),
-        )
-        for number, hit in enumerate(ordered, start=1)
-    ]
 
 
 def rag_prompt(passages: list[Citation], question: str, corpus: CorpusVersion | None) -> Prompt:

@@ -21,7 +21,8 @@ from kb.cost import FREE_PROVIDERS, estimate_cost
 from kb.embedding import Embedder, shared_embedder
 from kb.errors import InvalidRequestError
 from kb.models import Answer, Citation, Route, Usage
-from kb.prompts import long_context_prompt, passages_from_hits, rag_prompt
+from kb.passages import build_passages
+from kb.prompts import long_context_prompt, rag_prompt
 from kb.retrieval import Hit, Retriever
 from kb.router import Costs, Sizes, choose_path
 from kb.settings import MODES, Settings
@@ -150,7 +151,7 @@ class KnowledgeBase:
             Usage(
                 input_tokens=question_tokens
                 + count_tokens(INSTRUCTIONS_RAG)
-                + top_k * self.settings.chunk_tokens,
+                + min(self.settings.rag_context_tokens, top_k * self.settings.chunk_tokens),
                 output_tokens=TYPICAL_OUTPUT_TOKENS,
             ),
             overrides=self.settings.price_overrides,
@@ -197,7 +198,7 @@ class KnowledgeBase:
             t0 = time.perf_counter()
             hits: list[Hit] = self.retriever(corpus).search(question, top_k)
             timings["retrieve_s"] = time.perf_counter() - t0
-            retrieved = passages_from_hits(hits)
+            retrieved = build_passages(corpus, hits, self.settings.rag_context_tokens, top_k)
             prompt = rag_prompt(retrieved, question, corpus)
             final = mode != "self_route"
             completion = yield from self._complete(prompt, timings, stream=stream and final)

@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kb.errors import SettingsError
 
 Mode = Literal["auto", "long_context", "rag", "self_route"]
+
+# Chosen on the dev sets, by the worst of them (README, "Retrieval"; bench/retrieval_bench.py).
+RAG_CONTEXT_TOKENS_DEFAULT = 6_000
+TOP_K_DEFAULT = 60
 MODES: tuple[str, ...] = ("auto", "long_context", "rag", "self_route")
 
 
@@ -49,9 +53,23 @@ class Settings(BaseSettings):
         200_000, ge=1_000, description="Most prompt tokens the long-context path may use."
     )
     answer_reserve: int = Field(1_024, ge=16, description="Tokens kept free for the answer.")
-    top_k: int = Field(8, ge=1, le=100, description="Passages the retrieval path cites.")
-    retrieval_hops: int = Field(
-        2, ge=1, le=2, description="2 adds a second search seeded by the best passage."
+    top_k: int = Field(
+        TOP_K_DEFAULT,
+        ge=1,
+        le=100,
+        description="Most chunks the retrieval path puts in the prompt (a cap under "
+        "`rag_context_tokens`).",
+    )
+    rag_context_tokens: int = Field(
+        RAG_CONTEXT_TOKENS_DEFAULT,
+        ge=200,
+        le=1_000_000,
+        description="Token budget of the retrieved passages in a retrieval prompt.",
+    )
+    retrieval_hops: Literal["auto", "1", "2"] = Field(
+        "auto",
+        description="`auto` adds a second search seeded by the best passage when the "
+        "first round calls for one; `1` never, `2` always.",
     )
     default_mode: Mode = "auto"
     auto_max_cost_ratio: float = Field(
