@@ -21,7 +21,7 @@ RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the top
 HOPS = ("auto", "1", "2")
 # `auto` skips the second hop when the best first-round passage holds at least this
 # share of the question's content words: the evidence is already concentrated there.
-SELF_CONTAINED_COVERAGE = 1.0
+SELF_CONTAINED_COVERAGE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
