@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = add("ask", cmd_ask, "Answer a question from the ingested corpus, with citations.")
     ask.add_argument("question")
     ask.add_argument("--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)")
-    ask.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+    ask.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
     ask.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
 

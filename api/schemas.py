@@ -101,7 +101,7 @@ class QueryRequest(BaseModel):
     mode: Mode | None = Field(
         default=None,
         description="`auto` (the router picks per corpus and question), `long_context` (the "
-        "whole corpus from the cached prompt), `rag` (retrieve top-k passages) or "
+        "whole corpus from the cached prompt), `rag` (retrieve passages) or "
         "`self_route` (retrieve first, escalate to long context if the passages cannot "
         "answer). Default: KB_DEFAULT_MODE.",
         examples=["auto"],
@@ -110,7 +110,9 @@ class QueryRequest(BaseModel):
         default=None,
         ge=1,
         le=100,
-        description="Passages the retrieval path puts in the prompt (1-100). Default: KB_TOP_K.",
+        description="Most chunks the retrieval path puts in the prompt (1-100), within "
+        "KB_RAG_CONTEXT_TOKENS; neighbouring chunks of a document merge into one passage. "
+        "Default: KB_TOP_K.",
         examples=[8],
     )
     stream: bool = Field(
