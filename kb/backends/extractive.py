@@ -287,9 +287,10 @@ class ExtractiveBackend(AnswerBackend):
         idf: tuple[dict[str, float], float],
     ) -> np.ndarray:
         similarity = np.clip(vectors @ question_vector, 0, 1)
-        return VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
+        scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
             question_words, words, idf
         )
+        return scores
 
     # -- the answer ---------------------------------------------------------------
 
