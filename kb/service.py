@@ -137,11 +137,8 @@ class KnowledgeBase:
 
     def ask(self, question: str, mode: str | None = None, top_k: int | None = None) -> Answer:
         """Answer `question` with citations, the route and why, usage and cost."""
-        answer: Answer | None = None
-        for event in self._run(question, mode, top_k, stream=False):
-            if isinstance(event, Answer):
-                answer = event
-        assert answer is not None
+        *_, answer = self._run(question, mode, top_k, stream=False)
+        assert isinstance(answer, Answer)
         return answer
 
     def stream(
