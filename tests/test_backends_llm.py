@@ -332,11 +332,30 @@ def test_local_backend_answers_with_no_key_and_shuts_its_server_down() -> None:
         assert props["default_generation_settings"]["n_ctx"] == DEFAULT_N_CTX
         assert server.url.startswith("http://127.0.0.1:")
 
-        completion = backend.complete(rag_prompt("What is the capital of France?"))
+        prompt = rag_prompt("What is the capital of France?")
+        # What the local model is sent: instructions alone, then the data, question last.
+        assert isinstance(backend, OpenAIBackend)
+        assert backend.request(prompt) == {
+            "model": "SmolLM2-135M-Instruct.Q4_1",
+            "messages": [
+                {"role": "system", "content": INSTRUCTIONS_RAG},
+                {
+                    "role": "user",
+                    "content": '<passage number="1" title="Capitals" source="capitals.md">\n'
+                    "Paris is the capital of France.\n</passage>\n\n"
+                    "Question: What is the capital of France?",
+                },
+            ],
+            "temperature": 0,
+            "max_tokens": 8,
+        }
+
+        completion = backend.complete(prompt)
 
         assert completion.text
         assert completion.usage.total_input_tokens > 0 and completion.usage.output_tokens > 0
-        assert estimate_cost(backend.name, completion.usage) is None  # runs here: free
+        assert not backend.priced  # runs here: free
+        assert estimate_cost(backend.name, completion.usage) is None
     finally:
         backend.close()
     with pytest.raises(httpx2.ConnectError):
