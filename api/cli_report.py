@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="FILE",
         help="evaluation set, one JSON object a line: qid, question, answers, "
-        "gold_doc_ids, is_impossible (the format of ../shared/datasets/*/questions.jsonl)",
+        "gold_doc_ids, is_impossible (the format of ../shared/datasets/*/questions.jsonl); "
+        "a question with gold_doc_ids and no answers is retrieval-only",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
     parser.add_argument(
@@ -43,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+    _add_pricing_arguments(parser)
+    _add_report_text_arguments(parser)
+
+
+def _add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--price-models",
         default=",".join(DEFAULT_PRICE_MODELS),
@@ -77,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="monthly volume the recommendation and the 'with cache' costs assume "
         f"(default: {DEFAULT_MONTHLY_QUESTIONS})",
     )
+
+
+def _add_report_text_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-threshold-sweep",
         action="store_true",

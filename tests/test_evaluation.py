@@ -10,6 +10,7 @@ import pytest
 
 from kb.cost import estimate_cost
 from kb.errors import InvalidRequestError, SettingsError
+from kb.models import Usage
 from kb.report.metrics import (
     citation_precision_recall,
     contains_answer,
@@ -26,7 +27,6 @@ from kb.report.metrics import (
 )
 from kb.report.projection import MINUTES_PER_MONTH, TokenMix, break_even, cost_curve
 from kb.report.questions import EvalQuestion, load_questions, sample_questions
-from kb.models import Usage
 
 # ---- the evaluation set ----------------------------------------------------------------
 

@@ -322,61 +322,10 @@ def _chart_volume(summary: ReportSummary, curves: dict[str, dict[str, CostCurve]
     width, height = max(panel_w * columns + 20, 720), panel_h * rows_n + 50
     if not models:
         return _svg(width, height, [_empty(width, height, "no priced modes")], "empty")
-    low, high = VOLUME_RANGE
-    volumes = [low * (high / low) ** (i / 60) for i in range(61)]
-    assumed = summary.costs.monthly_questions
     parts: list[str] = []
     for n, model in enumerate(models):
-        ox, oy = 20 + panel_w * (n % columns), panel_h * (n // columns)
-        lines: list[tuple[str, str, bool, list[float]]] = []
-        for mode, curve in curves[model].items():
-            lines.append(
-                (mode, COLORS.get(mode, "#555"), False, [curve.monthly(v) for v in volumes])
-            )
-        lc = curves[model].get("long_context")
-        if lc is not None and lc.prefix_share > 0:
-            lines.append(
-                (
-                    "long_context",
-                    COLORS["long_context"],
-                    True,
-                    [lc.monthly(v, False) for v in volumes],
-                )
-            )
-        values = [c for _, _, _, cs in lines for c in cs if c > 0] or [1.0]
-        x = _Axis(low, high, ox + 60, ox + panel_w - 15, log=True)
-        y = _Axis(min(values), max(values), oy + panel_h - 50, oy + 25, log=True)
-        parts += _frame(x, y, "n", "usd", "questions per month", "")
-        parts.append(
-            f'<text x="{ox + 60}" y="{oy + 16}" font-size="12" font-weight="600" {FONT}>'
-            f"{html.escape(model)}</text>"
-        )
-        parts.append(
-            f'<line x1="{x(assumed):.1f}" y1="{y.start:.1f}" x2="{x(assumed):.1f}" '
-            f'y2="{y.end:.1f}" stroke="#888" stroke-dasharray="2 3"><title>assumed volume '
-            f"{assumed:,}/month</title></line>"
-        )
-        for order, (mode, color, dashed, costs) in enumerate(lines):
-            pts = " ".join(
-                f"{x(v):.1f},{y(c):.1f}" for v, c in zip(volumes, costs, strict=True) if c > 0
-            )
-            dash = ' stroke-dasharray="6 4"' if dashed else ""
-            label = f"{MODE_LABELS.get(mode, mode)}{' without caching' if dashed else ''}"
-            parts.append(
-                f'<polyline points="{pts}" fill="none" stroke="{color}" '
-                f'stroke-width="{max(4.5 - 1.0 * order, 1.5) if not dashed else 2}"{dash}>'
-                f"<title>{html.escape(label)}</title></polyline>"
-            )
-        be = summary.costs.models[model].break_even.get("long_context_cached_vs_rag")
-        rag = curves[model].get("rag")
-        if be and rag is not None:
-            for v in be.volumes_per_month:
-                if low <= v <= high:
-                    parts.append(
-                        f'<circle cx="{x(v):.1f}" cy="{y(rag.monthly(v)):.1f}" r="5" fill="none" '
-                        f'stroke="#000" stroke-width="1.5"><title>break-even {v:,} questions/month'
-                        "</title></circle>"
-                    )
+        origin = (20 + panel_w * (n % columns), panel_h * (n // columns))
+        parts += _volume_panel(summary, model, curves[model], origin, (panel_w, panel_h))
     legend = [(COLORS.get(m, "#555"), MODE_LABELS.get(m, m)) for m in next(iter(curves.values()))]
     parts += [
         f'<text x="20" y="{height - 28}" font-size="11" {FONT}>'
@@ -388,3 +337,58 @@ def _chart_volume(summary: ReportSummary, curves: dict[str, dict[str, CostCurve]
         f"{summary.costs.cache_ttl_minutes:g} min.</text>",
     ]
     return _svg(width, height, parts, CHART_TITLES["cost_vs_volume"])
+
+
+def _volume_panel(
+    summary: ReportSummary,
+    model: str,
+    by_mode: dict[str, CostCurve],
+    origin: tuple[int, int],
+    size: tuple[int, int],
+) -> list[str]:
+    """One price model's monthly cost lines against volume, with its break-evens."""
+    (ox, oy), (panel_w, panel_h) = origin, size
+    low, high = VOLUME_RANGE
+    volumes = [low * (high / low) ** (i / 60) for i in range(61)]
+    assumed = summary.costs.monthly_questions
+    lines: list[tuple[str, str, bool, list[float]]] = [
+        (mode, COLORS.get(mode, "#555"), False, [curve.monthly(v) for v in volumes])
+        for mode, curve in by_mode.items()
+    ]
+    lc = by_mode.get("long_context")
+    if lc is not None and lc.prefix_share > 0:
+        uncached = [lc.monthly(v, False) for v in volumes]
+        lines.append(("long_context", COLORS["long_context"], True, uncached))
+    values = [c for _, _, _, cs in lines for c in cs if c > 0] or [1.0]
+    x = _Axis(low, high, ox + 60, ox + panel_w - 15, log=True)
+    y = _Axis(min(values), max(values), oy + panel_h - 50, oy + 25, log=True)
+    parts = _frame(x, y, "n", "usd", "questions per month", "")
+    parts.append(
+        f'<text x="{ox + 60}" y="{oy + 16}" font-size="12" font-weight="600" {FONT}>'
+        f"{html.escape(model)}</text>"
+        f'<line x1="{x(assumed):.1f}" y1="{y.start:.1f}" x2="{x(assumed):.1f}" '
+        f'y2="{y.end:.1f}" stroke="#888" stroke-dasharray="2 3"><title>assumed volume '
+        f"{assumed:,}/month</title></line>"
+    )
+    for order, (mode, color, dashed, costs) in enumerate(lines):
+        pts = " ".join(
+            f"{x(v):.1f},{y(c):.1f}" for v, c in zip(volumes, costs, strict=True) if c > 0
+        )
+        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        name = f"{MODE_LABELS.get(mode, mode)}{' without caching' if dashed else ''}"
+        parts.append(
+            f'<polyline points="{pts}" fill="none" stroke="{color}" '
+            f'stroke-width="{max(4.5 - 1.0 * order, 1.5) if not dashed else 2}"{dash}>'
+            f"<title>{html.escape(name)}</title></polyline>"
+        )
+    be = summary.costs.models[model].break_even.get("long_context_cached_vs_rag")
+    rag = by_mode.get("rag")
+    if be and rag is not None:
+        for v in be.volumes_per_month:
+            if low <= v <= high:
+                parts.append(
+                    f'<circle cx="{x(v):.1f}" cy="{y(rag.monthly(v)):.1f}" r="5" fill="none" '
+                    f'stroke="#000" stroke-width="1.5"><title>break-even {v:,} questions/month'
+                    "</title></circle>"
+                )
+    return parts
