@@ -131,10 +131,12 @@ def recommend(
 
 def _prices(costs: CostSummary, model: str | None) -> _Prices | None:
     entry = costs.models.get(model) if model else None
-    if entry is None or "long_context" not in entry.modes or "rag" not in entry.modes:
+    if model is None or entry is None or "long_context" not in entry.modes:
+        return None
+    if "rag" not in entry.modes:
         return None
     return _Prices(
-        model,  # type: ignore[arg-type]
+        model,
         entry.modes["long_context"].monthly_with_cache_usd,
         entry.modes["rag"].monthly_with_cache_usd,
     )

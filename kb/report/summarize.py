@@ -58,14 +58,31 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
 
 def relative_path(path: str | Path) -> str:
     """`path` relative to the working directory (the repository root when run from
-    there), so a committed report carries no path of the machine it was made on."""
+    there), so a committed report carries no path of the machine it was made on.
+
+    A path outside the working directory is named through the nearest ancestor that
+    holds it, or through a symbolic link beside an ancestor (`../shared/...` where
+    `shared` links to the real folder), the way a user typed it."""
     text = str(path)
     if not text or not os.path.isabs(text):
         return text
+    target = Path(text).resolve()
+    cwd = Path.cwd()
+    for up, base in enumerate([cwd, *cwd.parents]):
+        prefix = "../" * up
+        if target.is_relative_to(base.resolve()):
+            return prefix + str(target.relative_to(base.resolve())) or "."
+        for entry in _links(base):
+            if target.is_relative_to(entry.resolve()):
+                return f"{prefix}{entry.name}/{target.relative_to(entry.resolve())}"
+    return target.name
+
+
+def _links(folder: Path) -> list[Path]:
     try:
-        return os.path.relpath(text)
-    except ValueError:  # another drive on Windows
-        return Path(text).name
+        return [entry for entry in folder.iterdir() if entry.is_symlink() and entry.is_dir()]
+    except OSError:
+        return []
 
 
 def summarize(
@@ -229,7 +246,7 @@ def mode_summary(rows: Sequence[AnswerRow]) -> ModeSummary:
     answerable = [r for r in graded if not r.is_impossible]
     impossible = [r for r in graded if r.is_impossible]
     evidence = [r.evidence_covered for r in done if r.evidence_covered is not None]
-    costs = [r.cost_usd for r in done]
+    costs = [r.cost_usd for r in done if r.cost_usd is not None]
     return ModeSummary(
         questions=len(rows),
         errors=len(errors),
@@ -259,7 +276,7 @@ def mode_summary(rows: Sequence[AnswerRow]) -> ModeSummary:
         ),
         long_context_share=_rounded(sum(r.path == "long_context" for r in done) / len(done)),
         escalation_share=_rounded(mean(float(r.fallback) for r in done)),
-        run_cost_usd=None if any(c is None for c in costs) else round(sum(costs), 6),  # type: ignore[arg-type]
+        run_cost_usd=round(sum(costs), 6) if len(costs) == len(done) else None,
     )
 
 
