@@ -65,6 +65,8 @@ class AnswerBackend(ABC):
     # One long-context question before serving builds a per-corpus cache that would
     # otherwise slow the first question (never true of a priced backend).
     needs_warm_up: ClassVar[bool] = False
+    # It refuses below a score threshold (KB_EXTRACTIVE_THRESHOLD) that a report can sweep.
+    has_refusal_threshold: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model

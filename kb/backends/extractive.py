@@ -121,6 +121,7 @@ class ExtractiveBackend(AnswerBackend):
     context_window = 100_000_000
     supports_prompt_cache = True
     needs_warm_up = True  # its sentence index of the snapshot is built on first use
+    has_refusal_threshold = True
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
