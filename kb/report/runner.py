@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kb.backends import AnswerBackend
-from kb.cost import FREE_PROVIDERS
 from kb.errors import BackendError, InvalidRequestError
 from kb.models import Answer
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
@@ -38,11 +37,8 @@ WARM_UP_QUESTION = "What is this collection of documents about?"
 
 
 def backend_is_priced(backend: AnswerBackend) -> bool:
-    """Whether answers from this backend cost money (the offline readers do not).
-
-    The one place the report recognises a backend; it becomes a capability attribute
-    of the backend once the backends declare one."""
-    return backend.provider not in FREE_PROVIDERS
+    """Whether answers from this backend cost money (the offline readers do not)."""
+    return backend.priced
 
 
 def backend_has_refusal_threshold(backend: AnswerBackend) -> bool:
