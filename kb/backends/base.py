@@ -31,6 +31,7 @@ from kb.prompts import Prompt
 if TYPE_CHECKING:
     from kb.settings import Settings
 
+
 @dataclass(slots=True)
 class Completion:
     """A backend's answer: text, the provider's token usage, and what it cited.
