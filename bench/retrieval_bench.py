@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 from ingest.pipeline import run_ingest  # noqa: E402
 from kb.corpus import CorpusVersion  # noqa: E402
 from kb.embedding import shared_embedder  # noqa: E402
-from kb.evaluation import recall_at_k  # noqa: E402
 from kb.passages import build_passages, passages_from_hits  # noqa: E402
+from kb.report.metrics import recall_at_k  # noqa: E402
 from kb.retrieval import Retriever, _fuse  # noqa: E402
 from kb.settings import Settings, load_settings  # noqa: E402
 from kb.store import VectorStore  # noqa: E402
