@@ -270,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         budgets = tuple(sorted({*budgets, default_budget}))
     shared_embedder().embed_one("warm up")
     print(f"Ingesting (or reusing) the dev corpora under {args.data} ({_load()})")
-    results = [_measure(DEV_SETS[name], args.data, budgets) for name in args.sets.split(",")]
+    results = []
+    for name in args.sets.split(","):
+        results.append(_measure(DEV_SETS[name], args.data, budgets))
+        print(json.dumps(results[-1]), flush=True)
     _print(results, default_budget)
     print(json.dumps({"retrieval_bench": results}))
     return 0

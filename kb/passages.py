@@ -17,9 +17,9 @@ from kb.models import Chunk, Citation
 from kb.retrieval import Hit
 from kb.tokens import count_tokens
 
-# What one passage's header line ("[n] title (source)") and separators cost, on top
-# of the title's own tokens.
-PASSAGE_MARKUP_TOKENS = 8
+# What one passage's tags (`<passage number=.. title=.. source=..>` .. `</passage>`) and
+# the blank line after it cost, on top of the title's and the source's own tokens.
+PASSAGE_MARKUP_TOKENS = 16
 
 # Text of a document between two character offsets (None when it cannot be read).
 TextSource = Callable[[str, int, int], str | None]
@@ -40,7 +40,7 @@ class _Run:
 def select_within_budget(hits: Sequence[Hit], budget_tokens: int, cap: int) -> list[Hit]:
     """The best hits (in score order) whose passages fit `budget_tokens`: at most
     `cap` chunks, and always the best one. Text two selected chunks share counts once,
-    and each new passage pays for its header line."""
+    and each new document pays for its passage tags."""
     chosen: list[Hit] = []
     spans: dict[str, list[tuple[int, int]]] = {}
     used = 0
@@ -48,7 +48,7 @@ def select_within_budget(hits: Sequence[Hit], budget_tokens: int, cap: int) -> l
         chunk = hit.chunk
         cost = _new_tokens(chunk, spans.get(chunk.doc_id, []))
         if chunk.doc_id not in spans:
-            cost += count_tokens(chunk.title) + PASSAGE_MARKUP_TOKENS
+            cost += count_tokens(chunk.title) + count_tokens(chunk.source) + PASSAGE_MARKUP_TOKENS
         if chosen and used + cost > budget_tokens:
             break
         chosen.append(hit)
