@@ -3,7 +3,8 @@
     .venv/bin/python bench/retrieval_bench.py [--data DIR] [--sets a,b] [--budgets 2000,4000]
 
 For each dev set it prints all-gold recall@5 and @20 (every gold document is among
-the documents of the top-k chunks) for one hop (vectors + BM25, RRF), two hops,
+the documents of the top-k chunks; every ranking as deep as the service searches with
+the default `top_k`, 4 x 60 chunks) for one hop (vectors + BM25, RRF), two hops,
 BM25 alone, vectors alone and the default (`KB_RETRIEVAL_HOPS=auto`); the share of
 questions whose gold documents are all inside the retrieval context at each token
 budget (`KB_RAG_CONTEXT_TOKENS`); and the retrieval p50 latency of the old default
@@ -35,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +133,9 @@ def _open(dev: DevSet, data: Path) -> tuple[Settings, CorpusVersion, Retriever]:
     return settings, corpus, retriever
 
 
-def _ranked(retriever: Retriever, question: str, variant: str, k: int) -> list[str]:
-    """Document ids of the top-k chunks of one variant."""
+def _ranked(retriever: Retriever, question: str, variant: str, k: int, depth: int) -> list[str]:
+    """Document ids of the top-k chunks of one variant, every ranking `depth` deep."""
     corpus = retriever.corpus
-    depth = max(4 * k, 50)
     if variant == "BM25 alone":
         rows = [row for row, _ in corpus.lexical.search(question, depth)]
     elif variant == "vectors alone":
@@ -142,7 +143,8 @@ def _ranked(retriever: Retriever, question: str, variant: str, k: int) -> list[s
         rows = [row for row, _ in retriever.vector_search(vector, depth)]
     else:
         hops = {"one hop": "1", "two hops": "2", "default": None}[variant]
-        return [hit.chunk.doc_id for hit in retriever.search(question, k, hops=hops)]
+        hits = retriever.search(question, k, depth=depth, hops=hops)
+        return [hit.chunk.doc_id for hit in hits]
     return [corpus.chunks[row].doc_id for row in rows[:k]]
 
 
@@ -155,10 +157,11 @@ def _measure(dev: DevSet, data: Path, budgets: tuple[int, ...]) -> dict[str, Any
     second_hops = 0
     old_s: list[float] = []
     new_s: list[float] = []
-    for q in questions:
+    depth = max(4 * settings.top_k, 50)  # what the service searches with
+    for number, q in enumerate(questions):
         text, gold = q["question"], q["gold_doc_ids"]
         for variant in VARIANTS:
-            ranked = _ranked(retriever, text, variant, 20)
+            ranked = _ranked(retriever, text, variant, 20, depth)
             for k in (5, 20):
                 recall[variant][k] += recall_at_k(ranked, gold, k)[0]
         second_hops += _took_second_hop(retriever, text)
@@ -168,17 +171,10 @@ def _measure(dev: DevSet, data: Path, budgets: tuple[int, ...]) -> dict[str, Any
             docs = [p.doc_id for p in passages]
             at_budget[budget] += recall_at_k(docs, gold, len(docs))[0]
             budget_tokens[budget].append(sum(retriever_tokens(p.text) for p in passages))
-        old_s.append(_time(lambda t=text: passages_from_hits(retriever.search(t, 8, hops="2"))))
-        new_s.append(
-            _time(
-                lambda t=text: build_passages(
-                    corpus,
-                    retriever.search(t, settings.top_k),
-                    settings.rag_context_tokens,
-                    settings.top_k,
-                )
-            )
-        )
+        pairs = [(partial(_old_default, retriever, text), old_s)]
+        pairs.append((partial(_new_default, retriever, settings, text), new_s))
+        for call, into in pairs if number % 2 else reversed(pairs):  # alternate which is first
+            into.append(_time(call))
     n = len(questions)
     return {
         "set": dev.name,
@@ -215,6 +211,16 @@ def _time(call: Callable[[], object]) -> float:
     started = time.perf_counter()
     call()
     return time.perf_counter() - started
+
+
+def _old_default(retriever: Retriever, question: str) -> object:
+    """Retrieval as it was: always two hops, a fixed 8 passages."""
+    return passages_from_hits(retriever.search(question, OLD_TOP_K, hops="2"))
+
+
+def _new_default(retriever: Retriever, settings: Settings, question: str) -> object:
+    hits = retriever.search(question, settings.top_k)
+    return build_passages(retriever.corpus, hits, settings.rag_context_tokens, settings.top_k)
 
 
 def _print(results: list[dict[str, Any]], budget: int) -> None:
