@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 REFUSAL = "I cannot answer this from the provided documents."
 
 INSTRUCTIONS_LONG_CONTEXT = f"""You answer questions using only the documents below.
-Each document is wrapped in <document id="..." title="..." source="..."> tags.
-Answer briefly and precisely. After each statement, cite the supporting document by its id
-in square brackets, for example [doc:Some_Id]. If the documents do not contain the answer,
+Each document starts on a line of its own with § and its reference number, then its
+title (left out when the text begins with it), for example: §12 Travel Policy
+Answer briefly and precisely. After each statement, cite the supporting document by its
+number in square brackets, for example [doc:12]. If the documents do not contain the answer,
 reply exactly: {REFUSAL}"""
 
 INSTRUCTIONS_RAG = f"""You answer questions using only the numbered passages below.
