@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# Phases run as `python bench/ingest_bench.py`, whose path starts with bench/: put the
+# checkout first, or `kb` and `ingest` would come from wherever the venv installed them.
+sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100" / "corpus.jsonl"
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",

@@ -161,10 +161,11 @@ def _ingest_locked(
     chunk(plan)
     progress("chunk", len(plan.fresh), len(plan.fresh))
     store = VectorStore(settings)
-    embed(plan, store, embedder or shared_embedder(settings.embed_batch_size), progress)
+    embedder = embedder or shared_embedder(settings.embed_batch_size)
+    embed(plan, store, embedder, progress)
     version = write(plan)
     progress("write", version.manifest.chunk_count, version.manifest.chunk_count)
-    derive(plan, version, progress)
+    derive(plan, version, embedder, progress)
     VersionWriter(layout, version.version).commit()
     progress("commit", 1, 1)
     clean(plan, store, version.manifest)
@@ -279,17 +280,29 @@ def write(plan: Plan) -> CorpusVersion:
     return CorpusVersion.at(plan.layout, version)
 
 
-def derive(plan: Plan, version: CorpusVersion, progress: Progress) -> None:
-    """Indexes readers need per version, computed here so that the first question
-    after an ingest is as fast as the tenth. Each is a function of (the new version,
-    the previous one or None, progress) that writes into `version.folder`, reuses
-    what it can from the previous version, and is idempotent (a killed run repeats
-    it). None yet; the extractive reader's sentence vectors belong here."""
+@dataclass(frozen=True)
+class Derivation:
+    """What a derived index is computed from."""
+
+    settings: Settings
+    version: CorpusVersion  # written, not yet committed: write into `version.folder`
+    previous: CorpusVersion | None  # the version before, same config: reuse what it has
+    embedder: Embedder
+    progress: Progress  # report as (its name, done, total)
+
+
+def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Progress) -> None:
+    """Indexes readers need per version, computed before the version goes live, so
+    that the first question after an ingest is as fast as the tenth. Each is a
+    function of a `Derivation` that reuses what it can from the previous version and
+    is idempotent (a killed run repeats it). None yet; the extractive reader's
+    sentence vectors belong in DERIVED_INDEXES."""
+    job = Derivation(plan.settings, version, plan.previous, embedder, progress)
     for build in DERIVED_INDEXES:
-        build(version, plan.previous, progress)
+        build(job)
 
 
-DERIVED_INDEXES: list[Callable[[CorpusVersion, CorpusVersion | None, Progress], None]] = []
+DERIVED_INDEXES: list[Callable[[Derivation], None]] = []
 
 
 def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:

@@ -12,7 +12,8 @@ LOG_EVERY = 10.0  # seconds between embedding lines when not on a terminal
 
 
 class IngestProgress:
-    """A `Progress` callback for `run_ingest` (phase, done, total)."""
+    """A `Progress` callback for `run_ingest` (phase, done, total). Phases other than
+    the pipeline's own (derived indexes) are shown like `embed`: counted, with a rate."""
 
     def __init__(self, stream: IO[str] | None = None, terminal: bool | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -22,14 +23,14 @@ class IngestProgress:
         self._logged = 0.0
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase == "embed":
-            self._embed(done, total)
-        elif phase == "diff":
+        if phase == "diff":
             self._line(f"diff: {total} documents read")
         elif phase == "chunk":
             self._line(f"chunk: {total} new or changed documents cut")
-        else:
+        elif phase in ("write", "commit", "clean"):
             self._line(f"{phase}: done")
+        else:  # embed, and derived indexes: counted work with a rate and an ETA
+            self._count(phase, done, total)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -40,19 +41,20 @@ class IngestProgress:
         self.close()
         print(text, file=self.stream, flush=True)
 
-    def _embed(self, done: int, total: int) -> None:
+    def _count(self, phase: str, done: int, total: int) -> None:
+        noun = "chunks" if phase == "embed" else "items"
         if done == 0:
             self._started = self._logged = time.monotonic()
             if not total:
-                self._line("embed: nothing new to embed")
+                self._line(f"{phase}: nothing to do")
             elif self.terminal:
                 from tqdm import tqdm
 
                 self._bar = tqdm(
-                    total=total, unit="chunk", desc="embed", file=self.stream, smoothing=0.1
+                    total=total, unit=noun[:-1], desc=phase, file=self.stream, smoothing=0.1
                 )
             else:
-                self._line(f"embed: {total} chunks to embed")
+                self._line(f"{phase}: {total} {noun} to do")
             return
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
@@ -65,8 +67,9 @@ class IngestProgress:
         self._logged = moment
         rate = done / max(moment - self._started, 1e-9)
         eta = (total - done) / rate if rate else 0.0
+        verb = "embedded" if phase == "embed" else f"{phase}:"
         print(
-            f"embedded {done}/{total} chunks ({rate:.1f} chunks/s, ETA {eta:.0f}s)",
+            f"{verb} {done}/{total} {noun} ({rate:.1f} {noun}/s, ETA {eta:.0f}s)",
             file=self.stream,
             flush=True,
         )

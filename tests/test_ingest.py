@@ -4,6 +4,7 @@ holds exactly the chunks of the committed manifest."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import threading
@@ -16,8 +17,9 @@ from filelock import FileLock
 from ingest.chunking import chunk_document
 from ingest.loaders import load_corpus
 from ingest.pipeline import chunk_key, embedding_text, run_ingest
-from kb.corpus import CorpusVersion, Layout
+from ingest.progress import IngestProgress
 from kb.backends.extractive import read_snapshot
+from kb.corpus import CorpusVersion, Layout
 from kb.embedding import Embedder
 from kb.errors import IngestBusyError, NotIngestedError, UserError
 from kb.models import Document, IngestSummary
@@ -497,3 +499,28 @@ def test_a_second_ingest_waits_for_the_lock_when_asked(
     assert released.is_set()  # it ran only after the holder let go
     assert summary.changed_ids == ["notes.txt"]
     _assert_store_matches_manifest(settings)
+
+
+def test_progress_shows_a_bar_on_a_terminal_and_one_line_per_phase_otherwise() -> None:
+    log, screen = io.StringIO(), io.StringIO()
+    for stream, terminal in ((log, False), (screen, True)):
+        show = IngestProgress(stream, terminal=terminal)
+        show("diff", 12, 12)
+        show("chunk", 3, 3)
+        show("embed", 0, 128)
+        show("embed", 64, 128)  # the first batch already shows a rate
+        show("embed", 128, 128)
+        show("write", 1, 1)
+        show.close()
+    lines = log.getvalue().splitlines()
+    assert lines[:3] == [
+        "diff: 12 documents read",
+        "chunk: 3 new or changed documents cut",
+        "embed: 128 chunks to do",
+    ]
+    assert lines[3].startswith("embedded 64/128 chunks (") and "chunks/s, ETA" in lines[3]
+    assert lines[4].startswith("embedded 128/128 chunks (")
+    assert lines[5:] == ["write: done"]
+    bar = screen.getvalue()
+    assert "embed: 100%" in bar and "128/128" in bar and "chunk/s" in bar
+    assert bar.endswith("write: done\n")
