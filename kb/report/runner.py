@@ -21,8 +21,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kb.backends import AnswerBackend
-from kb.cost import FREE_PROVIDERS
 from kb.errors import BackendError, InvalidRequestError
 from kb.models import Answer
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
@@ -36,20 +34,6 @@ from kb.retrieval import Retriever
 from kb.service import KnowledgeBase
 
 WARM_UP_QUESTION = "What is this collection of documents about?"
-
-
-def backend_is_priced(backend: AnswerBackend) -> bool:
-    """Whether answers from this backend cost money (the offline readers do not).
-
-    The one place the report recognises a backend; it becomes a capability attribute
-    of the backend once the backends declare one."""
-    return backend.provider not in FREE_PROVIDERS
-
-
-def backend_has_refusal_threshold(backend: AnswerBackend) -> bool:
-    """Whether the backend refuses below a score threshold the report can sweep (the
-    extractive reader)."""
-    return backend.provider == "extractive"
 
 
 @dataclass
@@ -118,7 +102,7 @@ def run_report(
         seconds=time.perf_counter() - started,
         machine=Machine(os.cpu_count(), round(load_start, 2), round(os.getloadavg()[0], 2)),
         warm_up_s=warm_up,
-        priced=backend_is_priced(kb.backend),
+        priced=kb.backend.priced,
     )
     summary, curves = summarize(kb, options, questions, rows, facts)
     return ReportResult(rows=rows, summary=summary, curves=curves)
@@ -268,7 +252,7 @@ def _sweep_paths(
 ) -> tuple[str, ...]:
     """The paths to re-read at threshold 0: only for a reader with a refusal threshold,
     and long context only where the corpus fits."""
-    if not options.threshold_sweep or not backend_has_refusal_threshold(kb.backend):
+    if not options.threshold_sweep or not kb.backend.has_refusal_threshold:
         return ()
     paths = ["rag"]
     if kb.sizes(kb.corpus(), max((q.question for q in questions), key=len)).fits:
