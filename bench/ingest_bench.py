@@ -2,6 +2,14 @@
 llama-index `VectorStoreIndex` over Chroma with the same model.
 
     .venv/bin/python bench/ingest_bench.py [--corpus PATH] [--repeat N] [--keep DIR]
+    .venv/bin/python bench/ingest_bench.py --markup
+    .venv/bin/python bench/ingest_bench.py --corpus BIG --ingested DATA_DIR
+
+The first form: full ingest against the baseline, then no change, one sentence
+appended, the corpus renamed. `--markup`: the long-context markup overhead of the
+dev sets. `--ingested`: the incremental figures (no change, one sentence appended,
+renamed) on a large corpus next to hotpotqa-100 in one run, CPU seconds besides
+embedding compared (an empty DATA_DIR is first filled with placeholder vectors).
 
 Each phase runs in its own Python process, so that its peak memory (ru_maxrss) is
 its own. In every phase the embedding model and the cl100k tokenizer are loaded
@@ -33,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # checkout first, or `kb` and `ingest` would come from wherever the venv installed them.
 sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100" / "corpus.jsonl"
+DEV_SETS = ["hotpotqa-100", "squad-v2-dev"]
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -322,6 +331,30 @@ def scale_figures(source: Path, data_dir: Path, work: Path) -> dict[str, Any]:
     }
 
 
+def markup_overhead(corpora: list[Path]) -> None:
+    """The long-context snapshot's markup per dev set, as `kb ingest` builds it
+    (kb/snapshot.py), without embedding anything: snapshot tokens / text tokens - 1."""
+    from ingest.loaders import load_corpus
+    from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
+    from kb.tokens import count_tokens
+
+    for corpus in corpora:
+        documents = sorted(load_corpus(corpus, 10**9).documents, key=lambda d: d.doc_id)
+        snapshot = build_snapshot(
+            [
+                SnapshotEntry(d.doc_id, d.title, d.source, d.text, body_tokens(d.text))
+                for d in documents
+            ]
+        )
+        text = sum(count_tokens(d.text) for d in documents)
+        overhead = snapshot.tokens / text - 1
+        verdict = "PASS" if overhead <= 0.05 else "MISS"
+        print(
+            f"  {corpus.parent.name:<14} {len(documents):>5} documents  {text:>9,} text tokens  "
+            f"{snapshot.tokens:>9,} snapshot tokens  markup {overhead:.2%}  (<= 5%: {verdict})"
+        )
+
+
 def scale_comparison(large: Path, data_dir: Path, reference: Path, work: Path) -> None:
     """The incremental figures on a large ingested corpus next to a reference corpus
     (prefilled the same way), in one run; prints both and their difference."""
@@ -490,12 +523,21 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CORPUS,
         help="with --ingested: the corpus measured the same way beside it (hotpotqa-100)",
     )
+    parser.add_argument(
+        "--markup",
+        action="store_true",
+        help="print only the long-context markup overhead of the dev sets (no embedding)",
+    )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.phase:
         print(json.dumps(PHASES[args.phase](args.corpus, args.data_dir)))
+        return 0
+    if args.markup:
+        datasets = ROOT / ".." / "shared" / "datasets"
+        markup_overhead([datasets / name / "corpus.jsonl" for name in DEV_SETS])
         return 0
     if args.ingested:
         with tempfile.TemporaryDirectory(prefix="kb-ingest-bench-") as work:
