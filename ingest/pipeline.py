@@ -260,7 +260,9 @@ def write(plan: Plan) -> CorpusVersion:
         ]
     )
     key = config_key(settings)
-    version = hashlib.sha256(f"{key}\0{snapshot.text}".encode()).hexdigest()[:16]
+    # The snapshot and its reference map: a renamed file changes only the map.
+    refs = "\n".join(f"{d.doc_id}\0{d.source}" for d in snapshot.documents)
+    version = hashlib.sha256(f"{key}\0{snapshot.text}\0{refs}".encode()).hexdigest()[:16]
     writer = VersionWriter(plan.layout, version)
     if writer.complete() is None:
         lines, rows = _chunk_rows(plan, entries)
