@@ -52,3 +52,21 @@ def rag_prompt(passages: list[Citation], question: str, corpus: CorpusVersion | 
         passages=passages,
         corpus=corpus,
     )
+
+
+# ---- conversations: the follow-up rewrite (kb.conversation) ------------------------
+
+REWRITE_INSTRUCTIONS = """Rewrite the follow-up question as a standalone question that \
+can be understood without the conversation: replace every pronoun and vague reference \
+(she, it, its, that, there) with what it refers to in the conversation. Keep the meaning; \
+do not answer it. Reply with the standalone question only, on one line."""
+
+
+def rewrite_prompt(history: str, last_question: str) -> Prompt:
+    """The rewrite call: instructions and the conversation first, the follow-up last."""
+    return Prompt(
+        path="rag",
+        instructions=REWRITE_INSTRUCTIONS,
+        context=f"Conversation:\n{history}",
+        question=f"Follow-up question: {last_question}\nStandalone question:",
+    )

@@ -90,6 +90,8 @@ class AnswerBackend(ABC):
     provider: ClassVar[str] = ""
     context_window: ClassVar[int] = 128_000
     supports_prompt_cache: ClassVar[bool] = False
+    # Writes text (so it can rewrite a follow-up into a standalone question).
+    generative: ClassVar[bool] = True
 
     def __init__(self, model: str) -> None:
         self.model = model

@@ -119,6 +119,7 @@ class ExtractiveBackend(AnswerBackend):
     # It reads any length; the long-context budget is what bounds it.
     context_window = 100_000_000
     supports_prompt_cache = True
+    generative = False  # it selects sentences; it cannot rewrite a question
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(MODEL_NAME)
