@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_routes, routes
 from api.deps import QUERY_THREADS, ServiceState
+from api.docs import add_docs
 from api.schemas import error_payload
 from kb.backends import AnswerBackend
 from kb.embedding import Embedder
@@ -83,11 +84,14 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
     )
     app.state.service = state
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -10,7 +10,9 @@ routed, it is made to stand on its own:
   `trusted`); the recent user turns are used instead;
 - with the offline extractive reader, which cannot write, by a retrieval query made
   of the recent user turns, latest last ("Who maintains the on-call rotation? When
-  did she last review it?").
+  did she last review it?"), when the follow-up leans on them (`needs_context`: it
+  refers back, continues, or is a word or two); a question that does not is taken
+  as a new topic and asked as written.
 
 The first question of a conversation is used as written. The answer carries the
 question that was actually routed (`Answer.standalone_question`), so a client can
@@ -19,6 +21,7 @@ show it next to the route.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -43,6 +46,13 @@ TRANSCRIPT_TURNS = 6  # turns the rewrite call sees
 ASSISTANT_CHARS = 400  # an assistant turn is cut to this many characters in the transcript
 REWRITE_CACHE_SIZE = 512
 SOURCES_MARK = "\n\nSources:\n"  # the list the chat endpoint appends to its answers
+# Words by which a follow-up refers back to the conversation, and its usual openings.
+REFERENCE_WORDS = frozenset(
+    "it its itself he him his she her hers they them their theirs this these those "
+    "former latter".split()
+)
+CONTINUATIONS = frozenset(["and", "but", "also", "then", "so", "what about", "how about"])
+_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,21 @@ def recent_turns_query(turns: Sequence[Turn], max_chars: int) -> str:
             break
         query = longer
     return query
+
+
+def needs_context(question: str) -> bool:
+    """Whether a question leans on the conversation: it refers back (it, its, she,
+    they, this, those...), continues ("And elsewhere?", "What about Sieve?") or has
+    at most one word of content. Without a model to judge, a question that does none of
+    these is taken as a new topic and asked as written."""
+    words = _WORD.findall(question.lower())
+    if not words:
+        return False
+    if any(word in REFERENCE_WORDS for word in words):
+        return True
+    if words[0] in CONTINUATIONS or " ".join(words[:2]) in CONTINUATIONS:
+        return True
+    return len(content_words(question)) <= 1
 
 
 def transcript(turns: Sequence[Turn]) -> str:
@@ -135,6 +160,8 @@ def standalone_question(
         return Standalone(last, last, "as_is")  # the question is checked where it is asked
     last = last.strip()
     if not backend.generative:
+        if not needs_context(last):
+            return Standalone(last, last, "as_is")
         return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
     history = transcript(_through_last_user(turns))
     key = (backend.name, history, last)

@@ -18,7 +18,13 @@ from openai import OpenAI
 from kb.backends.base import REFUSAL, AnswerBackend, Completion, Prompt
 from kb.backends.local import LlamaServer
 from kb.backends.openai_backend import OpenAIBackend
-from kb.conversation import Turn, ask_conversation, rewrite_cache, standalone_question
+from kb.conversation import (
+    Turn,
+    ask_conversation,
+    needs_context,
+    rewrite_cache,
+    standalone_question,
+)
 from kb.embedding import Embedder
 from kb.models import Usage
 from kb.prompts import REWRITE_INSTRUCTIONS
@@ -79,11 +85,34 @@ def test_a_first_question_is_used_as_written(offline: KnowledgeBase) -> None:
 def test_recent_turns_query_keeps_the_last_turns_within_the_limit(
     offline: KnowledgeBase,
 ) -> None:
-    turns = [Turn("user", f"question {i}?") for i in range(5)]
+    turns = [Turn("user", f"What is it{i}?") for i in range(5)]
     assert standalone_question(turns, offline.backend, 4_000).question == (
-        "question 2? question 3? question 4?"
+        "What is it2? What is it3? What is it4?"
     )
-    assert standalone_question(turns, offline.backend, 25).question == "question 3? question 4?"
+    assert standalone_question(turns, offline.backend, 25).question == "What is it3? What is it4?"
+
+
+@pytest.mark.parametrize(
+    ("question", "leans"),
+    [
+        ("How long do its grants last?", True),
+        ("When did she last review it?", True),
+        ("And elsewhere?", True),
+        ("What about Sieve?", True),
+        ("Why?", True),
+        ("When are production deploys frozen?", False),
+        ("Who approves a hotfix during the freeze?", False),
+    ],
+)
+def test_needs_context(question: str, leans: bool) -> None:
+    assert needs_context(question) is leans
+
+
+def test_offline_new_topic_is_asked_as_written(offline: KnowledgeBase) -> None:
+    turns = [*conversation()[:2], Turn("user", "When are production deploys frozen?")]
+    answer = ask_conversation(offline, turns, "rag")
+    assert answer.standalone_question is None
+    assert [c.doc_id for c in answer.citations] == ["engineering/deploys.md"]
 
 
 @pytest.fixture(scope="module")
