@@ -109,9 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = add("serve", cli_serve.run, cli_serve.HELP)
     cli_serve.add_arguments(serve)
+    mcp = add("mcp", cmd_mcp, MCP_HELP)
+    mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     report = add("report", cli_report.run, cli_report.HELP)
     cli_report.add_arguments(report)
     return parser
+
+
+MCP_HELP = (
+    "Serve the knowledge base to MCP clients (agents, IDE assistants) over stdio: tools "
+    "ask, search and corpus_status, and the documents as resources. `kb serve` also "
+    "serves MCP over streamable HTTP at /mcp."
+)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from api.mcp_server import run
+
+    return run(args)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
