@@ -1,15 +1,15 @@
-"""The `kb` command: ingest, ask, serve, report. Errors become one-line messages here."""
+"""The `kb` command: ingest, ask, chat, serve, mcp, report. Errors become one-line messages here."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kb.errors import KBError, UserError
+from kb import __version__
+from kb.errors import KBError, ServiceError, UserError
 from kb.settings import MODES, Settings, load_settings
 
 
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         "per question between a cached long-context prompt and cited retrieval. "
         "Settings come from KB_* environment variables (see README).",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"kb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(
         name: str, func: Callable[[argparse.Namespace], int], help: str
@@ -98,12 +99,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for another ingest on the same data dir (default: fail at once)",
     )
 
-    ask = add("ask", cmd_ask, "Answer a question from the ingested corpus, with citations.")
+    ask = add(
+        "ask",
+        cmd_ask,
+        "Answer a question from the ingested corpus, with citations. With KB_URL set, "
+        "the running `kb serve` there answers (in a fraction of a second; it says so); "
+        "otherwise this process loads the model and answers.",
+    )
     ask.add_argument("question")
-    ask.add_argument("--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)")
-    ask.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
-    ask.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    chat = add(
+        "chat",
+        cmd_chat,
+        "A session of questions read from standard input, one a line, with the model "
+        "loaded once (or the service at KB_URL asked). Follow-ups keep the conversation; "
+        "/new starts a new one, /quit ends.",
+    )
+    for cmd in (ask, chat):
+        cmd.add_argument(
+            "--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)"
+        )
+        cmd.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+        cmd.add_argument(
+            "--backend", default=None, help="provider:model (default: KB_BACKEND); answers here"
+        )
+        cmd.add_argument(
+            "--local", action="store_true", help="answer in this process even if KB_URL is set"
+        )
+        cmd.add_argument("--json", action="store_true", help="print JSON (one object an answer)")
 
     from api import cli_report, cli_serve
 
@@ -129,42 +151,41 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    from kb.service import KnowledgeBase
+def _asker(args: argparse.Namespace) -> Any:
+    from api.cli_ask import Asker
 
     settings = _settings(args, backend=args.backend)
-    with KnowledgeBase(settings) as base:
-        answer = base.ask(args.question, mode=args.mode, top_k=args.top_k)
-    if args.json:
-        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
-        return 0
-    print(answer.answer)
-    print()
-    for citation in answer.citations:
-        print(
-            f"[{citation.number}] {citation.title} ({citation.source}, chars "
-            f"{citation.start}-{citation.end})"
-        )
-    route = answer.route
-    fallback = ", fallback" if route.fallback else ""
-    print(f"\nroute: {route.path} (mode {route.mode}{fallback}): {route.reason}")
-    usage = answer.usage
-    cost = "unknown" if answer.cost_usd is None else f"${answer.cost_usd:.6f}"
-    print(
-        f"tokens: {usage.input_tokens} in, {usage.cache_read_tokens} cache read, "
-        f"{usage.cache_write_tokens} cache write, {usage.output_tokens} out; cost {cost}"
-    )
-    return 0
+    # A command-line backend or data dir means "here", not the running service.
+    local = args.local or bool(args.backend) or args.data_dir is not None
+    return Asker(settings, mode=args.mode, top_k=args.top_k, local=local)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from api.cli_ask import run_ask
+
+    return run_ask(_asker(args), args.question, as_json=args.json)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from api.cli_ask import run_chat
+
+    return run_chat(_asker(args), sys.stdin, as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `kb`: what it can do
+        parser.print_help()
+        return 0
     try:
         return int(args.func(args))
     except UserError as exc:
         print(f"kb: {exc.message}", file=sys.stderr)
         return 2
+    except ServiceError as exc:
+        print(f"kb: {exc.kind}: {exc.message}", file=sys.stderr)
+        return 2 if 400 <= exc.http_status < 500 else 1
     except KBError as exc:
         print(f"kb: {exc.kind}: {exc.message}", file=sys.stderr)
         return 1
