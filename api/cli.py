@@ -10,6 +10,7 @@ from typing import Any
 
 from kb import __version__
 from kb.errors import KBError, ServiceError, UserError
+from kb.models import IngestSummary
 from kb.settings import MODES, Settings, load_settings
 
 
@@ -41,11 +42,34 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     if args.json:
-        print(summary.model_dump_json(indent=2))
-        return 0
+        print(_summary_json(summary, full=args.full, indent=None if args.watch else 2))
+    else:
+        _print_summary(summary, settings)
+    if args.watch:
+        return _watch(args, settings)
+    return 0
+
+
+ID_LISTS = {"added_ids", "changed_ids", "removed_ids"}
+
+
+def _summary_json(summary: IngestSummary, *, full: bool, indent: int | None) -> str:
+    """The summary as JSON; the id lists (megabytes on a large corpus) only with --full."""
+    return summary.model_dump_json(indent=indent, exclude=None if full else ID_LISTS)
+
+
+def _print_summary(summary: IngestSummary, settings: Settings) -> None:
+    from ingest.watch import name_some
+
+    counts = []
+    for kind, count, ids in (
+        ("added", summary.added, summary.added_ids),
+        ("changed", summary.changed, summary.changed_ids),
+        ("removed", summary.removed, summary.removed_ids),
+    ):
+        counts.append(f"{kind} {count}" + (f" ({name_some(ids)})" if ids else ""))
     print(
-        f"added {summary.added}, changed {summary.changed}, removed {summary.removed}, "
-        f"unchanged {summary.unchanged}, skipped {len(summary.skipped)}"
+        f"{', '.join(counts)}, unchanged {summary.unchanged}, skipped {len(summary.skipped)}"
     )
     for skipped in summary.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
@@ -57,6 +81,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"corpus {summary.corpus_version}: {summary.documents} documents, {summary.chunks} "
         f"chunks, {summary.corpus_tokens:,} tokens (data dir {settings.data_dir})"
     )
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.watch import Reindex, describe, watch
+
+    print(f"watching {args.path} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
+
+    def report(reindex: Reindex) -> None:
+        if args.json and reindex.summary is not None:
+            print(_summary_json(reindex.summary, full=args.full, indent=None), flush=True)
+        else:
+            print(describe(reindex), flush=True)
+
+    watch(settings, Path(args.path), report, debounce_s=args.debounce)  # until Ctrl-C
     return 0
 
 
@@ -90,7 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
         "only what changed is re-embedded.",
     )
     ingest.add_argument("path", help="folder or file to index")
-    ingest.add_argument("--json", action="store_true", help="print only a JSON summary")
+    ingest.add_argument(
+        "--json",
+        action="store_true",
+        help="print only a JSON summary (counts; the id lists with --full)",
+    )
+    ingest.add_argument(
+        "--full", action="store_true", help="with --json: list every added/changed/removed id"
+    )
+    ingest.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep watching PATH and re-index when files change "
+        "(debounced, one at a time; a line per re-index saying what changed)",
+    )
+    ingest.add_argument(
+        "--debounce",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --watch: quiet time after the last change before re-indexing (default 1)",
+    )
     ingest.add_argument(
         "--wait",
         type=float,
