@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = add(
         "ingest",
         cmd_ingest,
-        "Index a folder or file (.md .txt .rst .html .pdf .jsonl); "
+        "Index a folder or file (.md .txt .rst .html .pdf .docx .jsonl); "
         "only what changed is re-embedded.",
     )
     ingest.add_argument("path", help="folder or file to index")
