@@ -38,6 +38,7 @@ from api.schemas import Citation, CorpusResponse, QueryResponse, Turn
 from kb import __version__
 from kb.conversation import Turn as ConversationTurn
 from kb.conversation import ask_conversation
+from kb.corpus import CorpusVersion
 from kb.errors import KBError
 from kb.prompts import passages_from_hits
 from kb.service import KnowledgeBase
@@ -133,7 +134,7 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
     @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain")
     def document(doc_id: str) -> str:
         """The text of one document of the corpus, by its id."""
-        corpus = _call(kb.corpus)
+        corpus: CorpusVersion = _call(kb.corpus)
         for span_doc, start, end in corpus.document_spans():
             if span_doc == doc_id:
                 return corpus.snapshot[start:end]

@@ -260,7 +260,9 @@ def test_openai_backend_follow_up_against_llama_cpp(
         )
         assert sent[1]["messages"][1]["content"] == answer.standalone_question
         assert [c.doc_id for c in answer.retrieved] == [RIGHT_DOC]
-        assert "[1] Access reviews (security/access.md)" in sent[1]["messages"][0]["content"]
+        assert '<passage number="1" title="Access reviews" source="security/access.md">' in (
+            sent[1]["messages"][0]["content"]
+        )
         assert {c.doc_id for c in answer.citations} <= {RIGHT_DOC}
 
         # The same conversation again: the rewrite comes from the cache.
