@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from kb.backends.base import REFUSAL, AnswerBackend, Completion, Prompt
+from kb.backends.base import AnswerBackend, Completion
 from kb.backends.local import LlamaServer
 from kb.backends.openai_backend import OpenAIBackend
 from kb.conversation import (
@@ -27,7 +27,7 @@ from kb.conversation import (
 )
 from kb.embedding import Embedder
 from kb.models import Usage
-from kb.prompts import REWRITE_INSTRUCTIONS
+from kb.prompts import REFUSAL, REWRITE_INSTRUCTIONS, Prompt
 from kb.service import KnowledgeBase
 from tests import llm_server
 from tests.live_server import LiveServer, make_settings, serving
@@ -212,7 +212,7 @@ def test_a_rewrite_is_used_only_when_it_resolves_the_reference(
     (prompt,) = backend.prompts
     assert prompt.instructions == REWRITE_INSTRUCTIONS
     assert prompt.context == f"Conversation:\nUser: {FIRST}\nAssistant: {FIRST_ANSWER}"
-    assert prompt.question == f"Follow-up question: {FOLLOW_UP}\nStandalone question:"
+    assert prompt.question == FOLLOW_UP
     # Asked again, the same conversation costs no call.
     assert standalone_question(conversation(), backend, 4_000) == standalone
     assert len(backend.prompts) == 1
@@ -239,14 +239,11 @@ def test_openai_backend_follow_up_against_llama_cpp(
         assert sent[0] == {
             "model": "smollm2",
             "messages": [
-                {
-                    "role": "system",
-                    "content": f"{REWRITE_INSTRUCTIONS}\n\nConversation:\n"
-                    f"User: {FIRST}\nAssistant: {FIRST_ANSWER}",
-                },
+                {"role": "system", "content": REWRITE_INSTRUCTIONS},
                 {
                     "role": "user",
-                    "content": f"Follow-up question: {FOLLOW_UP}\nStandalone question:",
+                    "content": f"Conversation:\nUser: {FIRST}\nAssistant: {FIRST_ANSWER}"
+                    f"\n\nQuestion: {FOLLOW_UP}",
                 },
             ],
             "temperature": 0,
@@ -258,10 +255,11 @@ def test_openai_backend_follow_up_against_llama_cpp(
             expected.question,
             expected.method,
         )
-        assert sent[1]["messages"][1]["content"] == answer.standalone_question
+        answer_turn = sent[1]["messages"][1]["content"]
+        assert answer_turn.endswith(f"\n\nQuestion: {answer.standalone_question}")
         assert [c.doc_id for c in answer.retrieved] == [RIGHT_DOC]
-        assert '<passage number="1" title="Access reviews" source="security/access.md">' in (
-            sent[1]["messages"][0]["content"]
+        assert answer_turn.startswith(
+            '<passage number="1" title="Access reviews" source="security/access.md">'
         )
         assert {c.doc_id for c in answer.citations} <= {RIGHT_DOC}
 
