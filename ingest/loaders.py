@@ -239,9 +239,7 @@ def _docx_text(raw: bytes, fallback_title: str) -> tuple[str, str]:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
         if inflated > DOCX_MAX_UNCOMPRESSED:
-            raise SkipFile(
-                f".docx inflates to {inflated:,} bytes, over {DOCX_MAX_UNCOMPRESSED:,}"
-            )
+            raise SkipFile(f".docx inflates to {inflated:,} bytes, over {DOCX_MAX_UNCOMPRESSED:,}")
         document = open_docx(io.BytesIO(raw))
         lines, heading = _docx_lines(document)
         title = (document.core_properties.title or "").strip() or heading

@@ -161,9 +161,9 @@ def test_api_docs_render_offline(server: LiveServer, browser: object, tmp_path: 
     requests: list[str] = []
     context.route(
         "**/*",
-        lambda route: route.continue_()
-        if route.request.url.startswith(server.url)
-        else route.abort(),
+        lambda route: (
+            route.continue_() if route.request.url.startswith(server.url) else route.abort()
+        ),
     )
     page = context.new_page()
     page.on("request", lambda request: requests.append(request.url))

@@ -31,6 +31,7 @@ from kb.prompts import Prompt
 if TYPE_CHECKING:
     from kb.settings import Settings
 
+
 @dataclass(slots=True)
 class Completion:
     """A backend's answer: text, the provider's token usage, and what it cited.
@@ -65,6 +66,8 @@ class AnswerBackend(ABC):
     # One long-context question before serving builds a per-corpus cache that would
     # otherwise slow the first question (never true of a priced backend).
     needs_warm_up: ClassVar[bool] = False
+    # It refuses below a score threshold (KB_EXTRACTIVE_THRESHOLD) that a report can sweep.
+    has_refusal_threshold: ClassVar[bool] = False
     # Writes text (so it can rewrite a follow-up into a standalone question).
     generative: ClassVar[bool] = True
 

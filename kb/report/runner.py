@@ -6,8 +6,9 @@ computed for any threshold).
 
 Latency is comparable across modes: every mode is warmed with one question before
 anything is timed (the long-context warm-up builds the corpus version's prompt
-cache, and its time is reported as the cold start), and the order of the modes is
-shuffled per question with the seed, so no mode always pays for going first.
+cache, and its time is reported as the cold start), each question is embedded before
+its modes are timed, and the order of the modes rotates from question to question, so
+no mode pays for going first more often than another.
 Everything but the timings is deterministic for a seed.
 """
 
@@ -20,8 +21,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kb.backends import AnswerBackend
-from kb.cost import FREE_PROVIDERS
 from kb.errors import BackendError, InvalidRequestError
 from kb.models import Answer
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
@@ -35,20 +34,6 @@ from kb.retrieval import Retriever
 from kb.service import KnowledgeBase
 
 WARM_UP_QUESTION = "What is this collection of documents about?"
-
-
-def backend_is_priced(backend: AnswerBackend) -> bool:
-    """Whether answers from this backend cost money (the offline readers do not).
-
-    The one place the report recognises a backend; it becomes a capability attribute
-    of the backend once the backends declare one."""
-    return backend.provider not in FREE_PROVIDERS
-
-
-def backend_has_refusal_threshold(backend: AnswerBackend) -> bool:
-    """Whether the backend refuses below a score threshold the report can sweep (the
-    extractive reader)."""
-    return backend.provider == "extractive"
 
 
 @dataclass
@@ -117,7 +102,7 @@ def run_report(
         seconds=time.perf_counter() - started,
         machine=Machine(os.cpu_count(), round(load_start, 2), round(os.getloadavg()[0], 2)),
         warm_up_s=warm_up,
-        priced=backend_is_priced(kb.backend),
+        priced=kb.backend.priced,
     )
     summary, curves = summarize(kb, options, questions, rows, facts)
     return ReportResult(rows=rows, summary=summary, curves=curves)
@@ -175,15 +160,19 @@ def _answer_rows(
     top_k: int,
     bar: _Progress,
 ) -> list[AnswerRow]:
-    """Every question in every mode, the modes in a seeded random order per question."""
+    """Every question in every mode. The order of the modes is a seeded shuffle, rotated
+    by one position per question, so each mode runs first, second, ... equally often;
+    the question is embedded (untimed) before its first mode, so no mode pays for
+    the others' shared work (the embedder remembers recent texts)."""
     bar.phase("answers (" + ", ".join(options.modes) + ")")
     corpus_doc_ids = set(kb.corpus().manifest.by_id())
-    order = random.Random(options.seed)
+    order = list(options.modes)
+    random.Random(options.seed).shuffle(order)
     rows = []
-    for question in questions:
-        modes = list(options.modes)
-        order.shuffle(modes)
-        for position, mode in enumerate(modes):
+    for number, question in enumerate(questions):
+        kb.embedder.embed_one(question.question)
+        shift = number % len(order)
+        for position, mode in enumerate(order[shift:] + order[:shift]):
             rows.append(_answer_row(kb, question, mode, top_k, position, corpus_doc_ids))
             bar.step()
     return rows
@@ -247,7 +236,7 @@ def _sweep_paths(
 ) -> tuple[str, ...]:
     """The paths to re-read at threshold 0: only for a reader with a refusal threshold,
     and long context only where the corpus fits."""
-    if not options.threshold_sweep or not backend_has_refusal_threshold(kb.backend):
+    if not options.threshold_sweep or not kb.backend.has_refusal_threshold:
         return ()
     paths = ["rag"]
     if kb.sizes(kb.corpus(), max((q.question for q in questions), key=len)).fits:

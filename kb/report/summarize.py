@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
 from kb.models import Usage
-from kb.report.metrics import mean, percentile, threshold_tradeoff
+from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
 from kb.report.options import ReportOptions
 from kb.report.projection import BreakEven, CostCurve, TokenMix, break_even, cost_curve
 from kb.report.questions import EvalQuestion
@@ -99,7 +99,7 @@ def summarize(
     curves = _curves(price_models, options, answers)
     costs = _cost_summary(options, curves, answers)
     corpus = _corpus_info(kb, questions)
-    route = kb.route(kb.corpus(), "auto", "", facts.top_k)
+    route = kb.router.route(kb.corpus().corpus_tokens, "auto", "", facts.top_k)
     auto = AutoChoice(
         route.path, route.reason, modes["auto"].long_context_share if "auto" in modes else None
     )
@@ -195,8 +195,8 @@ def _search_p50(rows: Sequence[Row], ks: Sequence[int]) -> float | None:
     return _rounded(percentile([r.seconds[first] for r in probes], 50))
 
 
-def _tradeoff(rows: Sequence[Row], current: float) -> dict[str, list]:
-    sweep: dict[str, list] = {}
+def _tradeoff(rows: Sequence[Row], current: float) -> dict[str, list[ThresholdPoint]]:
+    sweep: dict[str, list[ThresholdPoint]] = {}
     for path in ("long_context", "rag"):
         scored = [
             (r.is_impossible, r.best_score or 0.0, r.contains == 1.0)
