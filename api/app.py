@@ -27,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_routes, routes
 from api.deps import QUERY_THREADS, ServiceState
+from api.docs import add_docs
+from api.mcp_server import mount_http as mount_mcp_http
 from api.schemas import error_payload
 from kb.backends import AnswerBackend
 from kb.embedding import Embedder
@@ -44,6 +46,7 @@ question between the whole corpus in a cached long-context prompt and retrieval.
 
 * `POST /v1/query` asks (JSON, or server-sent events with `stream: true`).
 * `POST /v1/chat/completions` and `GET /v1/models` make it usable from any OpenAI client.
+* `/mcp` serves the same knowledge base to MCP clients (streamable HTTP).
 * `POST /v1/ingest` re-indexes the configured folder; `GET /v1/corpus` and
   `GET /v1/documents` describe what is indexed.
 
@@ -75,7 +78,8 @@ def create_app(
         state.ingest_limiter = anyio.CapacityLimiter(1)
         state.start_warm_up()
         try:
-            yield
+            async with mcp_sessions.run():
+                yield
         finally:
             state.kb.close()
 
@@ -85,11 +89,15 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
     )
     app.state.service = state
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_docs(app)
+    mcp_sessions = mount_mcp_http(app, knowledge_base, lambda: state.ingest_running)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

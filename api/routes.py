@@ -31,6 +31,7 @@ from api.schemas import (
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
 from kb.backends import StreamDelta
+from kb.conversation import Turn, ask_conversation, converse
 from kb.errors import IngestBusyError, KBError
 from kb.models import Answer
 
@@ -86,15 +87,17 @@ def to_response(answer: Answer) -> QueryResponse:
     dependencies=[QueryAuth],
 )
 async def query(body: QueryRequest, state: State) -> QueryResponse | StreamingResponse:
+    turns = [Turn(turn.role, turn.content) for turn in body.history]
+    turns.append(Turn("user", body.question))
     if body.stream:
         events = await prefetched(
-            state.kb.stream(body.question, body.mode, body.top_k), state.query_limiter
+            converse(state.kb, turns, body.mode, body.top_k, stream=True), state.query_limiter
         )
         return StreamingResponse(
             _query_frames(events), media_type="text/event-stream", headers=SSE_HEADERS
         )
     answer = await anyio.to_thread.run_sync(
-        state.kb.ask, body.question, body.mode, body.top_k, limiter=state.query_limiter
+        ask_conversation, state.kb, turns, body.mode, body.top_k, limiter=state.query_limiter
     )
     return to_response(answer)
 

@@ -79,6 +79,17 @@ class ErrorResponse(BaseModel):
 # ---- query --------------------------------------------------------------------
 
 
+class Turn(BaseModel):
+    """One earlier message of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"] = Field(description="Who wrote it.", examples=["user"])
+    content: str = Field(
+        max_length=20_000, description="Its text.", examples=["Who maintains the rotation?"]
+    )
+
+
 class QueryRequest(BaseModel):
     """A question for the knowledge service."""
 
@@ -113,6 +124,13 @@ class QueryRequest(BaseModel):
         description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}). "
         "Default: KB_TOP_K.",
         examples=[8],
+    )
+    history: list[Turn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Earlier turns of the conversation, oldest first (the web page sends "
+        "them). With history, `question` is a follow-up: it is made standalone before "
+        "routing and retrieval (see `standalone_question` in the response).",
     )
     stream: bool = Field(
         default=False,
@@ -202,6 +220,18 @@ class QueryResponse(BaseModel):
         default_factory=list,
         description="The passages retrieval put in the prompt, in prompt order (empty on the "
         "long-context path).",
+    )
+    standalone_question: str | None = Field(
+        default=None,
+        description="For a follow-up in a conversation: the standalone question that was "
+        "routed and retrieved with (null for a single question).",
+        examples=["When did the platform team last review the on-call rotation?"],
+    )
+    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
+        default=None,
+        description="How it was made: `as_is` (the first question), `rewrite` (one short "
+        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
+        "user turns joined into one retrieval query).",
     )
 
 
@@ -357,7 +387,8 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"] = Field(
-        description="Who wrote the message; the last `user` message is the question.",
+        description="Who wrote the message; the last `user` message is the question, "
+        "earlier `user` and `assistant` messages are its conversation.",
         examples=["user"],
     )
     content: str | list[ContentPart] | None = Field(
@@ -379,9 +410,11 @@ class StreamOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat completion request. The last `user` message is the question; earlier
-    turns are not used. `model` picks the mode (`kb-auto`, `kb-rag`, `kb-long_context`,
-    `kb-self_route`); any other name uses the default mode. Other OpenAI parameters
-    (temperature, max_tokens, ...) are accepted and ignored."""
+    `user` and `assistant` turns make a follow-up standalone before routing (the
+    `kb.standalone_question` of the response shows the result). `model` picks the mode
+    (`kb-auto`, `kb-rag`, `kb-long_context`, `kb-self_route`); any other name uses the
+    default mode. Other OpenAI parameters (temperature, max_tokens, ...) are accepted and
+    ignored."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -444,6 +477,18 @@ class KBDetails(BaseModel):
     corpus_version: str = Field(description="The corpus version the answer was read from.")
     timings: dict[str, float] = Field(description="Seconds per stage, as in /v1/query.")
     usage: Usage = Field(description="The usage split the kb way (cache read and write apart).")
+    standalone_question: str | None = Field(
+        default=None,
+        description="For a follow-up in a conversation: the standalone question that was "
+        "routed and retrieved with (null for a single question).",
+        examples=["When did the platform team last review the on-call rotation?"],
+    )
+    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
+        default=None,
+        description="How it was made: `as_is` (the first question), `rewrite` (one short "
+        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
+        "user turns joined into one retrieval query).",
+    )
 
 
 class ChatCompletionResponse(BaseModel):

@@ -1,7 +1,8 @@
 """Turn a folder (or one file) into documents, skipping what cannot be read, with reasons.
 
 Supported: .md .markdown .txt .rst (text), .html .htm (visible text, not markup),
-.pdf (text layer, via pypdf) and .jsonl in the datasets' corpus format
+.pdf (text layer, via pypdf), .docx (paragraphs and tables, via python-docx) and
+.jsonl in the datasets' corpus format
 (one `{"doc_id", "title", "text"}` object per line).
 """
 
@@ -18,7 +19,7 @@ from kb.models import Document, SkippedFile
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl", ".docx"}
 
 
 class SkipFile(Exception):
@@ -123,6 +124,8 @@ def _load_file(
         text, title = _pdf_text(raw), path.stem
     elif suffix == ".jsonl":
         return _jsonl_documents(_decode(raw), rel, result)
+    elif suffix == ".docx":
+        text, title = _docx_text(raw, path.stem)
     elif suffix in HTML_SUFFIXES:
         text, title = _html_text(_decode(raw), path.stem)
     else:
@@ -218,6 +221,61 @@ def _pdf_text(raw: bytes) -> str:
     if not text:
         raise SkipFile("PDF has no text layer (scanned?); run OCR first")
     return text
+
+
+DOCX_MAX_UNCOMPRESSED = 200_000_000  # bytes a .docx may inflate to (zip bombs)
+
+
+def _docx_text(raw: bytes, fallback_title: str) -> tuple[str, str]:
+    """The text of a Word document, paragraphs and tables in reading order (a heading
+    as a Markdown heading, a table row as cells joined by ` | `), and its title: the
+    document's Title property, else its first Title or Heading 1 paragraph."""
+    import io
+    import zipfile
+
+    from docx import Document as open_docx
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+        if inflated > DOCX_MAX_UNCOMPRESSED:
+            raise SkipFile(f".docx inflates to {inflated:,} bytes, over {DOCX_MAX_UNCOMPRESSED:,}")
+        document = open_docx(io.BytesIO(raw))
+        lines, heading = _docx_lines(document)
+        title = (document.core_properties.title or "").strip() or heading
+    except SkipFile:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise SkipFile("not a Word .docx file (encrypted, or an old .doc renamed?)") from exc
+    except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
+        raise SkipFile(f"unreadable .docx: {exc}") from exc
+    return "\n\n".join(lines), title or fallback_title
+
+
+def _docx_lines(document: object) -> tuple[list[str], str]:
+    from docx.table import Table
+
+    lines: list[str] = []
+    heading = ""
+    for block in document.iter_inner_content():  # type: ignore[attr-defined]
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = [" ".join(cell.text.split()) for cell in row.cells]
+                if any(cells):
+                    lines.append(" | ".join(cells))
+            continue
+        text = block.text.strip()
+        if not text:
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        level = style.removeprefix("Heading ").strip()
+        if style == "Title" or (style.startswith("Heading ") and level.isdigit()):
+            depth = 1 if style == "Title" else min(int(level), 6)
+            if depth == 1 and not heading:
+                heading = text
+            text = f"{'#' * depth} {text}"
+        lines.append(text)
+    return lines, heading
 
 
 def _jsonl_documents(text: str, rel: str, result: LoadResult) -> list[Document]:

@@ -9,6 +9,7 @@
     │   └── AuthError            missing or wrong API key for the service
     ├── IngestError              ingestion could not run (HTTP 409/500, CLI exit 1)
     │   └── IngestBusyError      another ingest holds the data directory
+    ├── ServiceError             a running `kb serve` (KB_URL) failed or was not reached
     └── BackendError             the answer backend failed (HTTP 502/503/504)
         ├── BackendAuthError     the provider rejected the key
         ├── BackendRateLimitError  the provider is throttling us
@@ -65,6 +66,20 @@ class IngestError(KBError):
 
 class IngestBusyError(IngestError):
     http_status = 409
+
+
+class ServiceError(KBError):
+    """A running `kb serve` that `kb ask` / `kb chat` talk to (KB_URL) could not be
+    reached, or answered with an error; `http_status` is its status (0: unreachable)."""
+
+    def __init__(self, message: str, *, http_status: int = 0, kind: str = "") -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self._kind = kind
+
+    @property
+    def kind(self) -> str:
+        return self._kind or type(self).__name__
 
 
 class BackendError(KBError):

@@ -123,6 +123,7 @@ class ExtractiveBackend(AnswerBackend):
     supports_prompt_cache = True
     needs_warm_up = True  # its sentence index of the snapshot is built on first use
     has_refusal_threshold = True
+    generative = False  # it selects sentences; it cannot rewrite a question
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
