@@ -16,7 +16,16 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import KB, IngestAuth, NoCorpusDirError, QueryAuth, ServiceState, State
+from api.deps import (
+    KB,
+    Credentials,
+    IngestAuth,
+    NoCorpusDirError,
+    QueryAuth,
+    ServiceState,
+    State,
+    key_matches,
+)
 from api.schemas import (
     CorpusResponse,
     DocumentInfo,
@@ -217,15 +226,23 @@ async def healthz() -> Health:
     tags=["health"],
     summary="Readiness",
     description="200 when a corpus is committed and the embedding model and indexes are "
-    "loaded; 503 with the reason otherwise. Remote answer backends are not called.",
+    "loaded; 503 with the reason otherwise. Remote answer backends are not called. When "
+    "KB_SERVICE_API_KEY is set, a probe without the key gets only `ready` and `reason` "
+    "(`ready` or `not ready`).",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Not ready; `reason` says why."}},
 )
-async def readyz(state: State) -> Readiness | JSONResponse:
+async def readyz(state: State, credentials: Credentials) -> Readiness | JSONResponse:
     readiness = readiness_of(state)
+    status = 200 if readiness.ready else 503
+    expected = state.settings.service_api_key
+    if expected and not (credentials and key_matches(credentials.credentials, expected)):
+        # Probes need no key; what is indexed, and where, is for those who hold it.
+        terse = Readiness(ready=readiness.ready, reason="ready" if readiness.ready else "not ready")
+        return JSONResponse(terse.model_dump(exclude_none=True), status_code=status)
     if readiness.ready:
         return readiness
-    return JSONResponse(readiness.model_dump(), status_code=503)
+    return JSONResponse(readiness.model_dump(), status_code=status)
 
 
 def readiness_of(state: ServiceState) -> Readiness:
