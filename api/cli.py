@@ -49,6 +49,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     for skipped in summary.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
+    for repair in summary.repaired:
+        print(f"  repaired: {repair}")
     print(
         f"{summary.chunks_embedded} chunks embedded ({summary.chunks_reused} reused, "
         f"{summary.chunks_deleted} deleted) in {summary.seconds:.1f}s"
@@ -105,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from api import cli_report, cli_serve
+    from api import cli_check, cli_report, cli_serve
+
+    check = add("check", cli_check.run, cli_check.HELP)
+    cli_check.add_arguments(check)
 
     serve = add("serve", cli_serve.run, cli_serve.HELP)
     cli_serve.add_arguments(serve)

@@ -246,10 +246,17 @@ async def readyz(state: State, credentials: Credentials) -> Readiness | JSONResp
 
 
 def readiness_of(state: ServiceState) -> Readiness:
-    version = state.kb.layout.current_version()
     backend = state.kb.backend.name
-    if state.warmup_error is not None:
-        reason = f"warm-up failed: {state.warmup_error}"
+    try:
+        version = state.kb.layout.current_version()
+    except KBError as exc:  # a damaged current.json
+        return Readiness(ready=False, reason=exc.message, corpus_version=None, backend=backend)
+    if state.warmup_error is not None and state.warm.is_set():
+        # The failure may have passed (a full disk with space freed since): try again.
+        reason = f"warm-up failed: {state.warmup_error}; retrying"
+        state.warmup_error = None
+        state.warm.clear()
+        state.start_warm_up()
     elif not state.warm.is_set():
         reason = "warming up: loading the embedding model and the indexes"
     elif version is None:
@@ -257,6 +264,26 @@ def readiness_of(state: ServiceState) -> Readiness:
             f"no corpus has been ingested into {state.settings.data_dir}: run "
             "`kb ingest PATH` or POST /v1/ingest"
         )
+    elif lost := _lost_vectors(state):
+        reason = lost
     else:
         return Readiness(ready=True, reason="ready", corpus_version=version, backend=backend)
     return Readiness(ready=False, reason=reason, corpus_version=version, backend=backend)
+
+
+def _lost_vectors(state: ServiceState) -> str | None:
+    """Why questions cannot be answered from the store, if it has lost vectors."""
+    try:
+        corpus = state.kb.corpus()
+        held = state.kb.store.count()
+    except KBError as exc:
+        return exc.message
+    except Exception as exc:  # chromadb's own errors
+        return f"the vector store cannot be read ({type(exc).__name__}); run `kb check`"
+    if held < corpus.manifest.chunk_count:
+        return (
+            f"the vector store holds {held} vectors but version {corpus.version} has "
+            f"{corpus.manifest.chunk_count} chunks: vectors were lost; run `kb ingest PATH` "
+            "to re-embed them"
+        )
+    return None

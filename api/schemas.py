@@ -265,6 +265,11 @@ class IngestResponse(BaseModel):
     added_ids: list[str] = Field(description="Ids of the added documents.")
     changed_ids: list[str] = Field(description="Ids of the changed documents.")
     removed_ids: list[str] = Field(description="Ids of the removed documents.")
+    repaired: list[str] = Field(
+        default_factory=list,
+        description="Damage found in the committed index before this run and how it was "
+        "repaired (a restored pointer, a rebuilt BM25 index, re-embedded vectors...).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

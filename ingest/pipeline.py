@@ -28,9 +28,10 @@ from filelock import FileLock, Timeout
 
 from ingest.chunking import chunk_document
 from ingest.loaders import load_corpus
+from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
 from kb.corpus import DOCUMENT_FOOTER, CorpusVersion, Layout, document_header, write_atomic
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.errors import IngestBusyError, IngestError, UserError
+from kb.errors import IngestBusyError, IngestError, KBError, UserError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
 from kb.settings import Settings
@@ -82,6 +83,10 @@ def run_ingest(
         ) from exc
     try:
         return _ingest_locked(settings, layout, root, embedder, progress)
+    except Exception as exc:
+        if not isinstance(exc, KBError) and (full := disk_full_error(exc, settings.data_dir)):
+            raise full from exc
+        raise
     finally:
         lock.release()
 
@@ -98,12 +103,17 @@ def _ingest_locked(
         loaded = load_corpus(root, settings.max_file_bytes)
     except FileNotFoundError as exc:
         raise UserError(f"{exc}; pass a folder or a file to ingest.") from exc
+    # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
+    repaired = repair_committed(
+        settings, layout, lambda: embedder or shared_embedder(settings.embed_batch_size)
+    )
     previous = CorpusVersion.open(settings.data_dir) if layout.current_version() else None
     key = config_key(settings)
     same_config = previous is not None and previous.manifest.config_key == key
     old_docs = previous.manifest.by_id() if previous and same_config else {}
 
     summary = IngestSummary(
+        repaired=repaired,
         skipped=loaded.skipped,
         previous_version=previous.version if previous else None,
     )
@@ -267,6 +277,7 @@ def _prune_versions(layout: Layout, keep: set[str | None]) -> None:
     for folder in layout.versions.iterdir():
         if folder.name not in keep:
             shutil.rmtree(folder, ignore_errors=True)
+    prune_reader_cache(layout, keep)
 
 
 def _finish(summary: IngestSummary, manifest: Manifest, started: float) -> None:

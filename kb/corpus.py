@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from kb.errors import NotIngestedError
+from kb.errors import CorpusDamagedError, NotIngestedError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Manifest
 
@@ -58,6 +58,17 @@ class Layout:
             return str(json.loads(self.current.read_text("utf-8"))["corpus_version"])
         except FileNotFoundError:
             return None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise damaged(self.current, exc) from exc
+
+
+def damaged(path: Path, exc: Exception) -> CorpusDamagedError:
+    """The error for an unreadable committed file, naming it and the cure."""
+    why = "is missing" if isinstance(exc, FileNotFoundError) else f"is damaged ({exc})"
+    return CorpusDamagedError(
+        f"{path} {why.splitlines()[0][:200]}. Run `kb check` for the full list and "
+        "`kb ingest PATH` to repair the index."
+    )
 
 
 def write_atomic(path: Path, data: str) -> None:
@@ -102,9 +113,16 @@ class CorpusVersion:
                 f"No corpus has been ingested into {data_dir}. Run `kb ingest PATH` first "
                 "(or POST /v1/ingest)."
             )
-        manifest = Manifest.model_validate_json(
-            (layout.version_dir(version) / "manifest.json").read_text("utf-8")
-        )
+        return cls.open_folder(layout, version)
+
+    @classmethod
+    def open_folder(cls, layout: Layout, version: str) -> CorpusVersion:
+        """One version by name, committed or not (what `kb check` verifies)."""
+        path = layout.version_dir(version) / "manifest.json"
+        try:
+            manifest = Manifest.model_validate_json(path.read_text("utf-8"))
+        except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+            raise damaged(path, exc) from exc
         return cls(layout, manifest)
 
     @property
@@ -113,8 +131,12 @@ class CorpusVersion:
 
     @cached_property
     def chunks(self) -> list[Chunk]:
-        with open(self.folder / "chunks.jsonl", encoding="utf-8") as fh:
-            return [Chunk(**json.loads(line)) for line in fh]
+        path = self.folder / "chunks.jsonl"
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return [Chunk(**json.loads(line)) for line in fh]
+        except (ValueError, TypeError, OSError) as exc:
+            raise damaged(path, exc) from exc
 
     @cached_property
     def chunk_rows(self) -> dict[str, int]:
@@ -123,11 +145,21 @@ class CorpusVersion:
     @cached_property
     def snapshot(self) -> str:
         """The byte-stable text of every document: the long-context prompt's prefix."""
-        return (self.folder / "snapshot.txt").read_text("utf-8")
+        path = self.folder / "snapshot.txt"
+        try:
+            return path.read_text("utf-8")
+        except (ValueError, OSError) as exc:
+            raise damaged(path, exc) from exc
 
     @cached_property
     def lexical(self) -> LexicalIndex:
-        return LexicalIndex.load(self.folder / "bm25", len(self.chunks))
+        folder = self.folder / "bm25"
+        try:
+            if self.chunks and not folder.is_dir():
+                raise FileNotFoundError(folder)
+            return LexicalIndex.load(folder, len(self.chunks))
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise damaged(folder, exc) from exc
 
     @cached_property
     def chunks_by_doc(self) -> dict[str, list[Chunk]]:

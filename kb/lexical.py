@@ -44,6 +44,12 @@ class LexicalIndex:
             return cls.build([])
         return cls(bm25s.BM25.load(str(folder), mmap=False), size)
 
+    def rows(self) -> int:
+        """How many rows the loaded index holds (what `kb check` compares to the chunks)."""
+        if self.size == 0:
+            return 0
+        return int(self._retriever.scores["num_docs"])  # type: ignore[attr-defined]
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Row numbers and BM25 scores of the best `k` chunks (score > 0), best first."""
         k = min(k, self.size)
