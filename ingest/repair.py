@@ -10,8 +10,9 @@
   reusing every vector already in the store) and the damaged folder is removed;
 - chunks without a vector: re-embedded from the chunks' text.
 
-`disk_full_error` turns a failed write for want of space (an `OSError` ENOSPC or
-SQLite's "database or disk is full" from Chroma) into one clear `DiskFullError`.
+`disk_full_error` turns a failed write for want of space (an `OSError` ENOSPC,
+SQLite's "database or disk is full", Chroma's failed compaction on a full disk)
+into one clear `DiskFullError`.
 """
 
 from __future__ import annotations
@@ -152,16 +153,40 @@ def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:
     prune_cache(layout.cache_dir("extractive"), snapshots)
 
 
+LOW_SPACE_BYTES = 16 * 1024 * 1024  # a store write failing with less free than this
+
+
 def disk_full_error(exc: BaseException, data_dir: Path) -> DiskFullError | None:
-    """A DiskFullError if `exc` (or its cause) is a write that ran out of space."""
+    """A DiskFullError if `exc` is a write that ran out of space: an ENOSPC anywhere in
+    its chain, or a storage error (OS, SQLite, Chroma) while the disk is all but full
+    (Chroma reports a full disk as "Error in compaction", without the cause)."""
     seen: BaseException | None = exc
-    while seen is not None:
-        out_of_space = isinstance(seen, OSError) and seen.errno == errno.ENOSPC
-        if out_of_space or "disk is full" in str(seen) or "No space left" in str(seen):
-            return DiskFullError(
-                f"No space left on the device holding {data_dir}: the ingest stopped and "
-                "committed nothing; the previous version still answers. Free some space "
-                "and run the ingest again (it resumes where it stopped)."
-            )
+    out_of_space = False
+    while seen is not None and not out_of_space:
+        text = str(seen)
+        out_of_space = (
+            (isinstance(seen, OSError) and seen.errno == errno.ENOSPC)
+            or "disk is full" in text
+            or "No space left" in text
+        )
         seen = seen.__cause__ or seen.__context__
-    return None
+    storage = isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in {
+        "chromadb",
+        "sqlite3",
+    }
+    free = _free_bytes(data_dir)
+    if not out_of_space and not (storage and free is not None and free < LOW_SPACE_BYTES):
+        return None
+    shown = f" ({free:,} bytes free)" if free is not None else ""
+    return DiskFullError(
+        f"No space left on the device holding {data_dir}{shown}: the ingest stopped and "
+        "committed nothing; the previous version still answers. Free some space and run "
+        "the ingest again (it resumes where it stopped)."
+    )
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
