@@ -19,27 +19,17 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.pipeline import run_ingest
+    from ingest.progress import IngestProgress
 
     settings = _settings(args)
-    progress = None
-    bar = None
-    if not args.json and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
-            bar.update(done - bar.n)
-
-    elif not args.json:
-
-        def progress(done: int, total: int) -> None:
-            print(f"embedded {done}/{total} chunks", file=sys.stderr, flush=True)
-
-    summary = run_ingest(settings, Path(args.path), progress=progress, wait_seconds=args.wait)
-    if bar is not None:
-        bar.close()
+    progress = None if args.json else IngestProgress(sys.stderr)
+    try:
+        summary = run_ingest(
+            settings, Path(args.path), progress=progress, wait_seconds=args.wait
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         print(summary.model_dump_json(indent=2))
         return 0
@@ -59,6 +49,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"corpus {summary.corpus_version}: {summary.documents} documents, {summary.chunks} "
         f"chunks, {summary.corpus_tokens:,} tokens (data dir {settings.data_dir})"
     )
+    if summary.text_tokens:
+        markup = summary.corpus_tokens / summary.text_tokens - 1
+        print(f"long-context markup: {markup:.1%} of the text's {summary.text_tokens:,} tokens")
     return 0
 
 

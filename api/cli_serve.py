@@ -39,9 +39,8 @@ LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 def exposure_warning(settings: Settings) -> str | None:
     """A warning when the service listens beyond this machine with no key set."""
-    if settings.host in LOOPBACK_HOSTS or settings.host.startswith("127.") or (
-        settings.service_api_key
-    ):
+    loopback = settings.host in LOOPBACK_HOSTS or settings.host.startswith("127.")
+    if loopback or settings.service_api_key:
         return None
     return (
         f"warning: serving on {settings.host}:{settings.port} without KB_SERVICE_API_KEY: "
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if settings.workers == 1:
         limit_torch_threads()
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **common)
         return 0
     # Worker processes build their own app from the environment, so the command-line
     # overrides travel there as KB_* variables.
@@ -85,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
         "api.app:create_app_from_env",
         factory=True,
         workers=settings.workers,
-        **common,  # type: ignore[arg-type]
+        **common,
     )
     return 0

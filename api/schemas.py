@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from kb.settings import Mode
+from kb.settings import TOP_K_MAX, TOP_K_MIN, Mode
 
 EXAMPLE_CITATION: dict[str, Any] = {
     "number": 1,
@@ -124,11 +124,11 @@ class QueryRequest(BaseModel):
     )
     top_k: int | None = Field(
         default=None,
-        ge=1,
-        le=100,
+        ge=TOP_K_MIN,
+        le=TOP_K_MAX,
         strict=True,
-        description="Passages the retrieval path puts in the prompt (1-100), a JSON integer "
-        "(not a string or a boolean). Default: KB_TOP_K.",
+        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}), "
+        "a JSON integer (not a string or a boolean). Default: KB_TOP_K.",
         examples=[8],
     )
     stream: bool = Field(
@@ -251,12 +251,17 @@ class IngestResponse(BaseModel):
     skipped: list[SkippedFile] = Field(description="Files that could not be indexed, and why.")
     chunks_embedded: int = Field(description="Chunks embedded by this run.")
     chunks_reused: int = Field(
-        description="New chunks whose vectors an interrupted run had already stored."
+        description="New chunks whose vectors the store already held (the same text seen "
+        "before: a renamed, moved or copied document, or an interrupted run)."
     )
     chunks_deleted: int = Field(description="Stale chunks deleted from the vector store.")
     documents: int = Field(description="Documents in the committed corpus.")
     chunks: int = Field(description="Chunks in the committed corpus.")
     corpus_tokens: int = Field(description="Tokens of the whole corpus snapshot (cl100k).")
+    text_tokens: int = Field(
+        description="Tokens of the documents' own text; corpus_tokens minus this is the "
+        "long-context markup (one short `§N Title` line per document)."
+    )
     corpus_version: str = Field(description="The version now committed.")
     previous_version: str | None = Field(description="The version before this run, if any.")
     resumed: bool = Field(description="True when this run finished an interrupted one.")
@@ -286,6 +291,7 @@ class IngestResponse(BaseModel):
                     "documents": 14,
                     "chunks": 203,
                     "corpus_tokens": 41203,
+                    "text_tokens": 39880,
                     "corpus_version": "5d41402abc4b2a76",
                     "previous_version": "7d793037a0760186",
                     "resumed": False,

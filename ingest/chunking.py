@@ -40,15 +40,22 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
     return pieces
 
 
-def chunk_id(doc_id: str, content_hash: str, index: int) -> str:
-    """Stable id from the document and its content: unchanged text, unchanged id."""
-    return hashlib.sha256(f"{doc_id}\0{content_hash}\0{index}".encode()).hexdigest()[:32]
+def embedding_text(title: str, text: str) -> str:
+    """What the model sees of a chunk: the title gives it its subject."""
+    return f"{title}\n{text}"
 
 
-def chunk_document(
-    doc: Document, content_hash: str, chunk_tokens: int, overlap: int
-) -> list[Chunk]:
-    """Cut `doc` into token-bounded chunks with exact spans (see module doc)."""
+def chunk_id(key: str, title: str, text: str) -> str:
+    """The chunk's text key: the hash of what is embedded (and of `key`, the model and
+    format), so the same text under another document, name or folder has the same
+    id, and its vector is never computed twice."""
+    return hashlib.sha256(f"{key}\0{embedding_text(title, text)}".encode()).hexdigest()[:32]
+
+
+def chunk_document(doc: Document, key: str, chunk_tokens: int, overlap: int) -> list[Chunk]:
+    """Cut `doc` into token-bounded chunks with exact spans (see module doc). Greedy
+    packing from the start: text appended to a document changes only its last chunk
+    (or adds one), so an append re-embeds one or two chunks."""
     spans = list(sentence_spans(doc.text))
     # A unit costs its tokens plus those of the white space before it (a paragraph
     # break is a token too), so a packed chunk's real count stays within the bound.
@@ -71,7 +78,7 @@ def chunk_document(
         index = len(chunks)
         chunks.append(
             Chunk(
-                chunk_id=chunk_id(doc.doc_id, content_hash, index),
+                chunk_id=chunk_id(key, doc.title, doc.text[start:end]),
                 doc_id=doc.doc_id,
                 title=doc.title,
                 source=doc.source,

@@ -4,7 +4,7 @@
 
 - an unreadable `current.json`, or one pointing at a missing folder: the pointer is
   restored to the newest complete version (none: the ingest starts afresh);
-- a damaged BM25 index: rebuilt from the version's chunks, in place;
+- a damaged lexical (BM25) index: rebuilt from the version's chunks, in place;
 - damaged chunks, manifest or snapshot: the pointer goes back to the newest other
   complete version (the ingest then re-derives the damaged one from the documents,
   reusing every vector already in the store) and the damaged folder is removed;
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kb.check import check_version_files, missing_vectors
-from kb.corpus import Layout, write_atomic
+from kb.corpus import LEXICAL, Layout, now, write_atomic
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError, DiskFullError
 from kb.lexical import LexicalIndex
@@ -60,9 +60,9 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
         parts = set()
     if chunks is None:
         return repairs
-    if "bm25" in parts:
-        _rebuild_bm25(layout.version_dir(version), chunks)
-        repairs.append(f"rebuilt the BM25 index of version {version} from its chunks")
+    if "lexical" in parts:
+        _rebuild_lexical(layout.version_dir(version), chunks)
+        repairs.append(f"rebuilt the lexical index of version {version} from its chunks")
     ids = [c.chunk_id for c in chunks]
     missing, _ = missing_vectors(settings, ids)
     if missing:
@@ -109,20 +109,15 @@ def _point_at(layout: Layout, version: str | None) -> None:
     if version is None:
         layout.current.unlink(missing_ok=True)
         return
-    committed_at = datetime.now(UTC).isoformat(timespec="seconds")
-    write_atomic(
-        layout.current, json.dumps({"corpus_version": version, "committed_at": committed_at})
-    )
+    write_atomic(layout.current, json.dumps({"corpus_version": version, "committed_at": now()}))
 
 
-def _rebuild_bm25(folder: Path, chunks: list[Chunk]) -> None:
+def _rebuild_lexical(folder: Path, chunks: list[Chunk]) -> None:
     from ingest.pipeline import embedding_text
 
-    staging = folder / ".bm25.rebuild"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = folder / f".{LEXICAL}.rebuild"
     LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging)
-    shutil.rmtree(folder / "bm25", ignore_errors=True)
-    staging.rename(folder / "bm25")
+    os.replace(staging, folder / LEXICAL)
 
 
 def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> None:

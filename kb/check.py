@@ -3,22 +3,21 @@
 
 A committed version is sound when its pointer parses, every file of its folder
 parses and agrees with the manifest (chunk ids and counts, document spans inside
-the snapshot, a BM25 index of as many rows as chunks) and every chunk of the
+the snapshot, a lexical index of as many rows as chunks) and every chunk of the
 manifest has its vector in the store. Each problem found is a `Damage` naming
 the file and what `kb ingest` does about it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.corpus import DOCUMENT_FOOTER, CorpusVersion, Layout, document_header
-from kb.errors import CorpusDamagedError, KBError
-from kb.lexical import LexicalIndex
+from kb.corpus import LEXICAL, CorpusVersion, Layout
+from kb.errors import CorpusDamagedError
 from kb.models import Chunk, Manifest
 from kb.settings import Settings
+from kb.snapshot import SEPARATOR, header
 
 # What `kb ingest` does about each kind of damage.
 REPAIRS = {
@@ -26,7 +25,7 @@ REPAIRS = {
     "manifest": "rebuilds the version from the documents",
     "chunks": "rebuilds the version from the documents",
     "snapshot": "rebuilds the version from the documents",
-    "bm25": "rebuilds the BM25 index from the chunks",
+    "lexical": "rebuilds the lexical (BM25) index from the chunks",
     "vectors": "re-embeds the missing vectors from the chunks",
 }
 
@@ -98,7 +97,7 @@ def check_version_files(
     damage found in its files."""
     folder = layout.version_dir(version)
     try:
-        corpus = CorpusVersion.open_folder(layout, version)
+        corpus = CorpusVersion.at(layout, version)
     except CorpusDamagedError as exc:
         return None, None, [Damage("manifest", str(folder / "manifest.json"), exc.message)]
     manifest = corpus.manifest
@@ -120,46 +119,39 @@ def check_version_files(
         chunks = None
     if problem := _snapshot_problem(corpus):
         damage.append(Damage("snapshot", str(folder / "snapshot.txt"), problem))
-    if chunks is not None and (problem := _bm25_problem(folder / "bm25", len(chunks))):
-        damage.append(Damage("bm25", str(folder / "bm25"), problem))
+    if chunks is not None and (problem := _lexical_problem(corpus, len(chunks))):
+        damage.append(Damage("lexical", str(folder / LEXICAL), problem))
     return manifest, chunks, damage
 
 
 def _snapshot_problem(corpus: CorpusVersion) -> str | None:
-    """Each document's header, text span and footer where the spans file says."""
+    """Each document's header and text where the reference map says."""
     try:
         snapshot = corpus.snapshot
-        spans = corpus.document_spans()
-    except (CorpusDamagedError, ValueError, OSError) as exc:
-        return exc.message if isinstance(exc, KBError) else f"unreadable: {exc}"
-    docs = corpus.manifest.documents
-    if len(spans) != len(docs):
-        return f"the spans file lists {len(spans)} documents; the manifest {len(docs)}"
-    for doc, span in zip(docs, spans, strict=True):
-        header = document_header(doc.doc_id, doc.title, doc.source)
-        try:
-            doc_id, start, end = span
-            intact = (
-                doc_id == doc.doc_id
-                and snapshot[start - len(header) : start] == header
-                and snapshot[end : end + len(DOCUMENT_FOOTER)] == DOCUMENT_FOOTER
-                and end - start == doc.chars
-            )
-        except (TypeError, ValueError):
-            intact = False
+        documents = corpus.documents
+    except CorpusDamagedError as exc:
+        return exc.message
+    entries = corpus.manifest.documents
+    if [d.doc_id for d in documents] != [e.doc_id for e in entries]:
+        return f"the reference map lists {len(documents)} documents; the manifest {len(entries)}"
+    for doc, entry in zip(documents, entries, strict=True):
+        text = snapshot[doc.start : doc.end]
+        head = header(doc.ref, doc.title, text)
+        intact = (
+            len(text) == entry.chars
+            and snapshot[doc.start - len(head) : doc.start] == head
+            and snapshot[doc.end : doc.end + len(SEPARATOR)] == SEPARATOR
+        )
         if not intact:
-            return f"the text of {doc.doc_id!r} is not where the manifest and spans say"
+            return f"the text of {doc.doc_id!r} is not where the reference map says"
     return None
 
 
-def _bm25_problem(folder: Path, rows: int) -> str | None:
-    if rows == 0:
-        return None
+def _lexical_problem(corpus: CorpusVersion, rows: int) -> str | None:
     try:
-        index = LexicalIndex.load(folder, rows)
-        held = index.rows()
-    except (ValueError, KeyError, TypeError, OSError, json.JSONDecodeError) as exc:
-        return f"unreadable ({type(exc).__name__}: {str(exc)[:120]})"
+        held = corpus.lexical.size
+    except CorpusDamagedError as exc:
+        return exc.message
     if held != rows:
         return f"indexes {held} rows; the version has {rows} chunks"
     return None

@@ -54,6 +54,7 @@ class ManifestDoc(BaseModel):
     tokens: int
     chars: int
     chunk_ids: list[str]
+    body_tokens: int = -1  # tokens of its text in the snapshot (markup and header excluded)
 
 
 class Manifest(BaseModel):
@@ -64,6 +65,7 @@ class Manifest(BaseModel):
     config_key: str
     corpus_root: str
     corpus_tokens: int
+    text_tokens: int = 0  # the documents' own tokens: corpus_tokens minus the markup
     documents: list[ManifestDoc]
     chunk_count: int
     embedding_model: str
@@ -91,6 +93,7 @@ class IngestSummary(BaseModel):
     documents: int = 0
     chunks: int = 0
     corpus_tokens: int = 0
+    text_tokens: int = 0
     corpus_version: str = ""
     previous_version: str | None = None
     resumed: bool = False
@@ -134,9 +137,10 @@ class Usage:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Route:
-    """Which path answered and why, with the numbers that decided it."""
+    """Which path answered and why, with the numbers that decided it. Frozen: a later
+    decision (self_route's escalation) makes a new Route."""
 
     mode: str
     path: Path_

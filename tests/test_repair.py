@@ -13,7 +13,7 @@ import pytest
 
 from ingest.pipeline import run_ingest
 from kb.check import check_data_dir
-from kb.corpus import CorpusVersion, Layout
+from kb.corpus import LEXICAL, CorpusVersion, Layout
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError
 from kb.service import KnowledgeBase
@@ -76,13 +76,13 @@ DAMAGE: dict[str, tuple[str, Callable[[Settings], None]]] = {
         "snapshot",
         lambda s: (_version_folder(s) / "snapshot.txt").unlink(),
     ),
-    "garbage BM25 files": (
-        "bm25",
-        lambda s: [p.write_bytes(b"garbage") for p in (_version_folder(s) / "bm25").iterdir()],
+    "garbage lexical index": (
+        "lexical",
+        lambda s: (_version_folder(s) / LEXICAL).write_bytes(b"garbage"),
     ),
-    "deleted BM25 folder": (
-        "bm25",
-        lambda s: shutil.rmtree(_version_folder(s) / "bm25"),
+    "deleted lexical index": (
+        "lexical",
+        lambda s: (_version_folder(s) / LEXICAL).unlink(),
     ),
     "deleted chroma.sqlite3": (
         "vectors",

@@ -15,7 +15,6 @@ import hashlib
 import logging
 import math
 import os
-import re
 import threading
 import zipfile
 from collections import OrderedDict
@@ -25,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.backends.base import REFUSAL, AnswerBackend, Completion, Prompt
+from kb.backends.base import AnswerBackend, Completion
 from kb.corpus import CorpusVersion, Layout
-from kb.embedding import MODEL_NAME, shared_embedder
+from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.models import Citation, Usage
+from kb.prompts import REFUSAL, Prompt
 from kb.settings import Settings
+from kb.snapshot import SnapshotDocument, parse_snapshot
 from kb.text import content_words, sentence_spans
 from kb.tokens import count_tokens
 
@@ -38,12 +39,6 @@ logger = logging.getLogger("kb.extractive")
 VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
 RAG_CANDIDATES = 12  # sentences of the passages the reader embeds per question
-_HEADER = re.compile(r'<document id="([^"]*)" title="([^"]*)" source="([^"]*)">\n')
-_FOOTER = "\n</document>"
-
-
-def _unescape(value: str) -> str:
-    return value.replace("&quot;", '"').replace("&amp;", "&")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +113,28 @@ def prune_cache(cache_dir: Path, keep_contexts: list[str]) -> int:
     return deleted
 
 
-def read_snapshot(context: str) -> list[Sentence]:
-    """The sentences of a corpus snapshot, with offsets in their own documents."""
+def read_snapshot(
+    context: str, documents: list[SnapshotDocument] | None = None
+) -> list[Sentence]:
+    """The sentences of a corpus snapshot, with offsets in their own documents.
+    `documents` is the corpus version's reference map (`CorpusVersion.documents`);
+    without it the headers are parsed and reference numbers stand in for ids."""
+    if documents is None:
+        documents = [
+            SnapshotDocument(ref, str(ref), title, "", start, end)
+            for ref, title, start, end in parse_snapshot(context)
+        ]
     sentences: list[Sentence] = []
-    headers = list(_HEADER.finditer(context))
-    for number, header in enumerate(headers):
-        body_start = header.end()
-        limit = headers[number + 1].start() if number + 1 < len(headers) else len(context)
-        body_end = context.rfind(_FOOTER, body_start, limit)
-        body_end = limit if body_end < 0 else body_end
-        doc_id, title, source = (_unescape(g) for g in header.groups())
-        for start, end in sentence_spans(context, body_start, body_end):
+    for doc in documents:
+        for start, end in sentence_spans(context, doc.start, doc.end):
             sentences.append(
                 Sentence(
-                    doc_id, title, source, start - body_start, end - body_start, context[start:end]
+                    doc.doc_id,
+                    doc.title,
+                    doc.source,
+                    start - doc.start,
+                    end - doc.start,
+                    context[start:end],
                 )
             )
     return sentences
@@ -142,10 +145,12 @@ class ExtractiveBackend(AnswerBackend):
     # It reads any length; the long-context budget is what bounds it.
     context_window = 100_000_000
     supports_prompt_cache = True
+    needs_warm_up = True  # its sentence index of the snapshot is built on first use
+    has_refusal_threshold = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
-        self.embedder = shared_embedder(settings.embed_batch_size)
+        self.embedder = embedder or shared_embedder(settings.embed_batch_size)
         self.threshold = settings.extractive_threshold
         self.cache_dir = Layout(settings.data_dir).cache_dir("extractive")
         self._indexes: OrderedDict[str, SentenceIndex] = OrderedDict()
@@ -164,7 +169,9 @@ class ExtractiveBackend(AnswerBackend):
         question_words = content_words(prompt.question)
         idf = self._idf_for(prompt.corpus)
         if prompt.path == "long_context":
-            index, cache_hit = self._index_for(prompt.context)
+            corpus = prompt.corpus
+            documents = corpus.documents if corpus and prompt.context is corpus.snapshot else None
+            index, cache_hit = self._index_for(prompt.context, documents)
             scores = self._score(
                 question_vector,
                 question_words,
@@ -188,14 +195,16 @@ class ExtractiveBackend(AnswerBackend):
 
     # -- reading ------------------------------------------------------------------
 
-    def _index_for(self, context: str) -> tuple[SentenceIndex, bool]:
+    def _index_for(
+        self, context: str, documents: list[SnapshotDocument] | None
+    ) -> tuple[SentenceIndex, bool]:
         """The sentence index of `context`, and whether it came from the cache."""
         key = cache_key(context)
         with self._lock:
             if key in self._indexes:
                 self._indexes.move_to_end(key)
                 return self._indexes[key], True
-            sentences = read_snapshot(context)
+            sentences = read_snapshot(context, documents)
             path = self.cache_dir / f"{key}.npz"
             index = SentenceIndex.load(path, sentences) if path.exists() else None
             hit = index is not None
@@ -313,9 +322,10 @@ class ExtractiveBackend(AnswerBackend):
         idf: tuple[dict[str, float], float],
     ) -> np.ndarray:
         similarity = np.clip(vectors @ question_vector, 0, 1)
-        return VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
+        scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
             question_words, words, idf
         )
+        return scores
 
     # -- the answer ---------------------------------------------------------------
 
