@@ -59,6 +59,8 @@ def _print_summary(summary: IngestSummary, settings: Settings) -> None:
     print(f"{', '.join(counts)}, unchanged {summary.unchanged}, skipped {len(summary.skipped)}")
     for skipped in summary.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
+    for repair in summary.repaired:
+        print(f"  repaired: {repair}")
     print(
         f"{summary.chunks_embedded} chunks embedded ({summary.chunks_reused} reused, "
         f"{summary.chunks_deleted} deleted) in {summary.seconds:.1f}s"
@@ -174,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--json", action="store_true", help="print JSON (one object an answer)")
 
-    from api import cli_report, cli_serve
+    from api import cli_check, cli_report, cli_serve
+
+    check = add("check", cli_check.run, cli_check.HELP)
+    cli_check.add_arguments(check)
 
     serve = add("serve", cli_serve.run, cli_serve.HELP)
     cli_serve.add_arguments(serve)

@@ -6,9 +6,9 @@ question length limit) is checked by `kb` and comes back as a typed error.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from kb.settings import TOP_K_MAX, TOP_K_MIN, Mode
 
@@ -39,6 +39,22 @@ EXAMPLE_USAGE: dict[str, Any] = {
     "output_tokens": 19,
     "total_input_tokens": 41321,
 }
+
+
+def _valid_unicode(text: str) -> str:
+    """JSON may carry a lone surrogate (`"\\ud800"`); no answer can be encoded with one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"not valid Unicode: a lone surrogate at character {exc.start}; send UTF-8 text"
+        ) from exc
+    return text
+
+
+# A string field that refuses lone surrogates (pydantic passes them through a plain
+# `str` without constraints, and they fail later, when the answer is encoded).
+UnicodeStr = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 # ---- errors -------------------------------------------------------------------
@@ -121,8 +137,9 @@ class QueryRequest(BaseModel):
         default=None,
         ge=TOP_K_MIN,
         le=TOP_K_MAX,
-        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}). "
-        "Default: KB_TOP_K.",
+        strict=True,
+        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}), "
+        "a JSON integer (not a string or a boolean). Default: KB_TOP_K.",
         examples=[8],
     )
     history: list[Turn] = Field(
@@ -134,7 +151,8 @@ class QueryRequest(BaseModel):
     )
     stream: bool = Field(
         default=False,
-        description="Answer as server-sent events: `event: delta` frames carrying "
+        strict=True,
+        description="A JSON boolean. Answer as server-sent events: `event: delta` frames carrying "
         '`{"text": ...}`, then one `event: answer` frame with the full QueryResponse, or '
         "`event: error` with an ErrorResponse if the answer fails mid-way.",
     )
@@ -282,6 +300,11 @@ class IngestResponse(BaseModel):
     added_ids: list[str] = Field(description="Ids of the added documents.")
     changed_ids: list[str] = Field(description="Ids of the changed documents.")
     removed_ids: list[str] = Field(description="Ids of the removed documents.")
+    repaired: list[str] = Field(
+        default_factory=list,
+        description="Damage found in the committed index before this run and how it was "
+        "repaired (a restored pointer, a rebuilt BM25 index, re-embedded vectors...).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -360,15 +383,21 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Whether the service can answer: a corpus is committed and the backend is warm."""
+    """Whether the service can answer: a corpus is committed, its vectors are all in the
+    store and the backend is warm. When KB_SERVICE_API_KEY is set, a probe without the
+    key gets `ready` and a `reason` of `ready` or `not ready`, nothing more."""
 
     ready: bool = Field(description="True when questions can be answered.")
     reason: str = Field(
         description="Why not (or `ready`).",
         examples=["no corpus has been ingested: run `kb ingest PATH` or POST /v1/ingest"],
     )
-    corpus_version: str | None = Field(description="The committed version, if any.")
-    backend: str = Field(description="The answer backend.", examples=["extractive"])
+    corpus_version: str | None = Field(
+        default=None, description="The committed version, if any (only with the key)."
+    )
+    backend: str | None = Field(
+        default=None, description="The answer backend (only with the key).", examples=["extractive"]
+    )
 
 
 # ---- OpenAI-compatible chat ---------------------------------------------------------
@@ -379,8 +408,10 @@ class ContentPart(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="`text` (other part types are ignored).", examples=["text"])
-    text: str | None = Field(default=None, description="The text of a `text` part.")
+    type: UnicodeStr = Field(
+        description="`text` (other part types are ignored).", examples=["text"]
+    )
+    text: UnicodeStr | None = Field(default=None, description="The text of a `text` part.")
 
 
 class ChatMessage(BaseModel):
@@ -397,12 +428,18 @@ class ChatMessage(BaseModel):
         examples=["What is Sieve?"],
     )
 
+    @field_validator("content")
+    @classmethod
+    def _content_is_unicode(cls, content: str | list[ContentPart] | None) -> object:
+        return _valid_unicode(content) if isinstance(content, str) else content
+
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     include_usage: bool = Field(
         default=False,
+        strict=True,
         description="Send a last chunk with `usage` (and empty `choices`) before [DONE].",
         examples=[True],
     )
@@ -428,9 +465,15 @@ class ChatCompletionRequest(BaseModel):
         },
     )
 
-    model: str = Field(default="kb-auto", description="`kb-<mode>` or any name (default mode).")
+    model: UnicodeStr = Field(
+        default="kb-auto", description="`kb-<mode>` or any name (default mode)."
+    )
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
-    stream: bool = Field(default=False, description="Stream `chat.completion.chunk` events (SSE).")
+    stream: bool = Field(
+        default=False,
+        strict=True,
+        description="A JSON boolean: stream `chat.completion.chunk` events (SSE).",
+    )
     stream_options: StreamOptions | None = Field(default=None, description="Streaming options.")
 
 

@@ -8,7 +8,9 @@
     │   ├── InvalidRequestError  a question, mode, top-k or body is unusable
     │   └── AuthError            missing or wrong API key for the service
     ├── IngestError              ingestion could not run (HTTP 409/500, CLI exit 1)
-    │   └── IngestBusyError      another ingest holds the data directory
+    │   ├── IngestBusyError      another ingest holds the data directory
+    │   └── DiskFullError        no space left while writing; nothing was committed
+    ├── CorpusDamagedError       a committed file is unreadable (HTTP 503; `kb ingest` repairs)
     ├── ServiceError             a running `kb serve` (KB_URL) failed or was not reached
     └── BackendError             the answer backend failed (HTTP 502/503/504)
         ├── BackendAuthError     the provider rejected the key
@@ -66,6 +68,16 @@ class IngestError(KBError):
 
 class IngestBusyError(IngestError):
     http_status = 409
+
+
+class DiskFullError(IngestError):
+    http_status = 507
+
+
+class CorpusDamagedError(KBError):
+    """A file of the committed corpus is missing or unreadable; the message names it."""
+
+    http_status = 503
 
 
 class ServiceError(KBError):

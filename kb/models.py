@@ -102,6 +102,7 @@ class IngestSummary(BaseModel):
     added_ids: list[str] = Field(default_factory=list)
     changed_ids: list[str] = Field(default_factory=list)
     removed_ids: list[str] = Field(default_factory=list)
+    repaired: list[str] = Field(default_factory=list)
 
 
 # ---- query side -----------------------------------------------------------

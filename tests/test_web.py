@@ -101,10 +101,9 @@ def test_ask_a_question_and_see_cited_passages(
     page.fill("#question", "How long do access grants last?")
     page.select_option("#mode", "auto")
     page.click("#ask")
-    page.wait_for_function(
-        "document.querySelector('#answer').innerText.includes('eight hours')"
-        " && document.querySelector('#result').dataset.state === 'done'",
-        timeout=60_000,
+    # (a selector, not wait_for_function: the page's CSP forbids evaluating strings)
+    page.locator("#result[data-state='done'] #answer:has-text('eight hours')").wait_for(
+        timeout=60_000
     )
     assert "long context" in page.locator("#route .route-head").inner_text()
     save_screenshot(page, tmp_path, "web-answer-auto.png")

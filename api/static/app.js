@@ -263,9 +263,11 @@ async function ask(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const keyInput = $("api-key");
-  keyInput.value = localStorage.getItem(KEY_STORAGE) || "";
+  // The key lives for this tab's session only: never written to disk (localStorage).
+  localStorage.removeItem(KEY_STORAGE);
+  keyInput.value = sessionStorage.getItem(KEY_STORAGE) || "";
   keyInput.addEventListener("change", () => {
-    localStorage.setItem(KEY_STORAGE, keyInput.value.trim());
+    sessionStorage.setItem(KEY_STORAGE, keyInput.value.trim());
     loadStatus();
   });
   $("ask-form").addEventListener("submit", ask);
