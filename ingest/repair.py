@@ -66,7 +66,9 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     ids = [c.chunk_id for c in chunks]
     missing, _ = missing_vectors(settings, ids)
     if missing:
-        _reembed(settings, [c for c in chunks if c.chunk_id in set(missing)], embedder())
+        lost = set(missing)
+        unique = {c.chunk_id: c for c in chunks if c.chunk_id in lost}  # same text, same id
+        _reembed(settings, list(unique.values()), embedder())
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
     return repairs
 
