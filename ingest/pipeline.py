@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 from ingest.chunking import chunk_document
 from ingest.chunking import embedding_text as chunk_text
 from ingest.loaders import load_corpus
+from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
 from kb.corpus import (
     CorpusVersion,
     Layout,
@@ -44,7 +45,7 @@ from kb.corpus import (
     write_atomic,
 )
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.errors import IngestBusyError, IngestError, UserError
+from kb.errors import IngestBusyError, IngestError, KBError, UserError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
 from kb.settings import Settings
@@ -133,6 +134,10 @@ def run_ingest(
         ) from exc
     try:
         return _ingest_locked(settings, layout, root, embedder, progress or _silent)
+    except Exception as exc:
+        if not isinstance(exc, KBError) and (full := disk_full_error(exc, settings.data_dir)):
+            raise full from exc
+        raise
     finally:
         lock.release()
 
@@ -145,7 +150,12 @@ def _ingest_locked(
     progress: Progress,
 ) -> IngestSummary:
     started = time.perf_counter()
+    # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
+    repaired = repair_committed(
+        settings, layout, lambda: embedder or shared_embedder(settings.embed_batch_size)
+    )
     plan = diff(settings, layout, root)
+    plan.summary.repaired = repaired
     progress("diff", len(plan.documents), len(plan.documents))
     if plan.nothing_changed:
         assert plan.previous is not None
@@ -321,6 +331,7 @@ def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:
         stale = plan.previous.chunk_ids - live
     plan.summary.chunks_deleted = store.delete(sorted(stale))
     prune_versions(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
+    prune_reader_cache(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
     plan.layout.pending.unlink(missing_ok=True)
 
 

@@ -102,6 +102,7 @@ class IngestSummary(BaseModel):
     added_ids: list[str] = Field(default_factory=list)
     changed_ids: list[str] = Field(default_factory=list)
     removed_ids: list[str] = Field(default_factory=list)
+    repaired: list[str] = Field(default_factory=list)
 
 
 # ---- query side -----------------------------------------------------------
@@ -136,9 +137,10 @@ class Usage:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Route:
-    """Which path answered and why, with the numbers that decided it."""
+    """Which path answered and why, with the numbers that decided it. Frozen: a later
+    decision (self_route's escalation) makes a new Route."""
 
     mode: str
     path: Path_
@@ -159,6 +161,10 @@ class Answer:
     corpus_version: str
     timings: dict[str, float] = field(default_factory=dict)
     retrieved: list[Citation] = field(default_factory=list)
+    # Set when the question was the last turn of a conversation (kb.conversation):
+    # the question routed and retrieved with, and how it was made.
+    standalone_question: str | None = None
+    standalone_method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `kb ask --json` (and, field for field, of the API)."""

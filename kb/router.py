@@ -93,14 +93,7 @@ def choose_path(
     """The route for `mode` (`auto`, `long_context` or `rag`; `self_route` starts as
     `rag`; `Router.after_retrieval` escalates it). Raises InvalidRequestError when
     `long_context` is forced on a corpus that does not fit."""
-    numbers: dict[str, object] = dict(sizes.numbers())
-    if costs is not None:
-        numbers |= {
-            "long_context_cost_usd": round(costs.long_context, 8),
-            "rag_cost_usd": round(costs.rag, 8),
-            "cost_ratio": round(costs.ratio, 3),
-            "max_cost_ratio": max_cost_ratio,
-        }
+    numbers = _numbers(sizes, costs, max_cost_ratio)
     if mode == "rag":
         return Route(mode, "rag", "retrieval was requested (mode rag)", numbers=numbers)
     if mode == "self_route":
@@ -120,7 +113,30 @@ def choose_path(
         return Route(
             mode, "long_context", f"long context was requested; {sizes.explain()}", numbers=numbers
         )
-    check_mode(mode)
+    return _auto(check_mode(mode), sizes, costs, max_cost_ratio, numbers)
+
+
+def _numbers(sizes: Sizes, costs: Costs | None, max_cost_ratio: float) -> dict[str, object]:
+    """What a decision compared: the sizes, and the costs when known."""
+    numbers: dict[str, object] = dict(sizes.numbers())
+    if costs is not None:
+        numbers |= {
+            "long_context_cost_usd": round(costs.long_context, 8),
+            "rag_cost_usd": round(costs.rag, 8),
+            "cost_ratio": round(costs.ratio, 3),
+            "max_cost_ratio": max_cost_ratio,
+        }
+    return numbers
+
+
+def _auto(
+    mode: str,
+    sizes: Sizes,
+    costs: Costs | None,
+    max_cost_ratio: float,
+    numbers: dict[str, object],
+) -> Route:
+    """`auto`: long context when the corpus fits and is not far dearer than retrieval."""
     if not sizes.fits:
         return Route(
             mode, "rag", f"{sizes.explain()}: the corpus is too large, so retrieve", numbers=numbers
@@ -201,6 +217,12 @@ class Router:
         return choose_path(
             mode, sizes, self.costs(sizes, question, top_k), self.settings.auto_max_cost_ratio
         )
+
+    @staticmethod
+    def may_escalate(route: Route) -> bool:
+        """Whether the first answer on `route` may yet be replaced: self_route's
+        retrieval attempt, which `after_retrieval` keeps or escalates."""
+        return route.mode == "self_route" and route.path == "rag"
 
     def after_retrieval(
         self, route: Route, corpus_tokens: int, question: str, *, refused: bool

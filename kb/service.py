@@ -154,18 +154,8 @@ class KnowledgeBase:
         question, mode, top_k = self._validate(question, mode, top_k)
         asking = _Asking(self.corpus(), question, stream=stream)  # pin one version
         route = self.router.route(asking.corpus.corpus_tokens, mode, question, top_k)
-        retrieved: list[Citation] = []
-        if route.path == "rag":
-            retrieved = self._retrieve(asking, top_k)
-            prompt = rag_prompt(retrieved, question, asking.corpus)
-        else:
-            prompt = long_context_prompt(asking.corpus, question)
-        final = mode != "self_route"  # self_route's first answer may yet be replaced
-        completion = yield from self._complete(asking, prompt, stream=stream and final)
-        if not final:
-            route, prompt, completion = yield from self._self_route(
-                asking, route, prompt, completion
-            )
+        prompt = self._gather(asking, route, top_k)
+        route, prompt, completion = yield from self._ask(asking, route, prompt)
         text, citations = _cite(completion, prompt)
         asking.timings["total_s"] = time.perf_counter() - started
         yield Answer(
@@ -178,21 +168,29 @@ class KnowledgeBase:
             backend=self.backend.name,
             corpus_version=asking.corpus.version,
             timings={k: round(v, 4) for k, v in asking.timings.items()},
-            retrieved=retrieved,
+            retrieved=asking.retrieved,
         )
 
-    def _retrieve(self, asking: _Asking, top_k: int) -> list[Citation]:
-        """The evidence of the retrieval path: the hits as numbered passages."""
+    def _gather(self, asking: _Asking, route: Route, top_k: int) -> Prompt:
+        """The evidence for `route` as a prompt: retrieved passages, or the whole corpus."""
+        if route.path == "long_context":
+            return long_context_prompt(asking.corpus, asking.question)
         t0 = time.perf_counter()
         hits = self.retriever(asking.corpus).search(asking.question, top_k)
         asking.timings["retrieve_s"] = time.perf_counter() - t0
-        return passages_from_hits(hits)
+        asking.retrieved = passages_from_hits(hits)
+        return rag_prompt(asking.retrieved, asking.question, asking.corpus)
 
-    def _self_route(
-        self, asking: _Asking, route: Route, prompt: Prompt, first: Completion
+    def _ask(
+        self, asking: _Asking, route: Route, prompt: Prompt
     ) -> Generator[StreamDelta, None, tuple[Route, Prompt, Completion]]:
-        """After self_route's retrieval attempt, the router keeps its answer or
-        escalates to long context, whose answer then replaces it."""
+        """Ask the backend. On self_route the router then keeps the retrieval answer or
+        escalates to long context, whose answer replaces it (only the answer that
+        stands is streamed)."""
+        if not self.router.may_escalate(route):
+            completion = yield from self._complete(asking, prompt, stream=asking.stream)
+            return route, prompt, completion
+        first = yield from self._complete(asking, prompt, stream=False)
         route = self.router.after_retrieval(
             route, asking.corpus.corpus_tokens, asking.question, refused=first.refused
         )
@@ -246,12 +244,14 @@ class KnowledgeBase:
 
 @dataclass(slots=True)
 class _Asking:
-    """One question in flight: the corpus version it is pinned to, and what it has
-    spent so far (usage summed over every backend call, timings by step)."""
+    """One question in flight: the corpus version it is pinned to, what retrieval
+    found, and what it has spent so far (usage summed over every backend call,
+    timings by step)."""
 
     corpus: CorpusVersion
     question: str
     stream: bool
+    retrieved: list[Citation] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float] = field(default_factory=dict)
 

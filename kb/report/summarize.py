@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
 from kb.models import Usage
-from kb.report.metrics import mean, percentile, threshold_tradeoff
+from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
 from kb.report.options import ReportOptions
 from kb.report.projection import BreakEven, CostCurve, TokenMix, break_even, cost_curve
 from kb.report.questions import EvalQuestion
@@ -195,8 +195,8 @@ def _search_p50(rows: Sequence[Row], ks: Sequence[int]) -> float | None:
     return _rounded(percentile([r.seconds[first] for r in probes], 50))
 
 
-def _tradeoff(rows: Sequence[Row], current: float) -> dict[str, list[Any]]:
-    sweep: dict[str, list[Any]] = {}
+def _tradeoff(rows: Sequence[Row], current: float) -> dict[str, list[ThresholdPoint]]:
+    sweep: dict[str, list[ThresholdPoint]] = {}
     for path in ("long_context", "rag"):
         scored = [
             (r.is_impossible, r.best_score or 0.0, r.contains == 1.0)
