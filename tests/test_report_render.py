@@ -35,6 +35,8 @@ from kb.report.summary import (
     TokenMeans,
 )
 
+pytestmark = pytest.mark.fast  # no datasets, no model, no index
+
 MODEL = "openai:gpt-4.1-mini"
 
 
