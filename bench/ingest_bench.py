@@ -2,6 +2,14 @@
 llama-index `VectorStoreIndex` over Chroma with the same model.
 
     .venv/bin/python bench/ingest_bench.py [--corpus PATH] [--repeat N] [--keep DIR]
+    .venv/bin/python bench/ingest_bench.py --markup
+    .venv/bin/python bench/ingest_bench.py --corpus BIG --ingested DATA_DIR
+
+The first form: full ingest against the baseline, then no change, one sentence
+appended, the corpus renamed. `--markup`: the long-context markup overhead of the
+dev sets. `--ingested`: the incremental figures (no change, one sentence appended,
+renamed) on a large corpus next to hotpotqa-100 in one run, CPU seconds besides
+embedding compared (an empty DATA_DIR is first filled with placeholder vectors).
 
 Each phase runs in its own Python process, so that its peak memory (ru_maxrss) is
 its own. In every phase the embedding model and the cl100k tokenizer are loaded
@@ -33,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # checkout first, or `kb` and `ingest` would come from wherever the venv installed them.
 sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100" / "corpus.jsonl"
+DEV_SETS = ["hotpotqa-100", "squad-v2-dev"]
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -107,13 +116,25 @@ def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
     embedder.embed(["warm up the model"])
     encoding()
     embedder.texts_embedded, embedder.seconds = 0, 0.0
+    embed_cpu = 0.0
+    model_embed = embedder.embed
 
+    def embed(texts: Sequence[str]) -> Any:
+        nonlocal embed_cpu
+        started = time.process_time()
+        try:
+            return model_embed(texts)
+        finally:
+            embed_cpu += time.process_time() - started
+
+    embedder.embed = embed  # type: ignore[method-assign]
     with Clock() as clock:
         summary = run_ingest(settings, corpus, embedder=embedder)
     return {
         **clock.figures(),
         "summary_seconds": summary.seconds,
         "embed_seconds": summary.embed_seconds,
+        "embed_cpu_seconds": embed_cpu,
         "model_seconds": embedder.seconds,
         "texts_embedded": embedder.texts_embedded,
         "documents": summary.documents,
@@ -277,16 +298,19 @@ def incremental(corpus: Path, data_dir: Path, work: Path) -> dict[str, Any]:
 def scale_figures(source: Path, data_dir: Path, work: Path) -> dict[str, Any]:
     """The incremental figures on a corpus already ingested into `data_dir` (a large
     one takes long to embed once): a copy of the corpus is edited, never `source`."""
+    work.mkdir(parents=True, exist_ok=True)
     corpus = work / source.name
     if source.is_dir():
         shutil.copytree(source, corpus)
     else:
         shutil.copyfile(source, corpus)
+    if not (data_dir / "current.json").exists():
+        print(f"[bench] prefilling {data_dir} (placeholder vectors) ...", file=sys.stderr)
+        run_phase("prefill", corpus, data_dir)
     load_before = os.getloadavg()[0]
     steps = incremental(corpus, data_dir, work)
     onedoc = steps["onedoc"]
     return {
-        "bench": "ingest-incremental",
         "corpus": str(source.resolve()),
         "documents": onedoc["documents"],
         "chunks": onedoc["chunks"],
@@ -297,11 +321,59 @@ def scale_figures(source: Path, data_dir: Path, work: Path) -> dict[str, Any]:
         "onedoc_seconds": round(onedoc["seconds"], 4),
         "onedoc_embed_seconds": onedoc["embed_seconds"],
         "onedoc_besides_embedding_seconds": steps["onedoc_besides_embedding_seconds"],
+        "onedoc_besides_embedding_cpu_seconds": round(
+            onedoc["cpu_seconds"] - onedoc["embed_cpu_seconds"], 3
+        ),
         "onedoc_chunks_embedded": onedoc["chunks_embedded"],
         "renamed_chunks_embedded": steps["renamed_chunks_embedded"],
         "renamed_seconds": steps["renamed_seconds"],
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+
+
+def markup_overhead(corpora: list[Path]) -> None:
+    """The long-context snapshot's markup per dev set, as `kb ingest` builds it
+    (kb/snapshot.py), without embedding anything: snapshot tokens / text tokens - 1."""
+    from ingest.loaders import load_corpus
+    from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
+    from kb.tokens import count_tokens
+
+    for corpus in corpora:
+        documents = sorted(load_corpus(corpus, 10**9).documents, key=lambda d: d.doc_id)
+        snapshot = build_snapshot(
+            [
+                SnapshotEntry(d.doc_id, d.title, d.source, d.text, body_tokens(d.text))
+                for d in documents
+            ]
+        )
+        text = sum(count_tokens(d.text) for d in documents)
+        overhead = snapshot.tokens / text - 1
+        verdict = "PASS" if overhead <= 0.05 else "MISS"
+        print(
+            f"  {corpus.parent.name:<14} {len(documents):>5} documents  {text:>9,} text tokens  "
+            f"{snapshot.tokens:>9,} snapshot tokens  markup {overhead:.2%}  (<= 5%: {verdict})"
+        )
+
+
+def scale_comparison(large: Path, data_dir: Path, reference: Path, work: Path) -> None:
+    """The incremental figures on a large ingested corpus next to a reference corpus
+    (prefilled the same way), in one run; prints both and their difference."""
+    rows = {
+        "reference": scale_figures(reference, work / "reference-data", work / "reference"),
+        "large": scale_figures(large, data_dir, work / "large"),
+    }
+    for name, row in rows.items():
+        print(
+            f"  {name:<9} {row['corpus_tokens']:>10,} tokens  markup {row['markup_overhead']:.2%}  "
+            f"append: {row['onedoc_chunks_embedded']} embedded, "
+            f"{row['onedoc_besides_embedding_seconds']:.2f} s wall / "
+            f"{row['onedoc_besides_embedding_cpu_seconds']:.2f} s CPU besides embedding  "
+            f"renamed: {row['renamed_chunks_embedded']} embedded  load {row['load_average']}"
+        )
+    key = "onedoc_besides_embedding_cpu_seconds"
+    extra = rows["large"][key] - rows["reference"][key]
+    print(f"  large - reference, CPU seconds besides embedding: {extra:+.2f} (target <= +1)")
+    print(json.dumps({"bench": "ingest-incremental", **rows, "extra_cpu_seconds": extra}))
 
 
 def cli_seconds(corpus: Path, data_dir: Path) -> float:
@@ -445,6 +517,17 @@ def main(argv: list[str] | None = None) -> int:
         "and print only the incremental figures (no change, one sentence appended, the "
         "corpus renamed) on a copy of the corpus",
     )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="with --ingested: the corpus measured the same way beside it (hotpotqa-100)",
+    )
+    parser.add_argument(
+        "--markup",
+        action="store_true",
+        help="print only the long-context markup overhead of the dev sets (no embedding)",
+    )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -452,12 +535,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase:
         print(json.dumps(PHASES[args.phase](args.corpus, args.data_dir)))
         return 0
+    if args.markup:
+        datasets = ROOT / ".." / "shared" / "datasets"
+        markup_overhead([datasets / name / "corpus.jsonl" for name in DEV_SETS])
+        return 0
     if args.ingested:
-        if not (args.ingested / "current.json").exists():
-            print(f"[bench] prefilling {args.ingested} (placeholder vectors) ...", file=sys.stderr)
-            run_phase("prefill", args.corpus, args.ingested)
         with tempfile.TemporaryDirectory(prefix="kb-ingest-bench-") as work:
-            print(json.dumps(scale_figures(args.corpus, args.ingested, Path(work))))
+            scale_comparison(args.corpus, args.ingested, args.reference, Path(work))
         return 0
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 from ingest.chunking import chunk_document
 from ingest.chunking import embedding_text as chunk_text
 from ingest.loaders import load_corpus
+from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
 from kb.corpus import (
     CorpusVersion,
     Layout,
@@ -44,7 +45,7 @@ from kb.corpus import (
     write_atomic,
 )
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.errors import IngestBusyError, IngestError, UserError
+from kb.errors import IngestBusyError, IngestError, KBError, UserError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
 from kb.settings import Settings
@@ -133,6 +134,10 @@ def run_ingest(
         ) from exc
     try:
         return _ingest_locked(settings, layout, root, embedder, progress or _silent)
+    except Exception as exc:
+        if not isinstance(exc, KBError) and (full := disk_full_error(exc, settings.data_dir)):
+            raise full from exc
+        raise
     finally:
         lock.release()
 
@@ -145,7 +150,12 @@ def _ingest_locked(
     progress: Progress,
 ) -> IngestSummary:
     started = time.perf_counter()
+    # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
+    repaired = repair_committed(
+        settings, layout, lambda: embedder or shared_embedder(settings.embed_batch_size)
+    )
     plan = diff(settings, layout, root)
+    plan.summary.repaired = repaired
     progress("diff", len(plan.documents), len(plan.documents))
     if plan.nothing_changed:
         assert plan.previous is not None
@@ -232,7 +242,10 @@ def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress
     """Embed the chunk texts the store does not hold yet, batch by batch."""
     summary = plan.summary
     unique = {c.chunk_id: c for chunks in plan.new_chunks.values() for c in chunks}
-    already = store.existing(list(unique)) if unique else set()
+    # The committed version's vectors are all stored: ask the store only about the rest.
+    committed = plan.previous.chunk_ids if plan.previous else frozenset()
+    unknown = [cid for cid in unique if cid not in committed]
+    already = (unique.keys() & committed) | (store.existing(unknown) if unknown else set())
     todo = [c for cid, c in unique.items() if cid not in already]
     summary.chunks_reused = sum(len(cs) for cs in plan.new_chunks.values()) - len(todo)
     if todo:
@@ -260,7 +273,9 @@ def write(plan: Plan) -> CorpusVersion:
         ]
     )
     key = config_key(settings)
-    version = hashlib.sha256(f"{key}\0{snapshot.text}".encode()).hexdigest()[:16]
+    # The snapshot and its reference map: a renamed file changes only the map.
+    refs = "\n".join(f"{d.doc_id}\0{d.source}" for d in snapshot.documents)
+    version = hashlib.sha256(f"{key}\0{snapshot.text}\0{refs}".encode()).hexdigest()[:16]
     writer = VersionWriter(plan.layout, version)
     if writer.complete() is None:
         lines, rows = _chunk_rows(plan, entries)
@@ -311,12 +326,12 @@ def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:
     no longer shares with the new one: never a mix of versions."""
     live = {cid for entry in manifest.documents for cid in entry.chunk_ids}
     if plan.interrupted or plan.previous is None:
-        stale = store.all_ids() - live  # a killed run may have left vectors of any text
+        stale: set[str] | frozenset[str] = store.all_ids() - live  # a killed run: any text
     else:
-        before = {cid for entry in plan.previous.manifest.documents for cid in entry.chunk_ids}
-        stale = before - live
+        stale = plan.previous.chunk_ids - live
     plan.summary.chunks_deleted = store.delete(sorted(stale))
     prune_versions(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
+    prune_reader_cache(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
     plan.layout.pending.unlink(missing_ok=True)
 
 

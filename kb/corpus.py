@@ -21,13 +21,14 @@ import json
 import os
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from kb.errors import NotIngestedError
+from kb.errors import CorpusDamagedError, NotIngestedError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Manifest
 from kb.snapshot import Snapshot, SnapshotDocument
@@ -70,6 +71,17 @@ class Layout:
             return str(json.loads(self.current.read_text("utf-8"))["corpus_version"])
         except FileNotFoundError:
             return None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise damaged(self.current, exc) from exc
+
+
+def damaged(path: Path, exc: Exception) -> CorpusDamagedError:
+    """The error for an unreadable committed file, naming it and the cure."""
+    why = "is missing" if isinstance(exc, FileNotFoundError) else f"is damaged ({exc})"
+    return CorpusDamagedError(
+        f"{path} {why.splitlines()[0][:200]}. Run `kb check` for the full list and "
+        "`kb ingest PATH` to repair the index."
+    )
 
 
 def write_atomic(path: Path, data: str) -> None:
@@ -110,9 +122,11 @@ class CorpusVersion:
     @classmethod
     def at(cls, layout: Layout, version: str) -> CorpusVersion:
         """A version folder, committed or not (an ingest reads the one it just wrote)."""
-        manifest = Manifest.model_validate_json(
-            (layout.version_dir(version) / MANIFEST).read_text("utf-8")
-        )
+        path = layout.version_dir(version) / MANIFEST
+        try:
+            manifest = Manifest.model_validate_json(path.read_text("utf-8"))
+        except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+            raise damaged(path, exc) from exc
         return cls(layout, manifest)
 
     @property
@@ -126,7 +140,15 @@ class CorpusVersion:
 
     @cached_property
     def chunks(self) -> list[Chunk]:
-        return [Chunk(**json.loads(line)) for line in self.chunk_lines()]
+        try:
+            return [Chunk(**json.loads(line)) for line in self.chunk_lines()]
+        except (ValueError, TypeError, OSError) as exc:
+            raise damaged(self.folder / CHUNKS, exc) from exc
+
+    @cached_property
+    def chunk_ids(self) -> frozenset[str]:
+        """Every chunk id (= vector id) of this version, from the manifest alone."""
+        return frozenset(cid for doc in self.manifest.documents for cid in doc.chunk_ids)
 
     @cached_property
     def chunk_rows(self) -> dict[str, int]:
@@ -135,17 +157,29 @@ class CorpusVersion:
     @cached_property
     def snapshot(self) -> str:
         """The byte-stable text of every document: the long-context prompt's prefix."""
-        return (self.folder / SNAPSHOT).read_text("utf-8")
+        try:
+            return (self.folder / SNAPSHOT).read_text("utf-8")
+        except (ValueError, OSError) as exc:
+            raise damaged(self.folder / SNAPSHOT, exc) from exc
 
     @cached_property
     def lexical(self) -> LexicalIndex:
-        return LexicalIndex.load(self.folder / LEXICAL)
+        path = self.folder / LEXICAL
+        try:
+            if self.manifest.chunk_count and not path.exists():
+                raise FileNotFoundError(path)
+            return LexicalIndex.load(path)
+        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise damaged(path, exc) from exc
 
     @cached_property
     def documents(self) -> list[SnapshotDocument]:
         """Each document's reference number, source and exact span in the snapshot."""
-        rows = json.loads((self.folder / REFS).read_text("utf-8"))
-        return [SnapshotDocument(*row) for row in rows]
+        try:
+            rows = json.loads((self.folder / REFS).read_text("utf-8"))
+            return [SnapshotDocument(*row) for row in rows]
+        except (ValueError, TypeError, OSError) as exc:
+            raise damaged(self.folder / REFS, exc) from exc
 
     @cached_property
     def _by_ref(self) -> dict[str, str]:

@@ -56,17 +56,28 @@ class LexicalIndex:
         fresh = iter(_tokenize([r for r in rows if isinstance(r, str)]) if rows else [])
         lengths = np.zeros(len(rows), dtype=np.int64)
         pieces: list[tuple[np.ndarray, np.ndarray]] = []
-        for i, row in enumerate(rows):
+        i = 0
+        while i < len(rows):
+            row = rows[i]
             if isinstance(row, str):
                 counted = Counter(column.setdefault(t, len(column)) for t in next(fresh))
-                cols = np.fromiter(counted.keys(), dtype=np.int32, count=len(counted))
-                tfs = np.fromiter(counted.values(), dtype=np.float32, count=len(counted))
-            else:
-                assert previous is not None
-                a, b = previous.indptr[row], previous.indptr[row + 1]
-                cols, tfs = previous.indices[a:b], previous.counts[a:b]
-            pieces.append((cols, tfs))
-            lengths[i] = len(cols)
+                pieces.append(
+                    (
+                        np.fromiter(counted.keys(), dtype=np.int32, count=len(counted)),
+                        np.fromiter(counted.values(), dtype=np.float32, count=len(counted)),
+                    )
+                )
+                lengths[i] = len(counted)
+                i += 1
+                continue
+            assert previous is not None
+            run = 1  # a run of consecutive previous rows is copied in one slice
+            while i + run < len(rows) and rows[i + run] == row + run:
+                run += 1
+            a, b = previous.indptr[row], previous.indptr[row + run]
+            pieces.append((previous.indices[a:b], previous.counts[a:b]))
+            lengths[i : i + run] = np.diff(previous.indptr[row : row + run + 1])
+            i += run
         terms += list(column)[len(terms) :]
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])

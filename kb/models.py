@@ -102,6 +102,7 @@ class IngestSummary(BaseModel):
     added_ids: list[str] = Field(default_factory=list)
     changed_ids: list[str] = Field(default_factory=list)
     removed_ids: list[str] = Field(default_factory=list)
+    repaired: list[str] = Field(default_factory=list)
 
 
 # ---- query side -----------------------------------------------------------
@@ -160,6 +161,10 @@ class Answer:
     corpus_version: str
     timings: dict[str, float] = field(default_factory=dict)
     retrieved: list[Citation] = field(default_factory=list)
+    # Set when the question was the last turn of a conversation (kb.conversation):
+    # the question routed and retrieved with, and how it was made.
+    standalone_question: str | None = None
+    standalone_method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `kb ask --json` (and, field for field, of the API)."""

@@ -151,3 +151,21 @@ def _attribute(value: str) -> str:
     return (
         value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
+
+
+# ---- conversations: the follow-up rewrite (kb.conversation) ------------------------
+
+REWRITE_INSTRUCTIONS = """Rewrite the question (after "Question:") as a standalone question \
+that can be understood without the conversation before it: replace every pronoun and vague \
+reference (she, it, its, that, there) with what it refers to in the conversation. Keep the \
+meaning; do not answer it. Reply with the standalone question only, on one line."""
+
+
+def rewrite_prompt(history: str, last_question: str) -> Prompt:
+    """The rewrite call: the instructions, the conversation, then the follow-up last."""
+    return Prompt(
+        path="rag",
+        instructions=REWRITE_INSTRUCTIONS,
+        context=f"Conversation:\n{history}",
+        question=last_question,
+    )

@@ -56,7 +56,7 @@ class Snapshot:
 
 def escape_text(text: str) -> str:
     """`text` with every line that could pass for a document header defused (same length)."""
-    return _FORGED.sub(ESCAPED_MARK, text)
+    return _FORGED.sub(ESCAPED_MARK, text) if MARK in text else text
 
 
 def header(ref: int, title: str, text: str) -> str:

@@ -12,6 +12,7 @@ write tokens), later questions read it (cache read tokens), from memory or disk.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -33,9 +34,12 @@ from kb.snapshot import SnapshotDocument, parse_snapshot
 from kb.text import content_words, sentence_spans
 from kb.tokens import count_tokens
 
+logger = logging.getLogger("kb.extractive")
+
 VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
 RAG_CANDIDATES = 12  # sentences of the passages the reader embeds per question
+
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
@@ -66,13 +70,16 @@ class SentenceIndex:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        np.savez(
-            tmp,
-            vectors=self.vectors,
-            doc_ids=np.array([s.doc_id for s in self.sentences], dtype=object),
-            spans=np.array([(s.start, s.end) for s in self.sentences], dtype=np.int64),
-        )
-        tmp.replace(path)
+        try:
+            np.savez(
+                tmp,
+                vectors=self.vectors,
+                doc_ids=np.array([s.doc_id for s in self.sentences], dtype=object),
+                spans=np.array([(s.start, s.end) for s in self.sentences], dtype=np.int64),
+            )
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a half-written file (a full disk) is not left
 
     @classmethod
     def load(cls, path: Path, sentences: list[Sentence]) -> SentenceIndex | None:
@@ -87,6 +94,23 @@ class SentenceIndex:
         ):
             return None
         return cls(sentences, vectors)
+
+
+def cache_key(context: str) -> str:
+    """The name of the cache file of a snapshot."""
+    return hashlib.sha256(context.encode()).hexdigest()[:24]
+
+
+def prune_cache(cache_dir: Path, keep_contexts: list[str]) -> int:
+    """Delete the cache files of every snapshot but `keep_contexts` (the versions an
+    ingest keeps); how many files were deleted."""
+    keep = {f"{cache_key(context)}.npz" for context in keep_contexts}
+    deleted = 0
+    for path in cache_dir.glob("*.npz") if cache_dir.is_dir() else []:
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
 
 
 def read_snapshot(
@@ -123,6 +147,7 @@ class ExtractiveBackend(AnswerBackend):
     supports_prompt_cache = True
     needs_warm_up = True  # its sentence index of the snapshot is built on first use
     has_refusal_threshold = True
+    generative = False  # it selects sentences; it cannot rewrite a question
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
@@ -175,7 +200,7 @@ class ExtractiveBackend(AnswerBackend):
         self, context: str, documents: list[SnapshotDocument] | None
     ) -> tuple[SentenceIndex, bool]:
         """The sentence index of `context`, and whether it came from the cache."""
-        key = hashlib.sha256(context.encode()).hexdigest()[:24]
+        key = cache_key(context)
         with self._lock:
             if key in self._indexes:
                 self._indexes.move_to_end(key)
@@ -187,7 +212,10 @@ class ExtractiveBackend(AnswerBackend):
             if index is None:
                 vectors = self.embedder.embed([s.embedding_text for s in sentences])
                 index = SentenceIndex(sentences, vectors)
-                index.save(path)
+                try:
+                    index.save(path)
+                except OSError as exc:  # e.g. a full disk: answer from memory all the same
+                    logger.warning("could not write the reader cache %s: %s", path, exc)
             self._indexes[key] = index
             while len(self._indexes) > 2:
                 self._indexes.popitem(last=False)
