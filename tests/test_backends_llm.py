@@ -81,7 +81,7 @@ class Recorder:
 def capitals_prompt(tag: str, question: str) -> Prompt:
     """A short long-context prompt; `tag` makes its prefix unique to one test."""
     context = (
-        "§1 Capitals\n"
+        f"§1 Capitals ({tag})\n"
         f"Paris is the capital of France. Madrid is the capital of Spain. (Note {tag}.)\n\n"
     )
     return Prompt(
