@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kb.check import check_version_files, missing_vectors
-from kb.corpus import LEXICAL, Layout, now, write_atomic
+from kb.corpus import LEXICAL, SNAPSHOT, Layout, now, write_atomic
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError, DiskFullError
 from kb.lexical import LexicalIndex
@@ -142,7 +142,7 @@ def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:
 
     snapshots = []
     for version in keep:
-        path = layout.version_dir(version) / "snapshot.txt" if version else None
+        path = layout.version_dir(version) / SNAPSHOT if version else None
         if path is not None and path.exists():
             snapshots.append(path.read_text("utf-8"))
     prune_cache(layout.cache_dir("extractive"), snapshots)
