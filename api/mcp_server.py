@@ -40,9 +40,9 @@ from kb.conversation import Turn as ConversationTurn
 from kb.conversation import ask_conversation
 from kb.corpus import CorpusVersion
 from kb.errors import KBError
-from kb.prompts import passages_from_hits
+from kb.passages import build_passages
 from kb.service import KnowledgeBase
-from kb.settings import Mode, Settings
+from kb.settings import Mode, Settings, check_top_k
 
 HTTP_PATH = "/mcp"
 DOCUMENT_URI = "kb://documents/{+doc_id}"
@@ -112,15 +112,17 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
         description="Search the documents: the passages retrieval finds for `query`, "
         "numbered and cited with exact spans, without an answer."
     )
-    def search(query: str, top_k: int = 8) -> SearchResult:
-        if not query.strip() or not 1 <= top_k <= 100:
-            raise ToolError("Send a non-empty query and a top_k between 1 and 100.")
+    def search(query: str, top_k: int | None = None) -> SearchResult:
+        if not query.strip():
+            raise ToolError("Send a non-empty query.")
+        cap = _call(check_top_k, kb.settings.top_k if top_k is None else top_k)
         corpus = _call(kb.corpus)
-        hits = _call(kb.retriever(corpus).search, query.strip(), top_k)
+        hits = _call(kb.retriever(corpus).search, query.strip(), cap)
+        passages = build_passages(corpus, hits, kb.settings.rag_context_tokens, cap)
         return SearchResult(
             query=query.strip(),
             corpus_version=corpus.version,
-            passages=[Citation.model_validate(asdict(p)) for p in passages_from_hits(hits)],
+            passages=[Citation.model_validate(asdict(p)) for p in passages],
         )
 
     @server.tool(
