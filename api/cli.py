@@ -7,20 +7,30 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import KBError, UserError
 from kb.settings import MODES, Settings, load_settings
+
+if TYPE_CHECKING:
+    from kb.embedding import Purpose
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
 
 
+def _bound_threads(settings: Settings, purpose: Purpose) -> None:
+    from kb.embedding import set_embedding_threads, threads_for
+
+    set_embedding_threads(threads_for(settings, purpose))
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.pipeline import run_ingest
 
     settings = _settings(args)
+    _bound_threads(settings, "ingest")
     progress = None
     bar = None
     if not args.json and sys.stderr.isatty():
@@ -118,6 +128,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from kb.service import KnowledgeBase
 
     settings = _settings(args, backend=args.backend)
+    _bound_threads(settings, "questions")
     with KnowledgeBase(settings) as base:
         answer = base.ask(args.question, mode=args.mode, top_k=args.top_k)
     if args.json:

@@ -85,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kb.embedding import set_embedding_threads, threads_for
     from kb.report import ReportOptions, run_report, write_report
     from kb.service import KnowledgeBase
 
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         long_context_budget=args.long_context_budget,
     )
+    set_embedding_threads(threads_for(settings, "questions"))
     modes = _names(args.modes)
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:

@@ -46,8 +46,12 @@ def content_hash(doc: Document) -> str:
 
 
 def config_key(settings: Settings) -> str:
-    """What, besides the text, decides a chunk's vector: a change re-embeds everything."""
-    return f"{MODEL_NAME}/chunk{settings.chunk_tokens}/overlap{settings.chunk_overlap}/title-v2"
+    """What, besides the text, decides a chunk's vector: a change re-embeds everything.
+    The runtime is part of it: ONNX and torch vectors are never mixed in one index."""
+    return (
+        f"{MODEL_NAME}/{settings.embed_backend}/chunk{settings.chunk_tokens}"
+        f"/overlap{settings.chunk_overlap}/title-v2"
+    )
 
 
 def chunk_key(settings: Settings, digest: str) -> str:
@@ -168,7 +172,7 @@ def _ingest_locked(
     entries.sort(key=lambda e: e.doc_id)
 
     store = VectorStore(settings)
-    embedder = embedder or shared_embedder(settings.embed_batch_size)
+    embedder = embedder or shared_embedder(settings)
     already = store.existing([c.chunk_id for c in new_chunks]) if new_chunks else set()
     todo = [c for c in new_chunks if c.chunk_id not in already]
     summary.chunks_reused = len(new_chunks) - len(todo)

@@ -57,7 +57,7 @@ class KnowledgeBase:
     ) -> None:
         self.settings = settings
         self.backend = backend or get_backend(settings)
-        self.embedder = embedder or shared_embedder(settings.embed_batch_size)
+        self.embedder = embedder or shared_embedder(settings)
         self.layout = Layout(settings.data_dir)
         self._corpus: CorpusVersion | None = None
         self._store: VectorStore | None = None

@@ -122,7 +122,7 @@ class ExtractiveBackend(AnswerBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(MODEL_NAME)
-        self.embedder = shared_embedder(settings.embed_batch_size)
+        self.embedder = shared_embedder(settings)
         self.threshold = settings.extractive_threshold
         self.cache_dir = Layout(settings.data_dir).cache_dir("extractive")
         self._indexes: OrderedDict[str, SentenceIndex] = OrderedDict()
