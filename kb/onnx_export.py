@@ -68,9 +68,11 @@ def _export(source: Path, target: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on constant tensors
             model = SentenceTransformer(
-                str(copy), backend="onnx", device="cpu",
+                str(copy),
+                backend="onnx",
+                device="cpu",
                 model_kwargs={"provider": "CPUExecutionProvider"},
-            )  # fmt: skip
+            )
             model.save(str(staging))
     except ImportError as exc:
         raise SettingsError(
