@@ -118,52 +118,60 @@ def phase_questions(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
-    """One backend over the dev sets: encode speed and dense recall@10 of gold documents."""
+    """torch and ONNX Runtime in one process over the dev sets, batches alternating so
+    that both see the same background load: encode speed, the largest vector
+    difference, and dense recall@10 of the gold documents (top 10 chunks)."""
     import random
 
     import numpy as np
 
     from ingest.chunking import chunk_document
-    from ingest.pipeline import chunk_key, embedding_text
+    from ingest.pipeline import embedding_text
     from kb.embedding import Embedder, set_embedding_threads, threads_for
     from kb.models import Document
     from kb.settings import load_settings
 
-    settings = load_settings(embed_backend=spec["backend"])
+    settings = load_settings()
     set_embedding_threads(threads_for(settings, "ingest"))
-    embedder = Embedder(settings.embed_batch_size, backend=spec["backend"])
-    embedder.embed(["warm-up"])
-    out: dict[str, Any] = {"sets": {}}
+    backends = ("torch", "onnx")
+    embedders = {b: Embedder(settings.embed_batch_size, backend=b) for b in backends}
+    for embedder in embedders.values():
+        embedder.embed(["warm-up"])
+    out: dict[str, Any] = {}
     for name in spec["sets"]:
         folder = DATASETS / name
         chunks = []
         for row in read_jsonl(folder / "corpus.jsonl"):
             doc = Document(doc_id=row["doc_id"], title=row["title"], source=name, text=row["text"])
             chunks += chunk_document(
-                doc,
-                chunk_key(settings, row["doc_id"]),
-                settings.chunk_tokens,
-                settings.chunk_overlap,
+                doc, row["doc_id"], settings.chunk_tokens, settings.chunk_overlap
             )
+        texts = [embedding_text(c) for c in chunks]
         rows = read_jsonl(folder / "questions.jsonl")
         rows = [r for r in rows if r.get("gold_doc_ids") and not r.get("is_impossible")]
         rows = random.Random(5).sample(rows, min(len(rows), spec["questions"]))
-        started = time.perf_counter()
-        vectors = embedder.embed([embedding_text(c) for c in chunks])
-        seconds = time.perf_counter() - started
-        asked = embedder.embed([r["question"] for r in rows])
-        found = 0.0
-        for row, vector in zip(rows, asked, strict=True):
-            top = np.argsort(-(vectors @ vector))[:10]
-            docs = {chunks[i].doc_id for i in top}
-            found += len(docs & set(row["gold_doc_ids"])) / len(row["gold_doc_ids"])
-        np.save(Path(spec["out"]) / f"{name}-{spec['backend']}.npy", vectors)
-        out["sets"][name] = {
-            "chunks": len(chunks),
-            "rate": len(chunks) / seconds,
-            "recall": 100 * found / len(rows),
-            "questions": len(rows),
-        }
+        seconds = dict.fromkeys(backends, 0.0)
+        parts: dict[str, list[np.ndarray]] = {b: [] for b in backends}
+        for step, begin in enumerate(range(0, len(texts), 128)):
+            for backend in backends if step % 2 else backends[::-1]:
+                started = time.perf_counter()
+                parts[backend].append(embedders[backend].embed(texts[begin : begin + 128]))
+                seconds[backend] += time.perf_counter() - started
+        vectors = {b: np.concatenate(parts[b]) for b in backends}
+        result: dict[str, Any] = {"chunks": len(texts), "questions": len(rows)}
+        result["max_diff"] = float(np.abs(vectors["torch"] - vectors["onnx"]).max())
+        for backend in backends:
+            asked = embedders[backend].embed([r["question"] for r in rows])
+            found = 0.0
+            for row, vector in zip(rows, asked, strict=True):
+                top = np.argsort(-(vectors[backend] @ vector))[:10]
+                docs = {chunks[i].doc_id for i in top}
+                found += len(docs & set(row["gold_doc_ids"])) / len(row["gold_doc_ids"])
+            result[backend] = {
+                "rate": len(texts) / seconds[backend],
+                "recall": 100 * found / len(rows),
+            }
+        out[name] = result
     return out
 
 
@@ -309,28 +317,24 @@ def bench_corpus(
     return row
 
 
-def bench_backends(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """torch against ONNX Runtime on the dev sets, side by side."""
-    import numpy as np
-
-    sets = ["hotpotqa-100", "squad-v2-dev"]
-    spec = {"sets": sets, "questions": args.recall_questions, "out": str(work)}
-    results = {b: run_phase("compare", {**spec, "backend": b}, {}) for b in ("torch", "onnx")}
+def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
+    """torch against ONNX Runtime on the dev sets, side by side in one process."""
+    spec = {"sets": ["hotpotqa-100", "squad-v2-dev"], "questions": args.recall_questions}
+    result = run_phase("compare", spec, {})
     row: dict[str, Any] = {}
-    for name in sets:
-        torch_row, onnx_row = results["torch"]["sets"][name], results["onnx"]["sets"][name]
-        diff = np.abs(np.load(work / f"{name}-torch.npy") - np.load(work / f"{name}-onnx.npy"))
+    for name in spec["sets"]:
+        one = result[name]
+        torch_row, onnx_row = one["torch"], one["onnx"]
         row[name] = {
             "speedup": onnx_row["rate"] / torch_row["rate"],
             "recall_delta": onnx_row["recall"] - torch_row["recall"],
         }
         print(
-            f"  {name:13} torch {torch_row['rate']:.1f} texts/s [{results['torch']['load']}], "
-            f"onnx {onnx_row['rate']:.1f} texts/s [{results['onnx']['load']}] = "
-            f"{row[name]['speedup']:.2f}x over {onnx_row['chunks']} chunks; recall@10 "
+            f"  {name:13} torch {torch_row['rate']:.1f} texts/s, onnx {onnx_row['rate']:.1f} "
+            f"texts/s = {row[name]['speedup']:.2f}x over {one['chunks']} chunks; recall@10 "
             f"torch {torch_row['recall']:.2f} onnx {onnx_row['recall']:.2f} "
-            f"({onnx_row['questions']} questions); largest vector difference "
-            f"{diff.max():.1e}",
+            f"({one['questions']} questions); largest vector difference "
+            f"{one['max_diff']:.1e}  [{result['load']}]",
             flush=True,
         )
     return row
@@ -406,7 +410,12 @@ def main() -> None:
     )
     parser.add_argument("--recall-questions", type=int, default=300)
     parser.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
-    parser.add_argument("--only", choices=["hotpotqa-100", "scale"], default=None)
+    parser.add_argument(
+        "--only",
+        choices=["hotpotqa-100", "scale", "compare"],
+        default=None,
+        help="one corpus, or only the torch-vs-ONNX comparison",
+    )
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument(
@@ -425,7 +434,7 @@ def main() -> None:
     )
     hotpot = DATASETS / "hotpotqa-100"
     corpora = {"hotpotqa-100": (hotpot / "corpus.jsonl", hotpot / "questions.jsonl")}
-    if args.only != "hotpotqa-100":
+    if args.only in (None, "scale"):
         big, questions, tokens = build(args.cache, args.tokens)
         print(f"scale corpus: {tokens:,} tokens of document text", flush=True)
         corpora["scale"] = (big, questions)
@@ -433,7 +442,7 @@ def main() -> None:
     for name, (source, questions) in corpora.items():
         if args.only in (None, name):
             rows[name] = bench_corpus(name, source, questions, work, args)
-    backends = {} if args.skip_compare else bench_backends(work, args)
+    backends = {} if args.skip_compare else bench_backends(args)
     print("\nsummary")
     for name, row in rows.items():
         print(
