@@ -54,7 +54,7 @@ class Server:
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
-    def wait_ready(self, timeout: float = 180) -> None:
+    def wait_ready(self, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"kb serve exited; see {self.log.name}"
