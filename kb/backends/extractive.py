@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.backends.base import REFUSAL, AnswerBackend, Completion, Prompt
+from kb.backends.base import AnswerBackend, Completion
 from kb.corpus import CorpusVersion, Layout
-from kb.embedding import MODEL_NAME, shared_embedder
+from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.models import Citation, Usage
+from kb.prompts import REFUSAL, Prompt
 from kb.settings import Settings
 from kb.text import content_words, sentence_spans
 from kb.tokens import count_tokens
@@ -119,10 +120,12 @@ class ExtractiveBackend(AnswerBackend):
     # It reads any length; the long-context budget is what bounds it.
     context_window = 100_000_000
     supports_prompt_cache = True
+    needs_warm_up = True  # its sentence index of the snapshot is built on first use
+    has_refusal_threshold = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
-        self.embedder = shared_embedder(settings)
+        self.embedder = embedder or shared_embedder(settings)
         self.threshold = settings.extractive_threshold
         self.cache_dir = Layout(settings.data_dir).cache_dir("extractive")
         self._indexes: OrderedDict[str, SentenceIndex] = OrderedDict()
@@ -287,9 +290,10 @@ class ExtractiveBackend(AnswerBackend):
         idf: tuple[dict[str, float], float],
     ) -> np.ndarray:
         similarity = np.clip(vectors @ question_vector, 0, 1)
-        return VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
+        scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
             question_words, words, idf
         )
+        return scores
 
     # -- the answer ---------------------------------------------------------------
 
