@@ -131,7 +131,8 @@ class Embedder:
             import torch
 
             torch.set_num_threads(_threads)
-            return loader(model_path(), device="cpu")
+            model: SentenceTransformer = loader(model_path(), device="cpu")
+            return model
         import onnxruntime
 
         from kb.onnx_export import ONNX_FILE, onnx_model_dir
@@ -141,7 +142,7 @@ class Embedder:
         options.intra_op_num_threads = _threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return loader(
+        model = loader(
             str(folder),
             backend="onnx",
             device="cpu",
@@ -151,6 +152,7 @@ class Embedder:
                 "session_options": options,
             },
         )
+        return model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
