@@ -81,9 +81,8 @@ class Recorder:
 def capitals_prompt(tag: str, question: str) -> Prompt:
     """A short long-context prompt; `tag` makes its prefix unique to one test."""
     context = (
-        f'<document id="{tag}" title="Capitals" source="{tag}.md">\n'
-        f"Paris is the capital of France. Madrid is the capital of Spain. (Note {tag}.)\n"
-        "</document>"
+        "§1 Capitals\n"
+        f"Paris is the capital of France. Madrid is the capital of Spain. (Note {tag}.)\n\n"
     )
     return Prompt(
         path="long_context",

@@ -12,9 +12,9 @@ write tokens), later questions read it (cache read tokens), from memory or disk.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
-import re
 import threading
 import zipfile
 from collections import OrderedDict
@@ -30,18 +30,15 @@ from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.models import Citation, Usage
 from kb.prompts import REFUSAL, Prompt
 from kb.settings import Settings
+from kb.snapshot import SnapshotDocument, parse_snapshot
 from kb.text import content_words, sentence_spans
 from kb.tokens import count_tokens
+
+logger = logging.getLogger("kb.extractive")
 
 VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
 RAG_CANDIDATES = 12  # sentences of the passages the reader embeds per question
-_HEADER = re.compile(r'<document id="([^"]*)" title="([^"]*)" source="([^"]*)">\n')
-_FOOTER = "\n</document>"
-
-
-def _unescape(value: str) -> str:
-    return value.replace("&quot;", '"').replace("&amp;", "&")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +70,16 @@ class SentenceIndex:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        np.savez(
-            tmp,
-            vectors=self.vectors,
-            doc_ids=np.array([s.doc_id for s in self.sentences], dtype=object),
-            spans=np.array([(s.start, s.end) for s in self.sentences], dtype=np.int64),
-        )
-        tmp.replace(path)
+        try:
+            np.savez(
+                tmp,
+                vectors=self.vectors,
+                doc_ids=np.array([s.doc_id for s in self.sentences], dtype=object),
+                spans=np.array([(s.start, s.end) for s in self.sentences], dtype=np.int64),
+            )
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a half-written file (a full disk) is not left
 
     @classmethod
     def load(cls, path: Path, sentences: list[Sentence]) -> SentenceIndex | None:
@@ -96,20 +96,45 @@ class SentenceIndex:
         return cls(sentences, vectors)
 
 
-def read_snapshot(context: str) -> list[Sentence]:
-    """The sentences of a corpus snapshot, with offsets in their own documents."""
+def cache_key(context: str) -> str:
+    """The name of the cache file of a snapshot."""
+    return hashlib.sha256(context.encode()).hexdigest()[:24]
+
+
+def prune_cache(cache_dir: Path, keep_contexts: list[str]) -> int:
+    """Delete the cache files of every snapshot but `keep_contexts` (the versions an
+    ingest keeps); how many files were deleted."""
+    keep = {f"{cache_key(context)}.npz" for context in keep_contexts}
+    deleted = 0
+    for path in cache_dir.glob("*.npz") if cache_dir.is_dir() else []:
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
+
+
+def read_snapshot(
+    context: str, documents: list[SnapshotDocument] | None = None
+) -> list[Sentence]:
+    """The sentences of a corpus snapshot, with offsets in their own documents.
+    `documents` is the corpus version's reference map (`CorpusVersion.documents`);
+    without it the headers are parsed and reference numbers stand in for ids."""
+    if documents is None:
+        documents = [
+            SnapshotDocument(ref, str(ref), title, "", start, end)
+            for ref, title, start, end in parse_snapshot(context)
+        ]
     sentences: list[Sentence] = []
-    headers = list(_HEADER.finditer(context))
-    for number, header in enumerate(headers):
-        body_start = header.end()
-        limit = headers[number + 1].start() if number + 1 < len(headers) else len(context)
-        body_end = context.rfind(_FOOTER, body_start, limit)
-        body_end = limit if body_end < 0 else body_end
-        doc_id, title, source = (_unescape(g) for g in header.groups())
-        for start, end in sentence_spans(context, body_start, body_end):
+    for doc in documents:
+        for start, end in sentence_spans(context, doc.start, doc.end):
             sentences.append(
                 Sentence(
-                    doc_id, title, source, start - body_start, end - body_start, context[start:end]
+                    doc.doc_id,
+                    doc.title,
+                    doc.source,
+                    start - doc.start,
+                    end - doc.start,
+                    context[start:end],
                 )
             )
     return sentences
@@ -122,6 +147,7 @@ class ExtractiveBackend(AnswerBackend):
     supports_prompt_cache = True
     needs_warm_up = True  # its sentence index of the snapshot is built on first use
     has_refusal_threshold = True
+    generative = False  # it selects sentences; it cannot rewrite a question
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
@@ -144,7 +170,9 @@ class ExtractiveBackend(AnswerBackend):
         question_words = content_words(prompt.question)
         idf = self._idf_for(prompt.corpus)
         if prompt.path == "long_context":
-            index, cache_hit = self._index_for(prompt.context)
+            corpus = prompt.corpus
+            documents = corpus.documents if corpus and prompt.context is corpus.snapshot else None
+            index, cache_hit = self._index_for(prompt.context, documents)
             scores = self._score(
                 question_vector,
                 question_words,
@@ -168,21 +196,26 @@ class ExtractiveBackend(AnswerBackend):
 
     # -- reading ------------------------------------------------------------------
 
-    def _index_for(self, context: str) -> tuple[SentenceIndex, bool]:
+    def _index_for(
+        self, context: str, documents: list[SnapshotDocument] | None
+    ) -> tuple[SentenceIndex, bool]:
         """The sentence index of `context`, and whether it came from the cache."""
-        key = hashlib.sha256(context.encode()).hexdigest()[:24]
+        key = cache_key(context)
         with self._lock:
             if key in self._indexes:
                 self._indexes.move_to_end(key)
                 return self._indexes[key], True
-            sentences = read_snapshot(context)
+            sentences = read_snapshot(context, documents)
             path = self.cache_dir / f"{key}.npz"
             index = SentenceIndex.load(path, sentences) if path.exists() else None
             hit = index is not None
             if index is None:
                 vectors = self.embedder.embed([s.embedding_text for s in sentences])
                 index = SentenceIndex(sentences, vectors)
-                index.save(path)
+                try:
+                    index.save(path)
+                except OSError as exc:  # e.g. a full disk: answer from memory all the same
+                    logger.warning("could not write the reader cache %s: %s", path, exc)
             self._indexes[key] = index
             while len(self._indexes) > 2:
                 self._indexes.popitem(last=False)
