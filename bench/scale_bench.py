@@ -409,7 +409,7 @@ def main() -> None:
         help="chunk texts the raw-encode comparison embeds (0: all)",
     )
     parser.add_argument("--recall-questions", type=int, default=300)
-    parser.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    parser.add_argument("--backend", choices=["onnx", "torch"], default="torch")
     parser.add_argument(
         "--only",
         choices=["hotpotqa-100", "scale", "compare"],

@@ -67,7 +67,8 @@ def content_hash(doc: Document) -> str:
 def vector_key(settings: Settings) -> str:
     """What, besides the embedded text, decides a vector: the model, its runtime (ONNX
     and torch vectors are never mixed in one index) and what it sees."""
-    return f"{MODEL_NAME}/{settings.embed_backend}/title-v2"
+    runtime = "" if settings.embed_backend == "torch" else f"/{settings.embed_backend}"
+    return f"{MODEL_NAME}{runtime}/title-v2"  # torch: the key indexes had before ONNX
 
 
 def config_key(settings: Settings) -> str:

@@ -1,7 +1,8 @@
 """The bundled all-MiniLM-L6-v2 sentence embedder, loaded from disk, never a hub.
 
-Two runtimes of the same weights: ONNX Runtime (the default; exported once, offline, see
-`kb.onnx_export`) and torch. Their vectors agree to ~1e-7 but an index never mixes them:
+Two runtimes of the same weights: torch (the default) and ONNX Runtime (exported once,
+offline, see `kb.onnx_export`; not faster on a saturated machine, see the README).
+Their vectors agree to ~1e-7 but an index never mixes them:
 the backend is part of the ingest's config key.
 
 Threads: a process's embedding threads are set once by its entry point
@@ -96,7 +97,7 @@ class Embedder:
         self,
         batch_size: int = 16,
         *,
-        backend: Literal["onnx", "torch"] = "onnx",
+        backend: Literal["onnx", "torch"] = "torch",
         cache_dir: Path | None = None,
     ) -> None:
         self.batch_size = batch_size
@@ -196,7 +197,7 @@ def shared_embedder(settings: Settings | None = None) -> Embedder:
     """One embedder per process (per backend and batch size): the model takes ~90 MB and
     a second to load. Without settings: the defaults (what tests with a clean
     environment get)."""
-    backend = settings.embed_backend if settings else "onnx"
+    backend = settings.embed_backend if settings else "torch"
     batch_size = settings.embed_batch_size if settings else 16
     cache_dir = settings.model_cache_dir() if settings else None
     key = (backend, batch_size, cache_dir)

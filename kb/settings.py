@@ -63,9 +63,9 @@ class Settings(BaseSettings):
         16, ge=1, le=4096, description="Texts per model call (16 measured fastest on 2 cores)."
     )
     embed_backend: EmbedBackend = Field(
-        "onnx",
-        description="Runtime of the bundled embedding model: `onnx` (ONNX Runtime, exported "
-        "once from the installed weights, offline) or `torch`. Part of the index's config: "
+        "torch",
+        description="Runtime of the bundled embedding model: `torch` or `onnx` (ONNX Runtime, "
+        "exported once from the installed weights, offline). Part of the index's config: "
         "switching re-embeds.",
     )
     embed_threads: int = Field(

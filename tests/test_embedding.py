@@ -21,9 +21,9 @@ TEXTS = [
 
 
 def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
-    assert embedder.backend == "onnx"  # the default
-    onnx = embedder.embed(TEXTS)
-    torch = Embedder(backend="torch").embed(TEXTS)
+    assert embedder.backend == "torch"  # the default
+    torch = embedder.embed(TEXTS)
+    onnx = Embedder(backend="onnx").embed(TEXTS)
     assert onnx.shape == torch.shape == (3, 384)
     assert np.abs(onnx - torch).max() < 1e-4
     assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
@@ -31,14 +31,14 @@ def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
 
 def test_the_runtime_is_part_of_the_config_key(tmp_path: Path, embedder: Embedder) -> None:
     """Vectors of the two runtimes never meet in one index: switching re-embeds."""
-    onnx = load_settings(data_dir=tmp_path / "data")
-    torch = load_settings(data_dir=tmp_path / "data", embed_backend="torch")
+    torch = load_settings(data_dir=tmp_path / "data")
+    onnx = load_settings(data_dir=tmp_path / "data", embed_backend="onnx")
     assert config_key(onnx) != config_key(torch)
     corpus = write_corpus(tmp_path / "docs", {"a.md": f"# A\n\n{TEXTS[0]}"})
-    first = run_ingest(onnx, corpus, embedder=embedder)
-    before = {c.chunk_id for c in CorpusVersion.open(onnx.data_dir).chunks}
-    switched = run_ingest(torch, corpus, embedder=Embedder(backend="torch"))
-    after = {c.chunk_id for c in CorpusVersion.open(torch.data_dir).chunks}
+    first = run_ingest(torch, corpus, embedder=embedder)
+    before = {c.chunk_id for c in CorpusVersion.open(torch.data_dir).chunks}
+    switched = run_ingest(onnx, corpus, embedder=Embedder(backend="onnx"))
+    after = {c.chunk_id for c in CorpusVersion.open(onnx.data_dir).chunks}
     assert switched.chunks_embedded == first.chunks_embedded == 1
     assert not before & after
 
