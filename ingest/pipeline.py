@@ -244,7 +244,10 @@ def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress
     """Embed the chunk texts the store does not hold yet, batch by batch."""
     summary = plan.summary
     unique = {c.chunk_id: c for chunks in plan.new_chunks.values() for c in chunks}
-    already = store.existing(list(unique)) if unique else set()
+    # The committed version's vectors are all stored: ask the store only about the rest.
+    committed = plan.previous.chunk_ids if plan.previous else frozenset()
+    unknown = [cid for cid in unique if cid not in committed]
+    already = (unique.keys() & committed) | (store.existing(unknown) if unknown else set())
     todo = [c for cid, c in unique.items() if cid not in already]
     summary.chunks_reused = sum(len(cs) for cs in plan.new_chunks.values()) - len(todo)
     if todo:
@@ -325,10 +328,9 @@ def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:
     no longer shares with the new one: never a mix of versions."""
     live = {cid for entry in manifest.documents for cid in entry.chunk_ids}
     if plan.interrupted or plan.previous is None:
-        stale = store.all_ids() - live  # a killed run may have left vectors of any text
+        stale: set[str] | frozenset[str] = store.all_ids() - live  # a killed run: any text
     else:
-        before = {cid for entry in plan.previous.manifest.documents for cid in entry.chunk_ids}
-        stale = before - live
+        stale = plan.previous.chunk_ids - live
     plan.summary.chunks_deleted = store.delete(sorted(stale))
     prune_versions(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
     prune_reader_cache(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})

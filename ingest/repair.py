@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kb.check import check_version_files, missing_vectors
-from kb.corpus import LEXICAL, Layout, now, write_atomic
+from kb.corpus import LEXICAL, SNAPSHOT, Layout, now, write_atomic
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError, DiskFullError
 from kb.lexical import LexicalIndex
@@ -63,12 +63,27 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     if "lexical" in parts:
         _rebuild_lexical(layout.version_dir(version), chunks)
         repairs.append(f"rebuilt the lexical index of version {version} from its chunks")
-    ids = [c.chunk_id for c in chunks]
+    ids = list(dict.fromkeys(c.chunk_id for c in chunks))  # a text key can recur
+    if not layout.pending.exists() and _stored_count(settings) == len(ids):
+        return repairs  # after a clean commit the store holds exactly these vectors
     missing, _ = missing_vectors(settings, ids)
     if missing:
-        _reembed(settings, [c for c in chunks if c.chunk_id in set(missing)], embedder())
+        gone = set(missing)
+        _reembed(settings, [c for c in chunks if c.chunk_id in gone], embedder())
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
     return repairs
+
+
+def _stored_count(settings: Settings) -> int | None:
+    """How many vectors the store holds (None if it cannot say). An ingest that
+    finished (no `pending.json`) leaves exactly the committed version's vectors, so
+    an equal count spares asking for every id; any other count checks them all."""
+    from kb.store import VectorStore
+
+    try:
+        return VectorStore(settings).count()
+    except Exception:  # chromadb raises its own tree and sqlite's; the full check says more
+        return None
 
 
 def _sound_pointer(layout: Layout, repairs: list[str]) -> str | None:
@@ -142,7 +157,7 @@ def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:
 
     snapshots = []
     for version in keep:
-        path = layout.version_dir(version) / "snapshot.txt" if version else None
+        path = layout.version_dir(version) / SNAPSHOT if version else None
         if path is not None and path.exists():
             snapshots.append(path.read_text("utf-8"))
     prune_cache(layout.cache_dir("extractive"), snapshots)

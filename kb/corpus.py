@@ -146,6 +146,11 @@ class CorpusVersion:
             raise damaged(self.folder / CHUNKS, exc) from exc
 
     @cached_property
+    def chunk_ids(self) -> frozenset[str]:
+        """Every chunk id (= vector id) of this version, from the manifest alone."""
+        return frozenset(cid for doc in self.manifest.documents for cid in doc.chunk_ids)
+
+    @cached_property
     def chunk_rows(self) -> dict[str, int]:
         return {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
 
