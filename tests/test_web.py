@@ -135,7 +135,7 @@ def test_a_follow_up_on_the_page_keeps_the_conversation(
         page.fill("#question", question)
         page.click("#ask")
         # (a selector, not wait_for_function: the page's CSP forbids evaluating strings)
-        page.locator("#turns").filter(has_text=question).wait_for(timeout=60_000)
+        page.locator(f"#turns .turn-user:has-text({question!r})").wait_for(timeout=60_000)
         page.locator("#result[data-state='done']").wait_for(timeout=60_000)
     turns = page.locator("#turns .turn")
     assert turns.count() == 4
