@@ -31,14 +31,13 @@ from api.docs import add_docs
 from api.mcp_server import mount_http as mount_mcp_http
 from api.schemas import error_payload
 from kb.backends import AnswerBackend
-from kb.embedding import Embedder
+from kb.embedding import Embedder, set_embedding_threads, threads_for
 from kb.errors import BackendError, KBError, SettingsError
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
 
 logger = logging.getLogger("api")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-SERVE_TORCH_THREADS = 1  # per question; see limit_torch_threads
 
 DESCRIPTION = """\
 Answers questions over your documents with cited sources, choosing per corpus and per
@@ -114,18 +113,18 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` (each worker process reads KB_* itself)."""
-    limit_torch_threads()
-    return create_app(load_settings())
+    settings = load_settings()
+    limit_embedding_threads(settings)
+    return create_app(settings)
 
 
-def limit_torch_threads(threads: int = SERVE_TORCH_THREADS) -> None:
-    """Cap torch's intra-op threads in a serving process. Concurrency comes from the
-    query threads; with torch's default (one thread per core) each matrix product's
-    threads spin against the other questions' (2 cores, 4 questions at once: 1.7 s
-    instead of 0.36 s CPU per question)."""
-    import torch
-
-    torch.set_num_threads(threads)
+def limit_embedding_threads(settings: Settings) -> None:
+    """Bound the embedding model's threads in a serving process (1 unless
+    KB_EMBED_THREADS says otherwise). Concurrency comes from the query threads; with one
+    model thread per core each matrix product's threads spin against the other
+    questions' and other processes' (2 cores, 4 questions at once: 1.7 s instead of
+    0.36 s CPU per question)."""
+    set_embedding_threads(threads_for(settings, "questions"))
 
 
 # ---- errors -------------------------------------------------------------------------

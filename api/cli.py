@@ -6,16 +6,25 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb import __version__
 from kb.errors import KBError, ServiceError, UserError
 from kb.models import IngestSummary
 from kb.settings import MODES, Settings, load_settings
 
+if TYPE_CHECKING:
+    from kb.embedding import Purpose
+
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), **extra)
+
+
+def _bound_threads(settings: Settings, purpose: Purpose) -> None:
+    from kb.embedding import set_embedding_threads, threads_for
+
+    set_embedding_threads(threads_for(settings, purpose))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -23,6 +32,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.progress import IngestProgress
 
     settings = _settings(args)
+    _bound_threads(settings, "ingest")
     progress = None if args.json else IngestProgress(sys.stderr)
     try:
         summary = run_ingest(settings, Path(args.path), progress=progress, wait_seconds=args.wait)
@@ -207,6 +217,7 @@ def _asker(args: argparse.Namespace) -> Any:
     from api.cli_ask import Asker
 
     settings = _settings(args, backend=args.backend)
+    _bound_threads(settings, "questions")
     # A command-line backend or data dir means "here", not the running service.
     local = args.local or bool(args.backend) or args.data_dir is not None
     return Asker(settings, mode=args.mode, top_k=args.top_k, local=local)

@@ -103,6 +103,7 @@ def _add_report_text_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kb.embedding import set_embedding_threads, threads_for
     from kb.report.runner import run_report
     from kb.report.writer import write_report
     from kb.service import KnowledgeBase
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         long_context_budget=args.long_context_budget,
     )
+    set_embedding_threads(threads_for(settings, "questions"))
     options = ReportOptions(
         questions_path=args.questions,
         modes=_names(args.modes),

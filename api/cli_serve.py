@@ -52,7 +52,7 @@ def exposure_warning(settings: Settings) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.app import create_app, limit_torch_threads
+    from api.app import create_app, limit_embedding_threads
     from kb.settings import load_settings
 
     overrides = {
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "access_log": not args.no_access_log,
     }
     if settings.workers == 1:
-        limit_torch_threads()
+        limit_embedding_threads(settings)
         uvicorn.run(create_app(settings), **common)
         return 0
     # Worker processes build their own app from the environment, so the command-line

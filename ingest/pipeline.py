@@ -65,8 +65,10 @@ def content_hash(doc: Document) -> str:
 
 
 def vector_key(settings: Settings) -> str:
-    """What, besides the embedded text, decides a vector: the model and what it sees."""
-    return f"{MODEL_NAME}/title-v2"
+    """What, besides the embedded text, decides a vector: the model, its runtime (ONNX
+    and torch vectors are never mixed in one index) and what it sees."""
+    runtime = "" if settings.embed_backend == "torch" else f"/{settings.embed_backend}"
+    return f"{MODEL_NAME}{runtime}/title-v2"  # torch: the key indexes had before ONNX
 
 
 def config_key(settings: Settings) -> str:
@@ -152,7 +154,7 @@ def _ingest_locked(
     started = time.perf_counter()
     # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
     repaired = repair_committed(
-        settings, layout, lambda: embedder or shared_embedder(settings.embed_batch_size)
+        settings, layout, lambda: embedder or shared_embedder(settings)
     )
     plan = diff(settings, layout, root)
     plan.summary.repaired = repaired
@@ -171,7 +173,7 @@ def _ingest_locked(
     chunk(plan)
     progress("chunk", len(plan.fresh), len(plan.fresh))
     store = VectorStore(settings)
-    embedder = embedder or shared_embedder(settings.embed_batch_size)
+    embedder = embedder or shared_embedder(settings)
     embed(plan, store, embedder, progress)
     version = write(plan)
     progress("write", version.manifest.chunk_count, version.manifest.chunk_count)

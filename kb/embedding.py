@@ -1,24 +1,79 @@
-"""The bundled all-MiniLM-L6-v2 sentence embedder, loaded from disk, never a hub."""
+"""The bundled all-MiniLM-L6-v2 sentence embedder, loaded from disk, never a hub.
+
+Two runtimes of the same weights: torch (the default) and ONNX Runtime (exported once,
+offline, see `kb.onnx_export`; not faster on a saturated machine, see the README).
+Their vectors agree to ~1e-7 but an index never mixes them:
+the backend is part of the ingest's config key.
+
+Threads: a process's embedding threads are set once by its entry point
+(`set_embedding_threads`). More threads than the cores the process actually gets make
+it slower, not faster: torch's OpenMP threads meet at a barrier after every operation and
+spin while they wait, so when other processes keep the cores busy one descheduled thread
+stalls the rest (2 threads beside two busy processes: a question's embedding 10x slower
+than with 1 thread). Questions therefore use one thread (a server gets its concurrency
+from parallel requests), ingest every core, and neither backend spins while waiting.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from kb.errors import SettingsError
+from kb.settings import default_cache_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from kb.settings import Settings
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 RECENT_TEXTS = 4  # per thread, for `embed_one`
+Purpose = Literal["questions", "ingest"]
+
+_threads = 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_for(settings: Settings, purpose: Purpose) -> int:
+    """`KB_EMBED_THREADS`, or by default 1 for answering and every core for ingest."""
+    if settings.embed_threads:
+        return settings.embed_threads
+    return available_cores() if purpose == "ingest" else 1
+
+
+def set_embedding_threads(threads: int) -> None:
+    """Bound the threads every embedding model of this process uses. Call it at an entry
+    point before the model loads (an ONNX session keeps the count it was built with)."""
+    global _threads
+    _threads = max(1, threads)
+    # OpenMP reads these once, when torch loads; passive waiting: no spinning on a core
+    # another process needs. Set here so a torch loaded later inherits them.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(_threads)
+
+
+def embedding_threads() -> int:
+    return _threads
 
 
 def model_path() -> str:
@@ -38,8 +93,16 @@ class Embedder:
     `texts_embedded` and `seconds` let callers prove that a no-change re-ingest
     embedded nothing and measure the model's share of an ingest."""
 
-    def __init__(self, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        batch_size: int = 16,
+        *,
+        backend: Literal["onnx", "torch"] = "torch",
+        cache_dir: Path | None = None,
+    ) -> None:
         self.batch_size = batch_size
+        self.backend = backend
+        self.cache_dir = cache_dir or default_cache_dir()
         self.texts_embedded = 0
         self.seconds = 0.0
         self._model: SentenceTransformer | None = None
@@ -60,8 +123,37 @@ class Embedder:
                     # no "Loading weights" bar
                     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
-                    self._model = SentenceTransformer(model_path(), device="cpu")
+                    self._model = self._load(SentenceTransformer)
         return self._model
+
+    def _load(self, loader: type[SentenceTransformer]) -> SentenceTransformer:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if self.backend == "torch":
+            import torch
+
+            torch.set_num_threads(_threads)
+            model: SentenceTransformer = loader(model_path(), device="cpu")
+            return model
+        import onnxruntime
+
+        from kb.onnx_export import ONNX_FILE, onnx_model_dir
+
+        folder = onnx_model_dir(MODEL_NAME, Path(model_path()), self.cache_dir)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = _threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        model = loader(
+            str(folder),
+            backend="onnx",
+            device="cpu",
+            model_kwargs={
+                "provider": "CPUExecutionProvider",
+                "file_name": ONNX_FILE,
+                "session_options": options,
+            },
+        )
+        return model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -97,14 +189,19 @@ class Embedder:
         return vector
 
 
-_shared: Embedder | None = None
+_shared: dict[tuple[str, int, Path | None], Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_embedder(batch_size: int = 16) -> Embedder:
-    """One embedder per process: the model takes ~90 MB and a second to load."""
-    global _shared
+def shared_embedder(settings: Settings | None = None) -> Embedder:
+    """One embedder per process (per backend and batch size): the model takes ~90 MB and
+    a second to load. Without settings: the defaults (what tests with a clean
+    environment get)."""
+    backend = settings.embed_backend if settings else "torch"
+    batch_size = settings.embed_batch_size if settings else 16
+    cache_dir = settings.model_cache_dir() if settings else None
+    key = (backend, batch_size, cache_dir)
     with _shared_lock:
-        if _shared is None:
-            _shared = Embedder(batch_size)
-        return _shared
+        if key not in _shared:
+            _shared[key] = Embedder(batch_size, backend=backend, cache_dir=cache_dir)
+        return _shared[key]

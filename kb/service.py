@@ -53,7 +53,7 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder = embedder or shared_embedder(settings.embed_batch_size)
+        self.embedder = embedder or shared_embedder(settings)
         self.backend = backend or get_backend(settings, embedder=self.embedder)
         self.router = Router(settings, self.backend)
         self.layout = Layout(settings.data_dir)

@@ -6,6 +6,7 @@ down; nothing below reads the environment itself.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kb.errors import InvalidRequestError, SettingsError
 
 Mode = Literal["auto", "long_context", "rag", "self_route"]
+EmbedBackend = Literal["onnx", "torch"]
 
 # Chosen on the dev sets, by the worst of them (README, "Retrieval"; bench/retrieval_bench.py).
 RAG_CONTEXT_TOKENS_DEFAULT = 6_000
@@ -63,6 +65,24 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(20_000_000, ge=1, description="Larger files are skipped.")
     embed_batch_size: int = Field(
         16, ge=1, le=4096, description="Texts per model call (16 measured fastest on 2 cores)."
+    )
+    embed_backend: EmbedBackend = Field(
+        "torch",
+        description="Runtime of the bundled embedding model: `torch` or `onnx` (ONNX Runtime, "
+        "exported once from the installed weights, offline). Part of the index's config: "
+        "switching re-embeds.",
+    )
+    embed_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Threads the embedding model uses per process; 0: one when answering "
+        "(ask, serve, report), every available core for `kb ingest`.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where the ONNX export of the model is kept, shared by every data dir "
+        "(default: $XDG_CACHE_HOME/kb, else ~/.cache/kb).",
     )
 
     # Routing and prompts.
@@ -129,6 +149,10 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(4_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1_000)
 
+    def model_cache_dir(self) -> Path:
+        """The folder for derived model files (the ONNX export)."""
+        return self.cache_dir or default_cache_dir()
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:
@@ -139,6 +163,12 @@ class Settings(BaseSettings):
         if self.require_key_for_queries and not self.service_api_key:
             raise ValueError("KB_REQUIRE_KEY_FOR_QUERIES needs KB_SERVICE_API_KEY")
         return self
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/kb, else ~/.cache/kb."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "kb"
 
 
 def load_settings(**overrides: object) -> Settings:

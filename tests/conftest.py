@@ -30,10 +30,15 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(autouse=True)
 def clean_kb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No KB_* variable or .env of the developer's leaks into a test."""
+    """No KB_* variable or .env of the developer's leaks into a test. Subprocesses
+    (`python -m api.cli`, run from tmp_path) import this checkout, not whichever one the
+    venv's editable install points at."""
     for name in list(os.environ):
         if name.startswith("KB_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     monkeypatch.chdir(tmp_path)
     # From the temp folder, a `python -m api.cli` subprocess must still import this
     # checkout (not whatever copy the venv has installed).

@@ -151,7 +151,7 @@ class ExtractiveBackend(AnswerBackend):
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
-        self.embedder = embedder or shared_embedder(settings.embed_batch_size)
+        self.embedder = embedder or shared_embedder(settings)
         self.threshold = settings.extractive_threshold
         self.cache_dir = Layout(settings.data_dir).cache_dir("extractive")
         self._indexes: OrderedDict[str, SentenceIndex] = OrderedDict()

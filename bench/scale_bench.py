@@ -1,0 +1,461 @@
+"""Scale benchmark: a corpus of at least 2.5M tokens (`bench/scale_corpus.py`) next to
+hotpotqa-100, in one run, with the load average beside every timing.
+
+    .venv/bin/python bench/scale_bench.py --cache DIR [--work DIR] [--questions 50]
+        [--skip-compare] [--skip-load] [--only hotpotqa-100]
+
+Per corpus: full ingest (chunks/s and its ratio to the raw model's encode of the same
+texts, peak RSS), no-change re-ingest, one sentence appended to one document (chunks
+embedded, seconds besides embedding), the corpus file renamed and moved (chunks
+embedded), the first and tenth question after that ingest, retrieval and auto p50/p95
+over N questions, and retrieval p50 again while two busy processes keep both cores busy.
+Then torch against ONNX Runtime on the dev sets: encode speed, largest vector
+difference and dense recall@10. Every ingest is a whole `kb ingest` process (its wall
+time includes start-up and model load); each other phase runs in its own process too.
+Exits 0 and prints PASS/MISS per target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT / ".." / "shared" / "datasets"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+APPENDED = " This sentence was appended by the scale benchmark."
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f}"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# ---- phases, each in its own process -------------------------------------------------
+
+
+def phase_ingest(spec: dict[str, Any]) -> dict[str, Any]:
+    """One whole `kb ingest --json` as the CLI runs it."""
+    from api.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["ingest", spec["path"], "--json", "--data-dir", spec["data_dir"]])
+    summary = json.loads(out.getvalue()) if code == 0 else {}
+    return {"code": code, "summary": summary}
+
+
+def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
+    """The raw model on the same texts the ingest embedded, in the ingest's batches."""
+    import random
+
+    from ingest.pipeline import embedding_text
+    from kb.corpus import CorpusVersion
+    from kb.embedding import Embedder, set_embedding_threads, threads_for
+    from kb.settings import load_settings
+
+    settings = load_settings(data_dir=Path(spec["data_dir"]))
+    set_embedding_threads(threads_for(settings, "ingest"))
+    texts = [embedding_text(c) for c in CorpusVersion.open(settings.data_dir).chunks]
+    if spec["sample"] and len(texts) > spec["sample"]:
+        texts = random.Random(7).sample(texts, spec["sample"])
+    embedder = Embedder(settings.embed_batch_size, backend=settings.embed_backend)
+    embedder.embed(texts[:16])
+    started = time.perf_counter()
+    for begin in range(0, len(texts), 256):
+        embedder.embed(texts[begin : begin + 256])
+    seconds = time.perf_counter() - started
+    return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds}
+
+
+def phase_questions(spec: dict[str, Any]) -> dict[str, Any]:
+    """Questions in one process that holds the model (as a server does after warm-up)."""
+    from kb.embedding import set_embedding_threads, threads_for
+    from kb.service import KnowledgeBase
+    from kb.settings import load_settings
+
+    settings = load_settings(data_dir=Path(spec["data_dir"]))
+    set_embedding_threads(threads_for(settings, "questions"))
+    questions = [row["question"] for row in read_jsonl(Path(spec["questions"]))]
+    result: dict[str, Any] = {}
+    with KnowledgeBase(settings) as base:
+        base.embedder.embed_one("warm-up: the model is loaded before the clock")
+
+        def timed(question: str, mode: str) -> float:
+            started = time.perf_counter()
+            base.ask(question, mode=mode)
+            return time.perf_counter() - started
+
+        if spec.get("first_ten"):
+            first = [timed(q, "rag") for q in questions[-10:]]
+            result["first"], result["tenth"] = first[0], first[-1]
+        for mode in spec["modes"]:
+            result[mode] = [timed(q, mode) for q in questions[: spec["n"]]]
+    return result
+
+
+def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
+    """torch and ONNX Runtime in one process over the dev sets, batches alternating so
+    that both see the same background load: encode speed, the largest vector
+    difference, and dense recall@10 of the gold documents (top 10 chunks)."""
+    import random
+
+    import numpy as np
+
+    from ingest.chunking import chunk_document
+    from ingest.pipeline import embedding_text
+    from kb.embedding import Embedder, set_embedding_threads, threads_for
+    from kb.models import Document
+    from kb.settings import load_settings
+
+    settings = load_settings()
+    set_embedding_threads(threads_for(settings, "ingest"))
+    backends = ("torch", "onnx")
+    embedders = {b: Embedder(settings.embed_batch_size, backend=b) for b in backends}
+    for embedder in embedders.values():
+        embedder.embed(["warm-up"])
+    out: dict[str, Any] = {}
+    for name in spec["sets"]:
+        folder = DATASETS / name
+        chunks = []
+        for row in read_jsonl(folder / "corpus.jsonl"):
+            doc = Document(doc_id=row["doc_id"], title=row["title"], source=name, text=row["text"])
+            chunks += chunk_document(
+                doc, row["doc_id"], settings.chunk_tokens, settings.chunk_overlap
+            )
+        texts = [embedding_text(c) for c in chunks]
+        rows = read_jsonl(folder / "questions.jsonl")
+        rows = [r for r in rows if r.get("gold_doc_ids") and not r.get("is_impossible")]
+        rows = random.Random(5).sample(rows, min(len(rows), spec["questions"]))
+        seconds = dict.fromkeys(backends, 0.0)
+        parts: dict[str, list[np.ndarray]] = {b: [] for b in backends}
+        for step, begin in enumerate(range(0, len(texts), 128)):
+            for backend in backends if step % 2 else backends[::-1]:
+                started = time.perf_counter()
+                parts[backend].append(embedders[backend].embed(texts[begin : begin + 128]))
+                seconds[backend] += time.perf_counter() - started
+        vectors = {b: np.concatenate(parts[b]) for b in backends}
+        result: dict[str, Any] = {"chunks": len(texts), "questions": len(rows)}
+        result["max_diff"] = float(np.abs(vectors["torch"] - vectors["onnx"]).max())
+        for backend in backends:
+            asked = embedders[backend].embed([r["question"] for r in rows])
+            found = 0.0
+            for row, vector in zip(rows, asked, strict=True):
+                top = np.argsort(-(vectors[backend] @ vector))[:10]
+                docs = {chunks[i].doc_id for i in top}
+                found += len(docs & set(row["gold_doc_ids"])) / len(row["gold_doc_ids"])
+            result[backend] = {
+                "rate": len(texts) / seconds[backend],
+                "recall": 100 * found / len(rows),
+            }
+        out[name] = result
+    return out
+
+
+PHASES = {
+    "ingest": phase_ingest,
+    "encode": phase_encode,
+    "questions": phase_questions,
+    "compare": phase_compare,
+}
+
+
+def run_phase(name: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Run a phase in a child process; its result, wall seconds, peak RSS and load."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--phase", name, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"phase {name} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(wall=wall, load=load())
+    return result
+
+
+def child_main(name: str, spec_json: str) -> None:
+    result = PHASES[name](json.loads(spec_json))
+    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# ---- the run --------------------------------------------------------------------------
+
+
+def append_sentence(corpus: Path) -> None:
+    """Append one sentence to the text of the document in the middle of the file."""
+    lines = corpus.read_text("utf-8").splitlines()
+    middle = len(lines) // 2
+    row = json.loads(lines[middle])
+    row["text"] += APPENDED
+    lines[middle] = json.dumps(row, ensure_ascii=False)
+    corpus.write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def bench_corpus(
+    name: str, source: Path, questions: Path, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    env = {"KB_EMBED_BACKEND": args.backend}
+    folder = work / name
+    corpus = folder / "docs" / "corpus.jsonl"
+    saved = folder / "full-ingest.json"
+    resume = args.resume and saved.exists()
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder / "elsewhere", ignore_errors=True)
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, corpus)
+    data = str(folder / "data")
+    row: dict[str, Any] = {}
+
+    def ingest(path: Path, label: str) -> dict[str, Any]:
+        result = run_phase("ingest", {"path": str(path), "data_dir": data}, env)
+        summary = result["summary"]
+        print(
+            f"  {name:13} {label:22} {result['wall']:8.1f} s wall, "
+            f"{summary['chunks_embedded']:6} chunks embedded, embed "
+            f"{summary['embed_seconds']:7.1f} s, in-pipeline besides embedding "
+            f"{summary['seconds'] - summary['embed_seconds']:6.2f} s  [{result['load']}]",
+            flush=True,
+        )
+        return result
+
+    if resume:  # the full ingest of an earlier run, brought back to the original corpus
+        full = json.loads(saved.read_text())
+        print(f"  {name:13} full ingest: from the earlier run ({full['load']})", flush=True)
+        ingest(corpus, "restore (resume)")
+    else:
+        full = ingest(corpus, "full ingest")
+        saved.write_text(json.dumps(full))
+    s = full["summary"]
+    row.update(chunks=s["chunks"], tokens=s["corpus_tokens"], rss_mb=full["rss_mb"])
+    row["ingest_rate"] = s["chunks"] / s["seconds"]
+    encode = run_phase("encode", {"data_dir": data, "sample": args.encode_sample}, env)
+    row["encode_rate"] = encode["rate"]
+    row["ingest_vs_encode"] = row["ingest_rate"] / encode["rate"]
+    print(
+        f"  {name:13} raw encode ({encode['texts']} of its chunk texts) "
+        f"{encode['rate']:.1f} texts/s; ingest {row['ingest_rate']:.1f} chunks/s "
+        f"(run_ingest's clock, model load included; whole process "
+        f"{s['chunks'] / full['wall']:.1f}) = {row['ingest_vs_encode']:.2f}x; "
+        f"peak RSS {full['rss_mb']:.0f} MB"
+        f"  [{encode['load']}]",
+        flush=True,
+    )
+    row["nochange_s"] = ingest(corpus, "no-change re-ingest")["wall"]
+    append_sentence(corpus)
+    appended = ingest(corpus, "one sentence appended")
+    a = appended["summary"]
+    row["append_chunks"] = a["chunks_embedded"]
+    row["append_besides_s"] = appended["wall"] - a["embed_seconds"]
+    moved = folder / "elsewhere" / "renamed.jsonl"
+    moved.parent.mkdir()
+    corpus.rename(moved)
+    row["renamed_chunks"] = ingest(moved, "renamed and moved")["summary"]["chunks_embedded"]
+
+    spec = {"data_dir": data, "questions": str(questions), "n": args.questions}
+    asked = run_phase("questions", {**spec, "first_ten": True, "modes": ["rag", "auto"]}, env)
+    row.update(first=asked["first"], tenth=asked["tenth"])
+    for mode in ("rag", "auto"):
+        row[f"{mode}_p50"] = percentile(asked[mode], 0.5)
+        row[f"{mode}_p95"] = percentile(asked[mode], 0.95)
+    print(
+        f"  {name:13} first question {asked['first'] * 1000:.0f} ms, tenth "
+        f"{asked['tenth'] * 1000:.0f} ms; retrieval p50/p95 {row['rag_p50'] * 1000:.0f}/"
+        f"{row['rag_p95'] * 1000:.0f} ms, auto p50/p95 {row['auto_p50'] * 1000:.0f}/"
+        f"{row['auto_p95'] * 1000:.0f} ms over {args.questions}  [{asked['load']}]",
+        flush=True,
+    )
+    if not args.skip_load:
+        idle = run_phase("questions", {**spec, "modes": ["rag"]}, env)
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        try:
+            time.sleep(2)
+            loaded = run_phase("questions", {**spec, "modes": ["rag"]}, env)
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
+        row["idle_p50"] = percentile(idle["rag"], 0.5)
+        row["busy_p50"] = percentile(loaded["rag"], 0.5)
+        row["busy_ratio"] = row["busy_p50"] / row["idle_p50"]
+        print(
+            f"  {name:13} retrieval p50 {row['idle_p50'] * 1000:.0f} ms [{idle['load']}] -> "
+            f"{row['busy_p50'] * 1000:.0f} ms beside two busy processes "
+            f"[{loaded['load']}] = {row['busy_ratio']:.2f}x",
+            flush=True,
+        )
+    return row
+
+
+def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
+    """torch against ONNX Runtime on the dev sets, side by side in one process."""
+    spec = {"sets": ["hotpotqa-100", "squad-v2-dev"], "questions": args.recall_questions}
+    result = run_phase("compare", spec, {})
+    row: dict[str, Any] = {}
+    for name in spec["sets"]:
+        one = result[name]
+        torch_row, onnx_row = one["torch"], one["onnx"]
+        row[name] = {
+            "speedup": onnx_row["rate"] / torch_row["rate"],
+            "recall_delta": onnx_row["recall"] - torch_row["recall"],
+        }
+        print(
+            f"  {name:13} torch {torch_row['rate']:.1f} texts/s, onnx {onnx_row['rate']:.1f} "
+            f"texts/s = {row[name]['speedup']:.2f}x over {one['chunks']} chunks; recall@10 "
+            f"torch {torch_row['recall']:.2f} onnx {onnx_row['recall']:.2f} "
+            f"({one['questions']} questions); largest vector difference "
+            f"{one['max_diff']:.1e}  [{result['load']}]",
+            flush=True,
+        )
+    return row
+
+
+def verdicts(rows: dict[str, dict[str, Any]], backends: dict[str, Any]) -> list[str]:
+    small, large = rows.get("hotpotqa-100", {}), rows.get("scale", {})
+    checks: list[tuple[str, float | None, str, float]] = [
+        ("one sentence appended: chunks embedded (scale)", large.get("append_chunks"), "<=", 2),
+        (
+            "  seconds besides embedding, scale - hotpotqa-100",
+            large.get("append_besides_s", 0) - small.get("append_besides_s", 0)
+            if large and small
+            else None,
+            "<=",
+            1.0,
+        ),
+        ("corpus renamed: chunks embedded (scale)", large.get("renamed_chunks"), "<=", 0),
+        (
+            "first question / tenth (scale)",
+            large["first"] / large["tenth"] if large else None,
+            "<=",
+            2.0,
+        ),
+        (
+            "retrieval p50 scale / hotpotqa-100",
+            large["rag_p50"] / small["rag_p50"] if large and small else None,
+            "<=",
+            2.0,
+        ),
+        (
+            "retrieval p50 beside two busy processes / idle (scale)",
+            large.get("busy_ratio"),
+            "<=",
+            3.0,
+        ),
+        ("full ingest / raw encode speed (scale)", large.get("ingest_vs_encode"), ">=", 0.85),
+    ]
+    for name, value in backends.items():
+        checks.append((f"onnx / torch encode speed ({name})", value["speedup"], ">=", 1.5))
+        checks.append(
+            (f"onnx - torch recall@10 points ({name})", abs(value["recall_delta"]), "<=", 0.5)
+        )
+    lines = []
+    for label, value, op, bound in checks:
+        if value is None:
+            lines.append(f"  {label:58} -      (not measured)")
+            continue
+        ok = value <= bound if op == "<=" else value >= bound
+        lines.append(f"  {label:58} {value:8.2f} {op} {bound:<5} {'PASS' if ok else 'MISS'}")
+    return lines
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--phase":
+        child_main(sys.argv[2], sys.argv[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        required=True,
+        help="folder outside the repository for the package and corpus",
+    )
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    parser.add_argument("--tokens", type=int, default=2_500_000)
+    parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument(
+        "--encode-sample",
+        type=int,
+        default=2000,
+        help="chunk texts the raw-encode comparison embeds (0: all)",
+    )
+    parser.add_argument("--recall-questions", type=int, default=300)
+    parser.add_argument("--backend", choices=["onnx", "torch"], default="torch")
+    parser.add_argument(
+        "--only",
+        choices=["hotpotqa-100", "scale", "compare"],
+        default=None,
+        help="one corpus, or only the torch-vs-ONNX comparison",
+    )
+    parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --work: reuse the full ingests an earlier run left there",
+    )
+    args = parser.parse_args()
+
+    from bench.scale_corpus import build
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="kb-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(
+        f"scale bench: backend {args.backend}, {os.cpu_count()} cores, start {load()}", flush=True
+    )
+    hotpot = DATASETS / "hotpotqa-100"
+    corpora = {"hotpotqa-100": (hotpot / "corpus.jsonl", hotpot / "questions.jsonl")}
+    if args.only in (None, "scale"):
+        big, questions, tokens = build(args.cache, args.tokens)
+        print(f"scale corpus: {tokens:,} tokens of document text", flush=True)
+        corpora["scale"] = (big, questions)
+    rows = {}
+    for name, (source, questions) in corpora.items():
+        if args.only in (None, name):
+            rows[name] = bench_corpus(name, source, questions, work, args)
+    backends = {} if args.skip_compare else bench_backends(args)
+    print("\nsummary")
+    for name, row in rows.items():
+        print(
+            f"  {name}: "
+            + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+            )
+        )
+    print("\n".join(verdicts(rows, backends)))
+    print(json.dumps({"rows": rows, "backends": backends, "end": load()}))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

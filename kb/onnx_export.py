@@ -1,0 +1,88 @@
+"""The ONNX export of the bundled embedding model: made once per machine, offline, from
+the installed weights, and shared by every process and data dir.
+
+The export runs under a file lock in a staging folder that is renamed into place only
+when complete, so processes starting together export once, and a reader never sees a
+half-written model (the rename is atomic on local disks and on NFS alike).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from filelock import FileLock
+
+from kb.errors import SettingsError
+
+ONNX_FILE = "onnx/model.onnx"
+EXPORT_TIMEOUT = 900.0  # seconds to wait for another process's export
+
+
+def onnx_model_dir(name: str, source: Path, cache_dir: Path) -> Path:
+    """The folder of the ONNX export of model `name` in `source`, exporting it first if no
+    process has yet. Named by a fingerprint of the weights, so a new model version gets a
+    new export."""
+    target = cache_dir / f"{name}-onnx-{_fingerprint(source)}"
+    if (target / ONNX_FILE).exists():
+        return target
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"Cannot create the model cache {cache_dir} ({exc.strerror}); set KB_CACHE_DIR "
+            "to a writable folder or KB_EMBED_BACKEND=torch."
+        ) from exc
+    with FileLock(str(target.with_name(target.name + ".lock")), timeout=EXPORT_TIMEOUT):
+        if not (target / ONNX_FILE).exists():  # another process may have finished it
+            _export(source, target)
+    return target
+
+
+def _fingerprint(source: Path) -> str:
+    """Names and sizes of the model's files plus its config: cheap, and changes with
+    any new release of the weights."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(source)}\0{path.stat().st_size}\0".encode())
+    digest.update((source / "config.json").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _export(source: Path, target: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    staging = target.with_name(f".{target.name}.{os.getpid()}.staging")
+    copy = staging.with_name(staging.name + "-source")
+    for folder in (staging, copy):
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, copy)  # the export writes next to the weights: never the venv
+    quiet = logging.getLogger("sentence_transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "No 'model.onnx' found ... Exporting" is expected here
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on constant tensors
+            model = SentenceTransformer(
+                str(copy),
+                backend="onnx",
+                device="cpu",
+                model_kwargs={"provider": "CPUExecutionProvider"},
+            )
+            model.save(str(staging))
+    except ImportError as exc:
+        raise SettingsError(
+            "KB_EMBED_BACKEND=onnx needs sentence-transformers[onnx] "
+            "(pip install 'sentence-transformers[onnx]'), or set KB_EMBED_BACKEND=torch."
+        ) from exc
+    finally:
+        quiet.setLevel(level)
+        shutil.rmtree(copy, ignore_errors=True)
+    if not (staging / ONNX_FILE).exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SettingsError(f"The ONNX export wrote no {ONNX_FILE}; set KB_EMBED_BACKEND=torch.")
+    staging.rename(target)

@@ -1,0 +1,58 @@
+"""The embedding runtimes (ONNX Runtime and torch) and the thread bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import config_key, run_ingest
+from kb.corpus import CorpusVersion
+from kb.embedding import Embedder, available_cores, threads_for
+from kb.settings import load_settings
+from tests.conftest import write_corpus
+
+TEXTS = [
+    "Trains are booked for trips under four hours.",
+    "The nightly hotel limit in Lisbon is 140 euros, breakfast included.",
+    "Kettles are descaled every second Tuesday by the facilities team.",
+]
+
+
+def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
+    assert embedder.backend == "torch"  # the default
+    torch = embedder.embed(TEXTS)
+    onnx = Embedder(backend="onnx").embed(TEXTS)
+    assert onnx.shape == torch.shape == (3, 384)
+    assert np.abs(onnx - torch).max() < 1e-4
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_runtime_is_part_of_the_config_key(tmp_path: Path, embedder: Embedder) -> None:
+    """Vectors of the two runtimes never meet in one index: switching re-embeds."""
+    torch = load_settings(data_dir=tmp_path / "data")
+    onnx = load_settings(data_dir=tmp_path / "data", embed_backend="onnx")
+    assert config_key(onnx) != config_key(torch)
+    corpus = write_corpus(tmp_path / "docs", {"a.md": f"# A\n\n{TEXTS[0]}"})
+    first = run_ingest(torch, corpus, embedder=embedder)
+    before = {c.chunk_id for c in CorpusVersion.open(torch.data_dir).chunks}
+    switched = run_ingest(onnx, corpus, embedder=Embedder(backend="onnx"))
+    after = {c.chunk_id for c in CorpusVersion.open(onnx.data_dir).chunks}
+    assert switched.chunks_embedded == first.chunks_embedded == 1
+    assert not before & after
+
+
+def test_threads_default_to_one_per_question_and_every_core_for_ingest(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    assert threads_for(settings, "questions") == 1
+    assert threads_for(settings, "ingest") == available_cores()
+    pinned = load_settings(data_dir=tmp_path, embed_threads=3)
+    assert threads_for(pinned, "questions") == threads_for(pinned, "ingest") == 3
+
+
+def test_an_unknown_backend_is_a_settings_error(tmp_path: Path) -> None:
+    from kb.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="KB_EMBED_BACKEND"):
+        load_settings(data_dir=tmp_path, embed_backend="tensorflow")
