@@ -33,6 +33,7 @@ from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.errors import IngestBusyError, IngestError, UserError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
+from kb.sentence_index import build_sentence_index
 from kb.settings import Settings
 from kb.store import VectorStore
 from kb.tokens import count_tokens
@@ -188,6 +189,10 @@ def _ingest_locked(
     manifest = _write_version(settings, layout, root, key, entries, loaded.documents, previous, {
         c.chunk_id: c for c in new_chunks
     })
+    build_sentence_index(
+        settings, manifest.corpus_version, loaded.documents, embedder,
+        previous_version=summary.previous_version, progress=progress,
+    )
     write_atomic(
         layout.current,
         json.dumps({"corpus_version": manifest.corpus_version, "committed_at": _now()}),
