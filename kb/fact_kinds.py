@@ -24,14 +24,23 @@ _ASKS_DATE = re.compile(
     r"|\bby when\b|\bsince when\b",
     re.IGNORECASE,
 )
-_ASKS_NAME = re.compile(r"^\W*(?:who|whom|whose)\b|\bwho (?:is|was|are|were|owns|approves)\b",
-                        re.IGNORECASE)
+_ASKS_NAME = re.compile(
+    r"^\W*(?:who|whom|whose)\b|\bwho (?:is|was|are|were|owns|approves)\b", re.IGNORECASE
+)
 
 _NUMBER_WORDS = (
-    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty "
-    "forty fifty sixty hundred thousand million billion half quarter twice dozen"
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+    "eighty ninety hundred thousand million billion trillion half quarter twice thrice "
+    "dozen dozens hundreds thousands millions several few single double triple once"
 ).split()
-_NUMBER = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_FREQUENCY_WORDS = (
+    "hourly nightly daily weekly fortnightly monthly quarterly yearly annually".split()
+)
+_NUMBER = re.compile(
+    r"\d+(?:[.,:]\d+)*|\b(?:" + "|".join(_NUMBER_WORDS + _FREQUENCY_WORDS) + r")\b",
+    re.IGNORECASE,
+)
 _MONTHS = (
     "january february march april may june july august september october november december "
     "jan feb mar apr jun jul aug sep sept oct nov dec"
@@ -63,9 +72,7 @@ def asked_kinds(question: str) -> frozenset[FactKind]:
 def carries(text: str, kinds: frozenset[FactKind], question: str) -> bool:
     """Whether `text` holds a fact of one of `kinds` that the question does not."""
     asked = {w.lower() for w in re.findall(r"\w+", question)}
-    if "number" in kinds and any(
-        m.group(0).lower() not in asked for m in _NUMBER.finditer(text)
-    ):
+    if "number" in kinds and any(m.group(0).lower() not in asked for m in _NUMBER.finditer(text)):
         return True
     if "date" in kinds and any(m.group(0).lower() not in asked for m in _DATE.finditer(text)):
         return True

@@ -33,7 +33,7 @@ from kb.settings import Settings
 from kb.text import ANSWER_KINDS, Unit, UnitKind, content_words, reading_units
 
 # Part of every unit's hash: a new reading-unit rule or model re-embeds everything.
-UNITS_VERSION = f"{MODEL_NAME}/units-v1"
+UNITS_VERSION = f"{MODEL_NAME}/units-v3"
 KINDS: tuple[UnitKind, ...] = ("sentence", "item", "row", "heading", "question", "rule")
 EMBED_STEP = 512  # units per embedding call (and per progress report)
 
@@ -103,10 +103,15 @@ class SentenceIndex:
         self.df_words: np.ndarray = arrays["df_words"]
         self.df_counts: np.ndarray = arrays["df_counts"]
         self.vectors = vectors  # float16, possibly memory-mapped
-        self.contexts: list[str] = [str(c) for c in arrays["contexts"]]
+        self.context_names: list[str] = [str(c) for c in arrays["context_names"]]
+        self.context: np.ndarray = arrays["context"]  # row -> index in context_names
 
     def __len__(self) -> int:
         return len(self.doc)
+
+    def context_of(self, row: int) -> str:
+        """The section heading (and header row or list lead-in) a unit sits under."""
+        return self.context_names[int(self.context[row])]
 
     # -- reading --------------------------------------------------------------------
 
@@ -172,7 +177,8 @@ class SentenceIndex:
         np.savez(
             staging / "units.npz",
             doc_ids=np.array(self.doc_ids, dtype=str),
-            contexts=np.array(self.contexts, dtype=str),
+            context_names=np.array(self.context_names, dtype=str),
+            context=self.context,
             doc=self.doc,
             start=self.start,
             end=self.end,
@@ -286,9 +292,14 @@ def _arrays(
         (h for w in word_lists for h in w), dtype=np.uint64, count=int(lengths.sum())
     )
     df_words, df_counts = np.unique(words, return_counts=True)
+    numbers: dict[str, int] = {}
+    for context in contexts:
+        numbers.setdefault(context, len(numbers))
+    names = list(numbers)
     return {
         "doc_ids": np.array([d.doc_id for d in docs], dtype=str),
-        "contexts": np.array(contexts, dtype=str),
+        "context_names": np.array(names, dtype=str),
+        "context": np.array([numbers[c] for c in contexts], dtype=np.int32),
         "doc": np.array(columns["doc"], dtype=np.int32),
         "start": np.array(columns["start"], dtype=np.int64),
         "end": np.array(columns["end"], dtype=np.int64),

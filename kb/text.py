@@ -102,25 +102,34 @@ def reading_units(text: str) -> list[Unit]:
         text, [piece for s, e in sentence_spans(text) for piece in _split_table_lines(text, s, e)]
     )
     units: list[Unit] = []
-    heading = lead = header = ""
+    heading = asked = lead = header = ""
+    answered = False  # a unit has followed the last question line
+    previous_end = 0
     for number, (start, end) in enumerate(spans):
         line = text[start:end]
         nxt = text[spans[number + 1][0] : spans[number + 1][1]] if number + 1 < len(spans) else ""
         kind = _kind(line, nxt, paragraph_alone=_alone(text, start, end))
+        if answered and "\n\n" in text[previous_end:start]:
+            asked = ""  # an FAQ question heads its first paragraph only
+        previous_end = end
+        section = " - ".join(p for p in (heading, asked) if p)
         context = ""
-        if kind in ("heading", "question"):
-            heading, lead, header = _clean(line), "", ""
+        if kind == "heading":
+            heading, asked, lead, header = _clean(line), "", "", ""
+        elif kind == "question":
+            asked, lead, header, answered = _clean(line), "", "", False
         elif kind == "row":
             if not header:  # the first row of a table names its columns
                 header = _clean(line)
-                context = heading
+                context = section
             else:
-                context = " - ".join(p for p in (heading, header) if p)
+                context = " - ".join(p for p in (section, header) if p)
         elif kind != "rule":
-            context = " - ".join(p for p in (heading, lead) if p)
+            context = " - ".join(p for p in (section, lead if kind == "item" else "") if p)
             header = ""
             if kind == "sentence":
                 lead = _clean(line) if line.rstrip().endswith(":") else ""
+        answered = answered or kind in ANSWER_KINDS
         units.append(Unit(start, end, kind, context))
     return units
 

@@ -204,9 +204,12 @@ class ExtractiveBackend(AnswerBackend):
             sentence = reading.sentence(row)
             if restates(sentence.text, question_words | content_words(sentence.title), kinds):
                 continue
+            has_kind = bool(kinds) and carries(sentence.text, kinds, prompt.question)
+            if "number" in kinds and not has_kind:
+                continue  # "how many / how long ..." is not answered without a quantity
             score = float(scores[at])
-            bonus = KIND_BONUS if kinds and carries(sentence.text, kinds, prompt.question) else 0.0
-            out.append((score + bonus, score, sentence, index.contexts[row]))
+            bonus = KIND_BONUS if has_kind else 0.0
+            out.append((score + bonus, score, sentence, index.context_of(row)))
         out.sort(key=lambda c: -c[0])
         return out
 
