@@ -114,7 +114,7 @@ def fresh_kb(settings: Settings) -> KnowledgeBase:
 
 
 def timing(args: argparse.Namespace) -> None:
-    corpus, questions_path = SETS["hotpotqa-100"]
+    corpus, questions_path = SETS[args.timing_set]
     questions = [q.question for q in load_questions(questions_path)][:21]
     work = Path(tempfile.mkdtemp(prefix="reader-bench-"))
     try:
@@ -124,7 +124,7 @@ def timing(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         summary = run_ingest(settings, corpus, embedder=embedder)
         print(
-            f"fresh ingest of hotpotqa-100: {time.perf_counter() - started:.1f} s, "
+            f"fresh ingest of {args.timing_set}: {time.perf_counter() - started:.1f} s, "
             f"{summary.chunks} chunks [{load()}]"
         )
         for mode in ("rag", "long_context"):
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("what", choices=["accuracy", "timing"])
     parser.add_argument("--sets", default="handbook,hotpotqa-100,squad-v2-dev")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "reader-bench")
+    parser.add_argument("--timing-set", default="hotpotqa-100", choices=sorted(SETS))
     parser.add_argument("--squad-limit", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--verbose", action="store_true")
