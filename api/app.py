@@ -1,6 +1,8 @@
 """The app factory: `create_app(settings)` builds the FastAPI app over one KnowledgeBase.
 
-Errors become HTTP in one place each: kb errors by their `http_status`, request
+Errors become HTTP in one place each: kb errors by their `http_status` (a
+`SettingsError`, which only the operator can fix, as a 500 with its details in the
+server log), request
 validation as 400/422, unknown routes as 404, oversized bodies as 413 (before the
 body reaches a handler), and anything unexpected as a logged, generic 500. Every
 error body has the shape `{"error": {"type", "message"}}`.
@@ -28,7 +30,7 @@ from api.deps import QUERY_THREADS, ServiceState
 from api.schemas import error_payload
 from kb.backends import AnswerBackend
 from kb.embedding import Embedder
-from kb.errors import BackendError, KBError
+from kb.errors import BackendError, KBError, SettingsError
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
 
@@ -122,6 +124,11 @@ def limit_torch_threads(threads: int = SERVE_TORCH_THREADS) -> None:
 
 async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KBError)
+    if isinstance(exc, SettingsError):
+        # The operator's to fix, not the caller's: the details (paths, values) stay in the log.
+        logger.error("the service is misconfigured: %s", exc.message)
+        message = "The service is misconfigured (a KB_* setting); the server log says which."
+        return JSONResponse(error_payload(exc.kind, message), status_code=500)
     headers: dict[str, str] = {}
     if exc.http_status == 401:
         given = "authorization" in request.headers

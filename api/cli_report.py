@@ -6,13 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from kb.errors import InvalidRequestError
-from kb.settings import MODES, load_settings
+from kb.report import (
+    DEFAULT_CACHE_TTL_MINUTES,
+    DEFAULT_MODES,
+    DEFAULT_MONTHLY_QUESTIONS,
+    DEFAULT_PRICE_MODELS,
+    ReportOptions,
+)
+from kb.settings import load_settings
 
 HELP = "Run an evaluation set through each mode and write a comparison report."
-
-DEFAULT_MODES = "long_context,rag,auto,self_route"
-DEFAULT_PRICE_MODELS = "openai:gpt-4.1-mini,anthropic:claude-sonnet-4-5,google:gemini-2.5-flash"
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -26,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="FILE",
         help="evaluation set, one JSON object a line: qid, question, answers, "
-        "gold_doc_ids, is_impossible (the format of ../shared/datasets/*/questions.jsonl)",
+        "gold_doc_ids, is_impossible (the format of ../shared/datasets/*/questions.jsonl); "
+        "a question with gold_doc_ids and no answers is retrieval-only",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
     parser.add_argument(
@@ -34,16 +38,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--modes",
-        default=DEFAULT_MODES,
-        help=f"comma-separated modes to run (default: {DEFAULT_MODES})",
+        default=",".join(DEFAULT_MODES),
+        help=f"comma-separated modes to run (default: {','.join(DEFAULT_MODES)})",
     )
     parser.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+    _add_pricing_arguments(parser)
+    _add_report_text_arguments(parser)
+
+
+def _add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--price-models",
-        default=DEFAULT_PRICE_MODELS,
-        help=f"provider:model list to project costs for (default: {DEFAULT_PRICE_MODELS})",
+        default=",".join(DEFAULT_PRICE_MODELS),
+        help="provider:model list to project costs for (a priced --backend is added); "
+        f"default: {','.join(DEFAULT_PRICE_MODELS)}",
     )
     parser.add_argument(
         "--ingest",
@@ -62,15 +72,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-ttl-minutes",
         type=float,
-        default=5.0,
-        help="provider prompt-cache lifetime assumed by the projection (default: 5)",
+        default=DEFAULT_CACHE_TTL_MINUTES,
+        help="provider prompt-cache lifetime assumed by the projection "
+        f"(default: {DEFAULT_CACHE_TTL_MINUTES:g})",
     )
     parser.add_argument(
         "--monthly-questions",
         type=int,
-        default=100_000,
-        help="monthly volume at which 'with cache' costs are quoted (default: 100000)",
+        default=DEFAULT_MONTHLY_QUESTIONS,
+        help="monthly volume the recommendation and the 'with cache' costs assume "
+        f"(default: {DEFAULT_MONTHLY_QUESTIONS})",
     )
+
+
+def _add_report_text_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-threshold-sweep",
         action="store_true",
@@ -80,12 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--note", action="append", default=[], help="a paragraph for the report's setup section"
     )
     parser.add_argument(
-        "--title", default=None, help="report title (default: the evaluation set's folder name)"
+        "--title",
+        default=None,
+        help="report title (default: the evaluation set's name: NAME for NAME.questions.jsonl, "
+        "else the folder of questions.jsonl)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.report import ReportOptions, run_report, write_report
+    from kb.report.runner import run_report
+    from kb.report.writer import write_report
     from kb.service import KnowledgeBase
 
     settings = load_settings(
@@ -93,15 +112,9 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         long_context_budget=args.long_context_budget,
     )
-    modes = _names(args.modes)
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise InvalidRequestError(
-            f"--modes: unknown {', '.join(unknown) or '(none)'}; use {', '.join(MODES)}"
-        )
     options = ReportOptions(
         questions_path=args.questions,
-        modes=modes,
+        modes=_names(args.modes),
         limit=args.limit,
         seed=args.seed,
         top_k=args.top_k,
@@ -124,14 +137,19 @@ def run(args: argparse.Namespace) -> int:
     with KnowledgeBase(settings) as base:
         result = run_report(base, options, progress=True)
     written = write_report(result, args.out)
-    for mode, metrics in result.summary["modes"].items():
-        if "accuracy" not in metrics:
-            print(f"{mode:>12}: not run ({metrics.get('first_error', '')})")
+    for mode, m in result.summary.modes.items():
+        if not m.ran:
+            print(f"{mode:>12}: not run ({m.first_error})")
             continue
         print(
-            f"{mode:>12}: accuracy {metrics['accuracy']:.3f}, refusal accuracy "
-            f"{_show(metrics['refusal_accuracy'])}, p50 {metrics['latency_s']['p50']:.3f}s"
+            f"{mode:>12}: accuracy {_show(m.accuracy)}, evidence coverage "
+            f"{_show(m.evidence_coverage)}, refusal accuracy {_show(m.refusal_accuracy)}, "
+            f"p50 {_show(m.latency_s.p50 if m.latency_s else None)}s"
         )
+    advice = result.summary.recommendation
+    print(advice.text.replace("**", ""))
+    if advice.warning:
+        print(f"warning: {advice.warning}")
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 

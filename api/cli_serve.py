@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if settings.workers == 1:
         limit_torch_threads()
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **common)
         return 0
     # Worker processes build their own app from the environment, so the command-line
     # overrides travel there as KB_* variables.
@@ -62,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
         "api.app:create_app_from_env",
         factory=True,
         workers=settings.workers,
-        **common,  # type: ignore[arg-type]
+        **common,
     )
     return 0

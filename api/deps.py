@@ -66,22 +66,13 @@ class ServiceState:
         threading.Thread(target=self.warm_up, name="kb-warm-up", daemon=True).start()
 
     def warm_up(self) -> None:
-        """Load the embedding model and the committed corpus's indexes before the first
-        question, so no question pays for them (at start, and after each re-index).
-
-        With the offline extractive backend this also builds (or loads from disk) its
-        sentence index of the corpus, its "prompt cache": long-context questions then
-        take milliseconds, and retrieval questions reuse its sentence vectors instead
-        of embedding a dozen sentences each (hotpotqa-100: ~0.36 s -> ~0.08 s CPU per
-        question). A paid backend is never called here."""
-        kb = self.kb
+        """Warm the knowledge base before the first question (at start, and after each
+        re-index): see `KnowledgeBase.warm_up`. With the offline extractive backend
+        this builds (or loads from disk) its sentence index of the corpus, so
+        long-context questions take milliseconds and retrieval questions reuse its
+        sentence vectors (hotpotqa-100: ~0.36 s -> ~0.08 s CPU per question)."""
         try:
-            kb.embedder.embed_one("warm up")
-            if kb.layout.current_version() is not None:
-                corpus = kb.corpus()
-                kb.retriever(corpus).search("warm up", kb.settings.top_k)
-                if kb.backend.provider == "extractive" and kb.sizes(corpus, "warm up").fits:
-                    kb.ask("warm up", mode="long_context")
+            self.kb.warm_up()
         except Exception as exc:
             logger.exception("warm-up failed")
             self.warmup_error = f"{type(exc).__name__}: {exc}"

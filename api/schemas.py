@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kb.settings import Mode
+from kb.settings import TOP_K_MAX, TOP_K_MIN, Mode
 
 EXAMPLE_CITATION: dict[str, Any] = {
     "number": 1,
@@ -108,9 +108,10 @@ class QueryRequest(BaseModel):
     )
     top_k: int | None = Field(
         default=None,
-        ge=1,
-        le=100,
-        description="Passages the retrieval path puts in the prompt (1-100). Default: KB_TOP_K.",
+        ge=TOP_K_MIN,
+        le=TOP_K_MAX,
+        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}). "
+        "Default: KB_TOP_K.",
         examples=[8],
     )
     stream: bool = Field(

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest.pipeline import run_ingest  # noqa: E402
 from kb.embedding import shared_embedder  # noqa: E402
-from kb.evaluation import load_questions, sample_questions, score_answer  # noqa: E402
+from kb.report.metrics import score_answer  # noqa: E402
+from kb.report.questions import load_questions, sample_questions  # noqa: E402
 from kb.service import KnowledgeBase  # noqa: E402
 from kb.settings import Settings, load_settings  # noqa: E402
 from kb.text import content_words  # noqa: E402

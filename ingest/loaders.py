@@ -171,7 +171,8 @@ _HTML_LINES = ("br", "dd", "dt", "li", "td", "th", "tr")
 
 
 def _html_text(html: str, fallback_title: str) -> tuple[str, str]:
-    from bs4 import BeautifulSoup, NavigableString
+    from bs4 import BeautifulSoup
+    from bs4.element import NavigableString
 
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from kb.backends.base import Prompt
 from kb.models import Citation
+from kb.prompts import Prompt
 from kb.text import content_words
 
 _NUMBER = re.compile(r"\[(\d{1,3})\]")

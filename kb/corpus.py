@@ -148,4 +148,7 @@ class CorpusVersion:
 
     def document_spans(self) -> list[tuple[str, int, int]]:
         """(doc_id, start, end) of each document's text inside the snapshot."""
-        return json.loads((self.folder / "snapshot_spans.json").read_text("utf-8"))
+        spans: list[tuple[str, int, int]] = json.loads(
+            (self.folder / "snapshot_spans.json").read_text("utf-8")
+        )
+        return spans

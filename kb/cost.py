@@ -25,7 +25,6 @@ including cache reads and writes (its README, "Usage"); `estimate_cost` converts
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -35,7 +34,7 @@ from pathlib import Path
 import genai_prices
 from genai_prices.data_snapshot import get_snapshot
 
-from kb.errors import InvalidRequestError, SettingsError
+from kb.errors import SettingsError
 from kb.models import Usage
 
 PRICE_SOURCE = f"genai-prices {genai_prices.__version__} (bundled price data)"
@@ -61,22 +60,6 @@ class Price:
             + usage.cache_write_tokens * self.cache_write_mtok
             + usage.output_tokens * self.output_mtok
         ) / 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class CostProjection:
-    """The cost of `questions` questions on one model, with and without prompt caching."""
-
-    model: str
-    questions: int
-    with_cache_usd: float | None
-    without_cache_usd: float | None
-
-    @property
-    def saving_usd(self) -> float | None:
-        if self.with_cache_usd is None or self.without_cache_usd is None:
-            return None
-        return self.without_cache_usd - self.with_cache_usd
 
 
 def split_ref(model_ref: ModelRef) -> tuple[str, str]:
@@ -172,88 +155,6 @@ def estimate_cost(
     except LookupError:
         return None
     return float(price.total_price)
-
-
-def project_cost(
-    model_ref: ModelRef,
-    input_tokens: int,
-    cached_tokens: int,
-    output_tokens: int,
-    with_cache: bool,
-    *,
-    questions: int = 1_000,
-    cache_writes: int = 1,
-    overrides: Path | None = None,
-    at: datetime | None = None,
-) -> float | None:
-    """USD for `questions` questions that each send `input_tokens` prompt tokens, of
-    which the first `cached_tokens` are a prefix shared by all, and get
-    `output_tokens` back.
-
-    Without caching every prompt token is billed as input. With caching,
-    `cache_writes` of the questions write the prefix (Anthropic bills a write at
-    a premium, OpenAI at the input rate) and the others read it at the cache-read
-    rate; one write per 1,000 questions is a corpus asked often enough to stay
-    in the provider's cache. Each question is priced on its own, so long-prompt
-    price tiers apply as they would on the bill."""
-    if min(input_tokens, cached_tokens, output_tokens, questions, cache_writes) < 0:
-        raise InvalidRequestError("Token and question counts must not be negative.")
-    if cached_tokens > input_tokens:
-        raise InvalidRequestError(
-            f"cached_tokens ({cached_tokens}) cannot exceed input_tokens ({input_tokens})."
-        )
-    fresh = input_tokens - cached_tokens
-
-    def price(usage: Usage) -> float | None:
-        return estimate_cost(model_ref, usage, overrides=overrides, at=at)
-
-    if not with_cache:
-        each = price(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
-        return None if each is None else each * questions
-    writes = min(cache_writes, questions)
-    write = price(
-        Usage(input_tokens=fresh, cache_write_tokens=cached_tokens, output_tokens=output_tokens)
-    )
-    read = price(
-        Usage(input_tokens=fresh, cache_read_tokens=cached_tokens, output_tokens=output_tokens)
-    )
-    if write is None or read is None:
-        return None
-    return write * writes + read * (questions - writes)
-
-
-def project_costs(
-    model_refs: Sequence[ModelRef],
-    input_tokens: int,
-    cached_tokens: int,
-    output_tokens: int,
-    *,
-    questions: int = 1_000,
-    cache_writes: int = 1,
-    overrides: Path | None = None,
-    at: datetime | None = None,
-) -> list[CostProjection]:
-    """`project_cost` with and without caching for each model, for the report's table."""
-    tokens = (input_tokens, cached_tokens, output_tokens)
-    return [
-        CostProjection(
-            model=ref if isinstance(ref, str) else ":".join(ref),
-            questions=questions,
-            with_cache_usd=project_cost(
-                ref,
-                *tokens,
-                True,
-                questions=questions,
-                cache_writes=cache_writes,
-                overrides=overrides,
-                at=at,
-            ),
-            without_cache_usd=project_cost(
-                ref, *tokens, False, questions=questions, overrides=overrides, at=at
-            ),
-        )
-        for ref in model_refs
-    ]
 
 
 def model_context_window(provider: str, model: str) -> int | None:

@@ -57,7 +57,8 @@ class Embedder:
                     import transformers.utils.logging as transformers_logging
                     from sentence_transformers import SentenceTransformer
 
-                    transformers_logging.disable_progress_bar()  # no "Loading weights" bar
+                    # no "Loading weights" bar
+                    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
                     self._model = SentenceTransformer(model_path(), device="cpu")
         return self._model

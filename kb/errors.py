@@ -2,7 +2,8 @@
 
     KBError                      root: anything this package raises on purpose
     ├── UserError                the caller can fix it (HTTP 4xx, CLI exit 2)
-    │   ├── SettingsError        a KB_* setting or option is invalid
+    │   ├── SettingsError        a KB_* setting or option is invalid (its fixer is the
+    │   │                        operator: the CLI exits 2, the API answers 500)
     │   ├── NotIngestedError     no corpus in the data directory yet
     │   ├── InvalidRequestError  a question, mode, top-k or body is unusable
     │   └── AuthError            missing or wrong API key for the service
@@ -41,7 +42,9 @@ class UserError(KBError):
 
 
 class SettingsError(UserError):
-    http_status = 500
+    """A setting the operator must fix. On the command line the operator is the caller
+    (exit 2, like any user error); an HTTP caller cannot fix it, so the API answers a
+    500 that points at the server log (`api.app`)."""
 
 
 class NotIngestedError(UserError):

@@ -12,8 +12,10 @@ STOPWORDS = "english"
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
-    tokens = bm25s.tokenize(texts, stopwords=STOPWORDS, return_ids=False, show_progress=False)
-    return tokens  # type: ignore[return-value]
+    tokens: list[list[str]] = bm25s.tokenize(
+        texts, stopwords=STOPWORDS, return_ids=False, show_progress=False
+    )
+    return tokens
 
 
 class LexicalIndex:

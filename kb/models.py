@@ -133,9 +133,10 @@ class Usage:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Route:
-    """Which path answered and why, with the numbers that decided it."""
+    """Which path answered and why, with the numbers that decided it. Frozen: a later
+    decision (self_route's escalation) makes a new Route."""
 
     mode: str
     path: Path_

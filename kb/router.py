@@ -4,15 +4,29 @@ The rule the product embodies: long context when the corpus snapshot, the
 instructions, the question and the answer reserve fit the long-context limit
 (the smaller of the budget and the backend's context window); retrieval
 otherwise, or when a cached long-context question would cost far more than a
-retrieval one. Every decision carries the numbers it compared.
+retrieval one. self_route retrieves first and escalates to long context when the
+passages cannot answer. Every decision carries the numbers it compared, and
+`Router` makes all of them: the service only asks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from kb.cost import estimate_cost
 from kb.errors import InvalidRequestError
-from kb.models import Route
+from kb.models import Route, Usage
+from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
+from kb.settings import check_mode
+from kb.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from kb.backends.base import AnswerBackend
+    from kb.settings import Settings
+
+PROMPT_MARKUP_TOKENS = 16  # role markers, separators and the question's label
+TYPICAL_OUTPUT_TOKENS = 200  # for the per-question cost estimate the router compares
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +91,9 @@ def choose_path(
     mode: str, sizes: Sizes, costs: Costs | None = None, max_cost_ratio: float = 20.0
 ) -> Route:
     """The route for `mode` (`auto`, `long_context` or `rag`; `self_route` starts as
-    `rag` and is escalated by the caller). Raises InvalidRequestError when
+    `rag`; `Router.after_retrieval` escalates it). Raises InvalidRequestError when
     `long_context` is forced on a corpus that does not fit."""
-    numbers: dict[str, object] = dict(sizes.numbers())
-    if costs is not None:
-        numbers |= {
-            "long_context_cost_usd": round(costs.long_context, 8),
-            "rag_cost_usd": round(costs.rag, 8),
-            "cost_ratio": round(costs.ratio, 3),
-            "max_cost_ratio": max_cost_ratio,
-        }
+    numbers = _numbers(sizes, costs, max_cost_ratio)
     if mode == "rag":
         return Route(mode, "rag", "retrieval was requested (mode rag)", numbers=numbers)
     if mode == "self_route":
@@ -106,10 +113,30 @@ def choose_path(
         return Route(
             mode, "long_context", f"long context was requested; {sizes.explain()}", numbers=numbers
         )
-    if mode != "auto":
-        raise InvalidRequestError(
-            f"Unknown mode {mode!r}: use auto, long_context, rag or self_route."
-        )
+    return _auto(check_mode(mode), sizes, costs, max_cost_ratio, numbers)
+
+
+def _numbers(sizes: Sizes, costs: Costs | None, max_cost_ratio: float) -> dict[str, object]:
+    """What a decision compared: the sizes, and the costs when known."""
+    numbers: dict[str, object] = dict(sizes.numbers())
+    if costs is not None:
+        numbers |= {
+            "long_context_cost_usd": round(costs.long_context, 8),
+            "rag_cost_usd": round(costs.rag, 8),
+            "cost_ratio": round(costs.ratio, 3),
+            "max_cost_ratio": max_cost_ratio,
+        }
+    return numbers
+
+
+def _auto(
+    mode: str,
+    sizes: Sizes,
+    costs: Costs | None,
+    max_cost_ratio: float,
+    numbers: dict[str, object],
+) -> Route:
+    """`auto`: long context when the corpus fits and is not far dearer than retrieval."""
     if not sizes.fits:
         return Route(
             mode, "rag", f"{sizes.explain()}: the corpus is too large, so retrieve", numbers=numbers
@@ -135,3 +162,92 @@ def choose_path(
         f"{sizes.explain()}: the whole corpus goes in the cached prompt{cost_note}",
         numbers=numbers,
     )
+
+
+class Router:
+    """Every routing decision for one backend under one settings object: the sizes
+    and costs it compares, the first route, and self_route's escalation."""
+
+    def __init__(self, settings: Settings, backend: AnswerBackend) -> None:
+        self.settings = settings
+        self.backend = backend
+
+    def sizes(self, corpus_tokens: int, question: str) -> Sizes:
+        return Sizes(
+            corpus_tokens=corpus_tokens,
+            overhead_tokens=count_tokens(INSTRUCTIONS_LONG_CONTEXT)
+            + count_tokens(question)
+            + PROMPT_MARKUP_TOKENS,
+            answer_reserve=self.settings.answer_reserve,
+            budget=self.settings.long_context_budget,
+            window=self.settings.context_window or self.backend.window,
+        )
+
+    def costs(self, sizes: Sizes, question: str, top_k: int) -> Costs | None:
+        """Expected USD per question on each path, when the backend is priced and its
+        price is known. The long-context prefix counts as a cache read when the
+        backend caches prompts, as plain input otherwise."""
+        if not self.backend.priced:
+            return None
+        question_tokens = count_tokens(question) + PROMPT_MARKUP_TOKENS
+        prefix_tokens = sizes.corpus_tokens + count_tokens(INSTRUCTIONS_LONG_CONTEXT)
+        cached = self.backend.supports_prompt_cache
+        long_context = self._price(
+            Usage(
+                input_tokens=question_tokens + (0 if cached else prefix_tokens),
+                cache_read_tokens=prefix_tokens if cached else 0,
+                output_tokens=TYPICAL_OUTPUT_TOKENS,
+            )
+        )
+        rag = self._price(
+            Usage(
+                input_tokens=question_tokens
+                + count_tokens(INSTRUCTIONS_RAG)
+                + top_k * self.settings.chunk_tokens,
+                output_tokens=TYPICAL_OUTPUT_TOKENS,
+            )
+        )
+        if long_context is None or rag is None:
+            return None
+        return Costs(long_context=long_context, rag=rag)
+
+    def route(self, corpus_tokens: int, mode: str, question: str, top_k: int) -> Route:
+        """The path a question in `mode` takes first."""
+        sizes = self.sizes(corpus_tokens, question)
+        return choose_path(
+            mode, sizes, self.costs(sizes, question, top_k), self.settings.auto_max_cost_ratio
+        )
+
+    @staticmethod
+    def may_escalate(route: Route) -> bool:
+        """Whether the first answer on `route` may yet be replaced: self_route's
+        retrieval attempt, which `after_retrieval` keeps or escalates."""
+        return route.mode == "self_route" and route.path == "rag"
+
+    def after_retrieval(
+        self, route: Route, corpus_tokens: int, question: str, *, refused: bool
+    ) -> Route:
+        """self_route's second decision, once retrieval has answered: keep its answer,
+        or escalate a refusal to long context when the corpus fits. A new Route."""
+        if not refused:
+            return replace(
+                route, reason="retrieval's passages answered, so no escalation was needed"
+            )
+        sizes = self.sizes(corpus_tokens, question)
+        if not sizes.fits:
+            return replace(
+                route,
+                reason=f"retrieval's passages could not answer and the corpus does not fit "
+                f"long context ({sizes.explain()}), so the refusal stands",
+            )
+        return Route(
+            route.mode,
+            "long_context",
+            f"retrieval's passages could not answer, so escalated to long context: "
+            f"{sizes.explain()}",
+            fallback=True,
+            numbers=route.numbers,
+        )
+
+    def _price(self, usage: Usage) -> float | None:
+        return estimate_cost(self.backend.name, usage, overrides=self.settings.price_overrides)

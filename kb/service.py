@@ -1,8 +1,9 @@
 """The one call the CLI, the API and the report share: `KnowledgeBase.ask`.
 
-It pins one committed corpus version per question (so a concurrent re-index never
-mixes versions), routes, builds the prompt, asks the backend, resolves citations
-and prices the usage.
+A question is a few named steps: pin one committed corpus version (so a
+concurrent re-index never mixes versions), route (the router decides, self_route's
+escalation included), gather the evidence (retrieved passages or the corpus
+snapshot), ask the backend, cite, price.
 """
 
 from __future__ import annotations
@@ -10,26 +11,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
-from kb.backends import AnswerBackend, Completion, Prompt, StreamDelta, get_backend
-from kb.backends.base import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
+from kb.backends import AnswerBackend, Completion, StreamDelta, get_backend
 from kb.citations import resolve_citations
 from kb.corpus import CorpusVersion, Layout
-from kb.cost import FREE_PROVIDERS, estimate_cost
+from kb.cost import estimate_cost
 from kb.embedding import Embedder, shared_embedder
 from kb.errors import InvalidRequestError
 from kb.models import Answer, Citation, Route, Usage
-from kb.prompts import long_context_prompt, passages_from_hits, rag_prompt
-from kb.retrieval import Hit, Retriever
-from kb.router import Costs, Sizes, choose_path
-from kb.settings import MODES, Settings
+from kb.prompts import Prompt, long_context_prompt, passages_from_hits, rag_prompt
+from kb.retrieval import Retriever
+from kb.router import Router, Sizes
+from kb.settings import Settings, check_mode, check_top_k
 from kb.store import VectorStore, forget_embedded_clients
-from kb.tokens import count_tokens
-
-PROMPT_MARKUP_TOKENS = 16  # role markers and separators around instructions and question
-TYPICAL_OUTPUT_TOKENS = 200  # for the per-question cost estimate the router compares
 
 
 @dataclass
@@ -56,8 +52,9 @@ class KnowledgeBase:
         embedder: Embedder | None = None,
     ) -> None:
         self.settings = settings
-        self.backend = backend or get_backend(settings)
         self.embedder = embedder or shared_embedder(settings.embed_batch_size)
+        self.backend = backend or get_backend(settings, embedder=self.embedder)
+        self.router = Router(settings, self.backend)
         self.layout = Layout(settings.data_dir)
         self._corpus: CorpusVersion | None = None
         self._store: VectorStore | None = None
@@ -114,66 +111,34 @@ class KnowledgeBase:
             corpus_root=manifest.corpus_root,
             embedding_model=manifest.embedding_model,
             backend=self.backend.name,
-            auto_route=self.route(corpus, "auto", "", self.settings.top_k),
+            auto_route=self.router.route(corpus.corpus_tokens, "auto", "", self.settings.top_k),
         )
-
-    # -- routing ------------------------------------------------------------------
 
     def sizes(self, corpus: CorpusVersion, question: str) -> Sizes:
-        window = self.settings.context_window or self.backend.window
-        return Sizes(
-            corpus_tokens=corpus.corpus_tokens,
-            overhead_tokens=count_tokens(INSTRUCTIONS_LONG_CONTEXT)
-            + count_tokens(question)
-            + PROMPT_MARKUP_TOKENS,
-            answer_reserve=self.settings.answer_reserve,
-            budget=self.settings.long_context_budget,
-            window=window,
-        )
+        """The token counts the router compares for `question` on `corpus`."""
+        return self.router.sizes(corpus.corpus_tokens, question)
 
-    def costs(self, sizes: Sizes, question: str, top_k: int) -> Costs | None:
-        """Expected USD per question on each path, when the backend has a price."""
-        if self.backend.provider in FREE_PROVIDERS:
-            return None
-        question_tokens = count_tokens(question) + PROMPT_MARKUP_TOKENS
-        long_context = estimate_cost(
-            self.backend.name,
-            Usage(
-                input_tokens=question_tokens,
-                cache_read_tokens=sizes.corpus_tokens + count_tokens(INSTRUCTIONS_LONG_CONTEXT),
-                output_tokens=TYPICAL_OUTPUT_TOKENS,
-            ),
-            overrides=self.settings.price_overrides,
-        )
-        rag = estimate_cost(
-            self.backend.name,
-            Usage(
-                input_tokens=question_tokens
-                + count_tokens(INSTRUCTIONS_RAG)
-                + top_k * self.settings.chunk_tokens,
-                output_tokens=TYPICAL_OUTPUT_TOKENS,
-            ),
-            overrides=self.settings.price_overrides,
-        )
-        if long_context is None or rag is None:
-            return None
-        return Costs(long_context=long_context, rag=rag)
-
-    def route(self, corpus: CorpusVersion, mode: str, question: str, top_k: int) -> Route:
-        sizes = self.sizes(corpus, question)
-        return choose_path(
-            mode, sizes, self.costs(sizes, question, top_k), self.settings.auto_max_cost_ratio
-        )
+    def warm_up(self) -> None:
+        """Load the embedding model and the committed corpus's indexes before the first
+        question, so no question pays for them; and when the backend needs warming
+        (the extractive reader loads its sentence index of the corpus version), ask
+        one question: on the long-context path when the corpus fits, else on the
+        retrieval path. A priced backend is never called here."""
+        self.embedder.embed_one("warm up")
+        if self.layout.current_version() is None:
+            return
+        corpus = self.corpus()
+        self.retriever(corpus).search("warm up", self.settings.top_k)
+        if self.backend.needs_warm_up and not self.backend.priced:
+            fits = self.sizes(corpus, "warm up").fits
+            self.ask("warm up", mode="long_context" if fits else "rag")
 
     # -- asking -------------------------------------------------------------------
 
     def ask(self, question: str, mode: str | None = None, top_k: int | None = None) -> Answer:
         """Answer `question` with citations, the route and why, usage and cost."""
-        answer: Answer | None = None
-        for event in self._run(question, mode, top_k, stream=False):
-            if isinstance(event, Answer):
-                answer = event
-        assert answer is not None
+        *_, answer = self._run(question, mode, top_k, stream=False)
+        assert isinstance(answer, Answer)
         return answer
 
     def stream(
@@ -187,70 +152,60 @@ class KnowledgeBase:
     ) -> Iterator[StreamDelta | Answer]:
         started = time.perf_counter()
         question, mode, top_k = self._validate(question, mode, top_k)
-        corpus = self.corpus()
-        route = self.route(corpus, mode, question, top_k)
-        timings: dict[str, float] = {}
-        retrieved: list[Citation] = []
-        usage = Usage()
-
-        if route.path == "rag":
-            t0 = time.perf_counter()
-            hits: list[Hit] = self.retriever(corpus).search(question, top_k)
-            timings["retrieve_s"] = time.perf_counter() - t0
-            retrieved = passages_from_hits(hits)
-            prompt = rag_prompt(retrieved, question, corpus)
-            final = mode != "self_route"
-            completion = yield from self._complete(prompt, timings, stream=stream and final)
-            _add_usage(usage, completion.usage)
-            if mode == "self_route" and completion.refused:
-                sizes = self.sizes(corpus, question)
-                if sizes.fits:
-                    route = Route(
-                        mode,
-                        "long_context",
-                        f"retrieval's passages could not answer, so escalated to long "
-                        f"context: {sizes.explain()}",
-                        fallback=True,
-                        numbers=route.numbers,
-                    )
-                    prompt = long_context_prompt(corpus, question)
-                    completion = yield from self._complete(prompt, timings, stream=stream)
-                    _add_usage(usage, completion.usage)
-                else:
-                    route.reason = (
-                        f"retrieval's passages could not answer and the corpus does not fit "
-                        f"long context ({sizes.explain()}), so the refusal stands"
-                    )
-            elif mode == "self_route":
-                route.reason = "retrieval's passages answered, so no escalation was needed"
-                if stream:
-                    yield StreamDelta(completion.text)
-        else:
-            prompt = long_context_prompt(corpus, question)
-            completion = yield from self._complete(prompt, timings, stream=stream)
-            _add_usage(usage, completion.usage)
-
-        if completion.citations is not None:
-            text, citations = completion.text, completion.citations
-        else:
-            text, citations = resolve_citations(completion.text, prompt)
-        timings["total_s"] = time.perf_counter() - started
+        asking = _Asking(self.corpus(), question, stream=stream)  # pin one version
+        route = self.router.route(asking.corpus.corpus_tokens, mode, question, top_k)
+        prompt = self._gather(asking, route, top_k)
+        route, prompt, completion = yield from self._ask(asking, route, prompt)
+        text, citations = _cite(completion, prompt)
+        asking.timings["total_s"] = time.perf_counter() - started
         yield Answer(
             answer=text,
             refused=completion.refused,
             citations=citations,
             route=route,
-            usage=usage,
-            cost_usd=self._cost(usage),
+            usage=asking.usage,
+            cost_usd=self._price(asking.usage),
             backend=self.backend.name,
-            corpus_version=corpus.version,
-            timings={k: round(v, 4) for k, v in timings.items()},
-            retrieved=retrieved,
+            corpus_version=asking.corpus.version,
+            timings={k: round(v, 4) for k, v in asking.timings.items()},
+            retrieved=asking.retrieved,
         )
 
+    def _gather(self, asking: _Asking, route: Route, top_k: int) -> Prompt:
+        """The evidence for `route` as a prompt: retrieved passages, or the whole corpus."""
+        if route.path == "long_context":
+            return long_context_prompt(asking.corpus, asking.question)
+        t0 = time.perf_counter()
+        hits = self.retriever(asking.corpus).search(asking.question, top_k)
+        asking.timings["retrieve_s"] = time.perf_counter() - t0
+        asking.retrieved = passages_from_hits(hits)
+        return rag_prompt(asking.retrieved, asking.question, asking.corpus)
+
+    def _ask(
+        self, asking: _Asking, route: Route, prompt: Prompt
+    ) -> Generator[StreamDelta, None, tuple[Route, Prompt, Completion]]:
+        """Ask the backend. On self_route the router then keeps the retrieval answer or
+        escalates to long context, whose answer replaces it (only the answer that
+        stands is streamed)."""
+        if not self.router.may_escalate(route):
+            completion = yield from self._complete(asking, prompt, stream=asking.stream)
+            return route, prompt, completion
+        first = yield from self._complete(asking, prompt, stream=False)
+        route = self.router.after_retrieval(
+            route, asking.corpus.corpus_tokens, asking.question, refused=first.refused
+        )
+        if route.path == "rag":
+            if asking.stream:
+                yield StreamDelta(first.text)
+            return route, prompt, first
+        prompt = long_context_prompt(asking.corpus, asking.question)
+        completion = yield from self._complete(asking, prompt, stream=asking.stream)
+        return route, prompt, completion
+
     def _complete(
-        self, prompt: Prompt, timings: dict[str, float], *, stream: bool
+        self, asking: _Asking, prompt: Prompt, *, stream: bool
     ) -> Generator[StreamDelta, None, Completion]:
+        """Ask the backend (streaming its deltas when asked) and count its usage."""
         t0 = time.perf_counter()
         completion: Completion | None = None
         if stream:
@@ -262,12 +217,14 @@ class KnowledgeBase:
         else:
             completion = self.backend.complete(prompt)
         assert completion is not None
-        key = "generate_s" if "generate_s" not in timings else "escalate_s"
-        timings[key] = time.perf_counter() - t0
+        key = "generate_s" if "generate_s" not in asking.timings else "escalate_s"
+        asking.timings[key] = time.perf_counter() - t0
+        asking.add_usage(completion.usage)
         return completion
 
-    def _cost(self, usage: Usage) -> float | None:
-        if self.backend.provider in FREE_PROVIDERS:
+    def _price(self, usage: Usage) -> float | None:
+        """USD for `usage`: 0 on an unpriced backend, None when the price is unknown."""
+        if not self.backend.priced:
             return 0.0
         return estimate_cost(self.backend.name, usage, overrides=self.settings.price_overrides)
 
@@ -280,17 +237,33 @@ class KnowledgeBase:
                 f"The question has {len(question):,} characters; the limit is "
                 f"{self.settings.max_question_chars:,} (KB_MAX_QUESTION_CHARS)."
             )
-        mode = mode or self.settings.default_mode
-        if mode not in MODES:
-            raise InvalidRequestError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
-        top_k = self.settings.top_k if top_k is None else top_k
-        if not 1 <= top_k <= 100:
-            raise InvalidRequestError(f"top_k must be between 1 and 100, got {top_k}.")
+        mode = check_mode(mode or self.settings.default_mode)
+        top_k = check_top_k(self.settings.top_k if top_k is None else top_k)
         return question, mode, top_k
 
 
-def _add_usage(total: Usage, part: Usage) -> None:
-    total.input_tokens += part.input_tokens
-    total.cache_read_tokens += part.cache_read_tokens
-    total.cache_write_tokens += part.cache_write_tokens
-    total.output_tokens += part.output_tokens
+@dataclass(slots=True)
+class _Asking:
+    """One question in flight: the corpus version it is pinned to, what retrieval
+    found, and what it has spent so far (usage summed over every backend call,
+    timings by step)."""
+
+    corpus: CorpusVersion
+    question: str
+    stream: bool
+    retrieved: list[Citation] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add_usage(self, part: Usage) -> None:
+        self.usage.input_tokens += part.input_tokens
+        self.usage.cache_read_tokens += part.cache_read_tokens
+        self.usage.cache_write_tokens += part.cache_write_tokens
+        self.usage.output_tokens += part.output_tokens
+
+
+def _cite(completion: Completion, prompt: Prompt) -> tuple[str, list[Citation]]:
+    """The answer text and its citations: the backend's own, or its markers resolved."""
+    if completion.citations is not None:
+        return completion.text, completion.citations
+    return resolve_citations(completion.text, prompt)

@@ -7,15 +7,32 @@ down; nothing below reads the environment itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kb.errors import SettingsError
+from kb.errors import InvalidRequestError, SettingsError
 
 Mode = Literal["auto", "long_context", "rag", "self_route"]
-MODES: tuple[str, ...] = ("auto", "long_context", "rag", "self_route")
+MODES: tuple[str, ...] = get_args(Mode)
+TOP_K_MIN, TOP_K_MAX = 1, 100  # passages a retrieval question may ask for
+
+
+def check_mode(mode: str) -> str:
+    """`mode` if it is one of MODES; else InvalidRequestError naming them."""
+    if mode not in MODES:
+        raise InvalidRequestError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+    return mode
+
+
+def check_top_k(top_k: int) -> int:
+    """`top_k` if it lies in TOP_K_MIN..TOP_K_MAX; else InvalidRequestError."""
+    if isinstance(top_k, bool) or not TOP_K_MIN <= top_k <= TOP_K_MAX:
+        raise InvalidRequestError(
+            f"top_k must be between {TOP_K_MIN} and {TOP_K_MAX}, got {top_k}."
+        )
+    return top_k
 
 
 class Settings(BaseSettings):
@@ -49,7 +66,9 @@ class Settings(BaseSettings):
         200_000, ge=1_000, description="Most prompt tokens the long-context path may use."
     )
     answer_reserve: int = Field(1_024, ge=16, description="Tokens kept free for the answer.")
-    top_k: int = Field(8, ge=1, le=100, description="Passages the retrieval path cites.")
+    top_k: int = Field(
+        8, ge=TOP_K_MIN, le=TOP_K_MAX, description="Passages the retrieval path cites."
+    )
     retrieval_hops: int = Field(
         2, ge=1, le=2, description="2 adds a second search seeded by the best passage."
     )

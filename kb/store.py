@@ -51,7 +51,7 @@ def forget_embedded_clients() -> None:
     vectors another process (a `kb ingest` beside a `kb serve`) has written since;
     Chroma shares one client per path in a process, so a fresh one needs the shared
     cache cleared. Clients already open keep working on what they loaded."""
-    from chromadb.api.client import SharedSystemClient
+    from chromadb.api.shared_system_client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
 
@@ -92,7 +92,7 @@ class VectorStore:
                 ids=[c.chunk_id for c in part],
                 embeddings=vectors[start : start + len(part)],
                 documents=[c.text for c in part],
-                metadatas=[c.metadata() for c in part],  # type: ignore[misc]
+                metadatas=[c.metadata() for c in part],
             )
 
     def delete(self, ids: Iterable[str]) -> int:

@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_BROWSER=1 bash scripts/setup.sh
 .venv/bin/ruff check kb ingest api tests bench
+.venv/bin/ruff format --check kb ingest api tests bench
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

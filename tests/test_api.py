@@ -38,6 +38,7 @@ from tests.live_server import (
     parse_sse,
     serving,
 )
+from tests.scripted import PricedScriptedBackend
 
 DEPLOY_QUESTION = "When are production deploys frozen?"
 
@@ -498,6 +499,22 @@ def test_unexpected_errors_are_a_generic_500_and_mid_stream_errors_an_event(
     assert [name for name, _ in frames] == ["delta", "error"]
     assert json.loads(frames[1][1])["error"]["type"] == "InternalError"
     assert "secret" not in stream.text
+
+
+def test_a_broken_setting_is_a_500_that_keeps_its_details_in_the_log(
+    handbook: tuple[Path, Path],
+    embedder: Embedder,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text("{not json", encoding="utf-8")
+    settings = make_settings(tmp_path, data_dir=handbook[1], price_overrides=prices)
+    with serving(settings, embedder, backend=PricedScriptedBackend()) as live, live.client() as c:
+        response = c.post("/v1/query", json={"question": DEPLOY_QUESTION, "mode": "rag"})
+    message = assert_error(response, 500, "SettingsError", "misconfigured", "server log")
+    assert str(prices) not in message
+    assert any(str(prices) in record.getMessage() for record in caplog.records)
 
 
 # ---- queries during a re-index -----------------------------------------------------------

@@ -27,16 +27,7 @@ from openai.types import CompletionUsage
 
 from kb.backends import get_backend
 from kb.backends.anthropic_backend import AnthropicBackend
-from kb.backends.base import (
-    INSTRUCTIONS_LONG_CONTEXT,
-    INSTRUCTIONS_RAG,
-    REFUSAL,
-    AnswerBackend,
-    Completion,
-    Prompt,
-    StreamDelta,
-    is_refusal,
-)
+from kb.backends.base import AnswerBackend, Completion, StreamDelta, is_refusal
 from kb.backends.local import DEFAULT_N_CTX, LlamaServer
 from kb.backends.openai_backend import OpenAIBackend, usage_from_openai
 from kb.cost import estimate_cost, model_context_window
@@ -49,7 +40,9 @@ from kb.errors import (
     ContextTooLongError,
     SettingsError,
 )
-from kb.models import Usage
+from kb.models import Citation, Usage
+from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG, REFUSAL, Prompt
+from kb.prompts import rag_prompt as build_rag_prompt
 from kb.settings import Settings, load_settings
 from tests import llm_server
 from tests.llm_server import count_tokens
@@ -101,13 +94,20 @@ def capitals_prompt(tag: str, question: str) -> Prompt:
     )
 
 
+CAPITALS_PASSAGE = Citation(
+    number=1,
+    chunk_id="capitals-0",
+    doc_id="capitals.md",
+    title="Capitals",
+    source="capitals.md",
+    start=0,
+    end=31,
+    text="Paris is the capital of France.",
+)
+
+
 def rag_prompt(question: str) -> Prompt:
-    return Prompt(
-        path="rag",
-        instructions=INSTRUCTIONS_RAG,
-        context="[1] Capitals (capitals.md)\nParis is the capital of France.",
-        question=question,
-    )
+    return build_rag_prompt([CAPITALS_PASSAGE], question, None)
 
 
 def server_settings(server: LlamaServer, path: str, **overrides: Any) -> Settings:
@@ -146,8 +146,11 @@ def test_openai_sends_prefix_first_and_parses_real_usage(llama_server: LlamaServ
     assert recorder.bodies[0] == {
         "model": "smollm2",
         "messages": [
-            {"role": "system", "content": prompt.prefix},
-            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "system", "content": INSTRUCTIONS_LONG_CONTEXT},
+            {
+                "role": "user",
+                "content": f"{prompt.context}\n\nQuestion: What is the capital of France?",
+            },
         ],
         "temperature": 0,
         "max_tokens": MAX_TOKENS,
@@ -228,15 +231,20 @@ def test_anthropic_marks_corpus_block_and_reads_real_cache(llama_server: LlamaSe
     assert recorder.bodies[0] == {
         "model": "smollm2",
         "max_tokens": MAX_TOKENS,
-        "system": [
-            {"type": "text", "text": INSTRUCTIONS_LONG_CONTEXT},
+        "system": [{"type": "text", "text": INSTRUCTIONS_LONG_CONTEXT}],
+        "messages": [
             {
-                "type": "text",
-                "text": first_prompt.context,
-                "cache_control": {"type": "ephemeral"},
-            },
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": first_prompt.context,
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                    {"type": "text", "text": "Question: What is the capital of France?"},
+                ],
+            }
         ],
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
     }
     assert recorder.bodies[1] == backend.request(second_prompt) | {"stream": True}
     raw = recorder.responses[0]["usage"]
@@ -324,11 +332,30 @@ def test_local_backend_answers_with_no_key_and_shuts_its_server_down() -> None:
         assert props["default_generation_settings"]["n_ctx"] == DEFAULT_N_CTX
         assert server.url.startswith("http://127.0.0.1:")
 
-        completion = backend.complete(rag_prompt("What is the capital of France?"))
+        prompt = rag_prompt("What is the capital of France?")
+        # What the local model is sent: instructions alone, then the data, question last.
+        assert isinstance(backend, OpenAIBackend)
+        assert backend.request(prompt) == {
+            "model": "SmolLM2-135M-Instruct.Q4_1",
+            "messages": [
+                {"role": "system", "content": INSTRUCTIONS_RAG},
+                {
+                    "role": "user",
+                    "content": '<passage number="1" title="Capitals" source="capitals.md">\n'
+                    "Paris is the capital of France.\n</passage>\n\n"
+                    "Question: What is the capital of France?",
+                },
+            ],
+            "temperature": 0,
+            "max_tokens": 8,
+        }
+
+        completion = backend.complete(prompt)
 
         assert completion.text
         assert completion.usage.total_input_tokens > 0 and completion.usage.output_tokens > 0
-        assert estimate_cost(backend.name, completion.usage) is None  # runs here: free
+        assert not backend.priced  # runs here: free
+        assert estimate_cost(backend.name, completion.usage) is None
     finally:
         backend.close()
     with pytest.raises(httpx2.ConnectError):
@@ -365,17 +392,25 @@ def test_anthropic_cache_write_then_read_on_recorded_responses() -> None:
     assert recorder.bodies[0] == {
         "model": "claude-sonnet-4-5",
         "max_tokens": 256,
-        "system": [
-            {"type": "text", "text": INSTRUCTIONS_LONG_CONTEXT},
+        "system": [{"type": "text", "text": INSTRUCTIONS_LONG_CONTEXT}],
+        "messages": [
             {
-                "type": "text",
-                "text": first_prompt.context,
-                "cache_control": {"type": "ephemeral"},
-            },
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": first_prompt.context,
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                    {"type": "text", "text": "Question: What is the capital of France?"},
+                ],
+            }
         ],
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
     }
-    assert recorder.bodies[1]["system"] == recorder.bodies[0]["system"]  # one cacheable prefix
+    # One cacheable prefix: the same instructions, then the same cache-marked corpus block.
+    assert recorder.bodies[1]["system"] == recorder.bodies[0]["system"]
+    first_turn, second_turn = (body["messages"][0]["content"] for body in recorder.bodies)
+    assert first_turn[0] == second_turn[0] and first_turn[1] != second_turn[1]
     assert first.usage == Usage(
         input_tokens=14, cache_write_tokens=2188, cache_read_tokens=0, output_tokens=13
     )
@@ -422,11 +457,20 @@ def test_anthropic_rag_prompt_marks_nothing_for_caching() -> None:
     assert recorder.bodies[0] == {
         "model": "claude-sonnet-4-5",
         "max_tokens": 256,
-        "system": [
-            {"type": "text", "text": INSTRUCTIONS_RAG},
-            {"type": "text", "text": prompt.context},
+        "system": [{"type": "text", "text": INSTRUCTIONS_RAG}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": '<passage number="1" title="Capitals" source="capitals.md">\n'
+                        "Paris is the capital of France.\n</passage>",
+                    },
+                    {"type": "text", "text": "Question: What is the capital of France?"},
+                ],
+            }
         ],
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
     }
 
 
@@ -476,8 +520,8 @@ def test_openai_api_request_and_cached_usage_on_a_recorded_response() -> None:
     assert recorder.bodies[0] == {
         "model": "gpt-4o-mini",
         "messages": [
-            {"role": "system", "content": prompt.prefix},
-            {"role": "user", "content": "Who founded Paris?"},
+            {"role": "system", "content": INSTRUCTIONS_LONG_CONTEXT},
+            {"role": "user", "content": f"{prompt.context}\n\nQuestion: Who founded Paris?"},
         ],
         "temperature": 0,
         "max_completion_tokens": 256,  # OpenAI's own field; other servers get max_tokens

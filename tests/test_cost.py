@@ -12,14 +12,8 @@ from typing import Any
 import genai_prices
 import pytest
 
-from kb.cost import (
-    PRICE_SOURCE,
-    estimate_cost,
-    model_context_window,
-    project_cost,
-    project_costs,
-)
-from kb.errors import InvalidRequestError, SettingsError
+from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
+from kb.errors import SettingsError
 from kb.models import Usage
 
 # Prices change on dated steps; pin the day so the comparison is stable.
@@ -131,42 +125,6 @@ def test_free_backends_and_unknown_models_have_no_price() -> None:
     assert estimate_cost("nobody:gpt-4o", usage) is None
     assert model_context_window("openai", "no-such-model-anywhere") is None
     assert genai_prices.__version__ in PRICE_SOURCE
-
-
-SONNET_LIKE = {
-    "anthropic:test-model": {
-        "input_mtok": 3,
-        "cache_read_mtok": 0.3,
-        "cache_write_mtok": 3.75,
-        "output_mtok": 15,
-    }
-}
-
-
-def test_projection_per_thousand_questions_with_and_without_cache(tmp_path: Path) -> None:
-    path = write_overrides(tmp_path, SONNET_LIKE)
-    # 10,000 prompt tokens per question, 9,000 of them the shared prefix; 200 out.
-    without = project_cost("anthropic:test-model", 10_000, 9_000, 200, False, overrides=path)
-    with_cache = project_cost("anthropic:test-model", 10_000, 9_000, 200, True, overrides=path)
-
-    # Without: 1,000 x (10,000 x $3 + 200 x $15) / 1M = $33.
-    assert without == pytest.approx(33.0)
-    # With: one write (1,000 x $3 + 9,000 x $3.75 + 200 x $15) / 1M = $0.03975, then
-    # 999 reads (1,000 x $3 + 9,000 x $0.30 + 200 x $15) / 1M = $0.0087 each.
-    assert with_cache == pytest.approx(0.03975 + 999 * 0.0087)
-
-    table = project_costs(
-        ["anthropic:test-model", "extractive"], 10_000, 9_000, 200, overrides=path
-    )
-    assert [row.model for row in table] == ["anthropic:test-model", "extractive"]
-    assert table[0].without_cache_usd == pytest.approx(33.0)
-    assert table[0].saving_usd == pytest.approx(33.0 - (0.03975 + 999 * 0.0087))
-    assert (table[1].with_cache_usd, table[1].saving_usd) == (None, None)
-
-
-def test_projection_rejects_more_cached_than_sent_tokens() -> None:
-    with pytest.raises(InvalidRequestError, match="cannot exceed"):
-        project_cost("openai:gpt-4o-mini", 100, 200, 10, with_cache=True)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Each evaluation metric on small cases computed by hand."""
+"""Each evaluation metric, the question-set loader and the cost projection on small
+cases computed by hand."""
 
 from __future__ import annotations
 
@@ -9,27 +10,23 @@ import pytest
 
 from kb.cost import estimate_cost
 from kb.errors import InvalidRequestError, SettingsError
-from kb.evaluation import (
-    MINUTES_PER_MONTH,
-    EvalQuestion,
-    TokenMix,
-    break_even,
+from kb.models import Usage
+from kb.report.metrics import (
     citation_precision_recall,
     contains_answer,
-    cost_curve,
+    evidence_covered,
     exact_match,
-    load_questions,
     mean,
     normalize_answer,
     percentile,
     recall_at_k,
-    sample_questions,
     score_answer,
     strip_citation_markers,
     threshold_tradeoff,
     token_f1,
 )
-from kb.models import Usage
+from kb.report.projection import MINUTES_PER_MONTH, TokenMix, break_even, cost_curve
+from kb.report.questions import EvalQuestion, load_questions, sample_questions
 
 # ---- the evaluation set ----------------------------------------------------------------
 
@@ -169,6 +166,39 @@ def test_score_answer_for_answerable_and_unanswerable_questions() -> None:
     assert score_answer(impossible, "", True, []).correct
     wrong = score_answer(impossible, "Because. [1]", False, ["A"])
     assert not wrong.correct and wrong.exact_match is None and wrong.citation_recall is None
+
+
+def test_a_retrieval_only_question_loads_and_gets_no_answer_score(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "q.jsonl",
+        [
+            {"qid": "r", "question": "Where is the rota?", "gold_doc_ids": ["oncall.md"]},
+            {
+                "qid": "r2",
+                "question": "Who?",
+                "answers": [],
+                "gold_doc_ids": ["a"],
+                "is_impossible": False,
+            },
+        ],
+    )
+    first, second = load_questions(path)
+    for question in (first, second):
+        assert question.retrieval_only and question.has_evidence and not question.is_impossible
+    score = score_answer(first, "The rota is in the wiki. [1]", False, ["oncall.md"])
+    assert score.correct is None and score.contains is None and score.citation_recall is None
+    # Without gold documents there is nothing to score it on: still an error.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"qid": "x", "question": "q", "is_impossible": false}\n', "utf-8")
+    with pytest.raises(InvalidRequestError, match="retrieval-only"):
+        load_questions(bad)
+
+
+def test_evidence_coverage_needs_every_gold_document() -> None:
+    assert evidence_covered(["A", "B"], ["B", "C", "A"])
+    assert not evidence_covered(["A", "B"], ["A", "C"])
+    with pytest.raises(InvalidRequestError):
+        evidence_covered([], ["A"])
 
 
 def test_recall_at_k_counts_documents_of_the_top_chunks() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.backends.base import INSTRUCTIONS_LONG_CONTEXT
 from kb.embedding import Embedder
 from kb.errors import InvalidRequestError, NotIngestedError
+from kb.prompts import INSTRUCTIONS_LONG_CONTEXT
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
 from tests.conftest import write_corpus

@@ -14,8 +14,11 @@ import pytest
 from api.cli import main
 from ingest.pipeline import run_ingest
 from kb.embedding import Embedder
-from kb.evaluation import load_questions, mean
-from kb.report import ReportOptions, run_report, write_report
+from kb.report import ReportOptions
+from kb.report.metrics import mean
+from kb.report.questions import load_questions
+from kb.report.runner import run_report
+from kb.report.writer import write_report
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, DATASETS
@@ -31,7 +34,8 @@ pytestmark = pytest.mark.skipif(
 
 def _make_slice(folder: Path) -> tuple[Path, Path]:
     """A corpus of the paragraphs the first SLICE questions draw on, and those questions
-    plus one the corpus cannot answer."""
+    plus one the corpus cannot answer and one retrieval-only question (gold documents,
+    no reference answer)."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = (HOTPOT / "questions.jsonl").read_text("utf-8").splitlines()[:SLICE]
     records = [json.loads(line) for line in lines]
@@ -41,6 +45,7 @@ def _make_slice(folder: Path) -> tuple[Path, Path]:
     corpus = folder / "corpus" / "corpus.jsonl"
     corpus.parent.mkdir()
     corpus.write_text("".join(docs), "utf-8")
+    retrieval_only = dict(records[0], qid="retrieval-only-1", answers=[])
     records.append(
         {
             "qid": "unanswerable-1",
@@ -50,6 +55,7 @@ def _make_slice(folder: Path) -> tuple[Path, Path]:
             "is_impossible": True,
         }
     )
+    records.append(retrieval_only)
     questions = folder / "questions.jsonl"
     questions.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
     return corpus, questions
@@ -107,37 +113,69 @@ def test_results_hold_one_answer_per_question_and_mode(report_dir: Path) -> None
     assert sorted((r["mode"], r["qid"]) for r in answers) == sorted(
         (mode, qid) for mode in MODES for qid in {r["qid"] for r in answers}
     )
-    assert len({r["qid"] for r in answers}) == SLICE + 1
+    assert len({r["qid"] for r in answers}) == SLICE + 2
     assert all(r["error"] is None for r in answers)
     # The best score is recorded for every answer, refusals included (from the sweep).
     assert all(isinstance(r["best_score"], float) for r in answers)
-    # Retrieval probes only for answerable questions with gold documents.
+    # Retrieval probes for every question with gold documents that is not unanswerable,
+    # the retrieval-only one included.
     probes = [r for r in rows if r["kind"] == "retrieval"]
-    assert len(probes) == SLICE and all(set(r["recall"]) == {"5", "20"} for r in probes)
+    assert len(probes) == SLICE + 1 and all(set(r["recall"]) == {"5", "20"} for r in probes)
     sweep = [r for r in rows if r["kind"] == "threshold_sweep"]
     assert {r["path"] for r in sweep} == {"long_context", "rag"}
-    # Exactly one cold long-context question: the first to read this corpus version.
-    cold = [r for r in answers if r["cold"]]
-    assert len(cold) == 1 and cold[0]["mode"] == "long_context"
+    # The warm-up built the long-context prompt cache, so no timed question is cold.
+    assert not any(r["cold"] for r in answers)
+    # The order of the modes rotates per question: with 6 questions every mode ran first.
+    orders: dict[str, dict[int, str]] = {}
+    for r in answers:
+        orders.setdefault(r["qid"], {})[r["order"]] = r["mode"]
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders.values())
+    assert {o[0] for o in orders.values()} == set(MODES)
+    # Evidence coverage per answer: long context holds the whole corpus.
+    for r in answers:
+        if r["is_impossible"]:
+            assert r["evidence_covered"] is None
+        elif r["path"] == "long_context":
+            assert r["evidence_covered"] is True
+        else:
+            inside = set(r["gold_doc_ids"]) <= set(r["retrieved_doc_ids"])
+            assert r["evidence_covered"] == inside
+    only = [r for r in answers if r["retrieval_only"]]
+    assert len(only) == len(MODES) and all(r["scores"]["correct"] is None for r in only)
 
 
 def test_summary_recomputes_from_the_raw_results(report_dir: Path) -> None:
     summary = json.loads((report_dir / "summary.json").read_text("utf-8"))
     rows = _rows(report_dir)
     assert list(summary["modes"]) == list(MODES)
+    assert summary["retrieval_only"] == 1 and summary["warm_up_s"].keys() == set(MODES)
     for mode, metrics in summary["modes"].items():
         mine = [r for r in rows if r["kind"] == "answer" and r["mode"] == mode]
-        assert metrics["accuracy"] == round(mean(float(r["scores"]["correct"]) for r in mine), 4)
+        graded = [r for r in mine if not r["retrieval_only"]]
+        assert metrics["accuracy"] == round(mean(float(r["scores"]["correct"]) for r in graded), 4)
+        covered = [float(r["evidence_covered"]) for r in mine if not r["is_impossible"]]
+        assert metrics["evidence_coverage"] == round(mean(covered), 4)
+        assert metrics["evidence_questions"] == SLICE + 1
         impossible = [float(r["refused"]) for r in mine if r["is_impossible"]]
         assert metrics["refusal_accuracy"] == round(mean(impossible), 4)
         tokens = mean(float(r["usage"]["input_tokens"]) for r in mine)
         assert metrics["tokens_per_question"]["input_tokens"] == round(tokens, 1)
     assert summary["modes"]["long_context"]["long_context_share"] == 1.0
+    assert summary["modes"]["long_context"]["evidence_coverage"] == 1.0
     assert summary["modes"]["rag"]["long_context_share"] == 0.0
     probes = [r for r in rows if r["kind"] == "retrieval"]
     assert summary["retrieval_recall"]["20"]["all_gold"] == round(
-        mean(r["recall"]["20"]["all"] for r in probes), 4
+        mean(r["recall"]["20"]["all_gold"] for r in probes), 4
     )
+    # No path of this machine: the files are named relative to the working directory.
+    assert summary["questions_file"] == "questions.jsonl"
+    assert summary["corpus"]["root"] == "corpus"
+    assert summary["title"] == report_dir.parent.name
+    advice = summary["recommendation"]
+    assert advice["path"] in ("long_context", "rag") and advice["cost_model"] is None
+    assert summary["auto"]["path"] == "long_context"
+    markdown = (report_dir / "report.md").read_text("utf-8").splitlines()
+    assert markdown[2] == advice["text"] and markdown[2].startswith("**Recommendation: ")
     costs = summary["costs"]
     assert costs["projection"] is True
     assert len(costs["models"]) == 3
@@ -163,7 +201,7 @@ def test_a_seed_fixes_the_sample_and_the_answers(
         )
         with KnowledgeBase(settings, embedder=embedder) as base:
             result = run_report(base, options)
-        return [(r["qid"], r["answer"]) for r in result.rows if r["kind"] == "answer"]
+        return [(r.qid, r.answer) for r in result.rows if r.kind == "answer"]
 
     first = answers(5)
     assert first == answers(5)
@@ -182,16 +220,15 @@ def test_a_corpus_over_the_budget_reports_long_context_as_not_run(
     )
     with KnowledgeBase(settings, embedder=embedder) as base:
         result = run_report(base, options)
-    modes = result.summary["modes"]
-    assert modes["long_context"]["errors"] == 2 and "accuracy" not in modes["long_context"]
-    assert "does not fit" in modes["long_context"]["first_error"]
-    assert modes["auto"]["long_context_share"] == 0.0
-    assert modes["self_route"]["escalation_share"] == 0.0
-    assert list(result.summary["threshold_tradeoff"]) == ["rag"]
-    assert set(result.summary["costs"]["models"]["openai:gpt-4.1-mini"]["modes"]) == {
-        "auto",
-        "self_route",
-    }
+    modes = result.summary.modes
+    assert modes["long_context"].errors == 2 and not modes["long_context"].ran
+    assert "does not fit" in (modes["long_context"].first_error or "")
+    assert modes["auto"].long_context_share == 0.0
+    assert modes["self_route"].escalation_share == 0.0
+    assert list(result.summary.threshold_tradeoff) == ["rag"]
+    assert set(result.summary.costs.models["openai:gpt-4.1-mini"].modes) == {"auto", "self_route"}
+    # Without forced retrieval in the run there is nothing to recommend against.
+    assert result.summary.recommendation.path is None
     write_report(result, tmp_path / "out")
     assert "not run: InvalidRequestError" in (tmp_path / "out" / "report.md").read_text("utf-8")
 

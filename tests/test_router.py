@@ -7,6 +7,8 @@ import pytest
 from kb.errors import InvalidRequestError
 from kb.router import Costs, Sizes, choose_path
 
+pytestmark = pytest.mark.fast
+
 
 def sizes(corpus: int, *, budget: int = 1_000, window: int = 10_000) -> Sizes:
     return Sizes(corpus, overhead_tokens=50, answer_reserve=100, budget=budget, window=window)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from kb.backends.base import AnswerBackend, Completion, Prompt, StreamDelta
+from kb.backends.base import AnswerBackend, Completion, StreamDelta
+from kb.embedding import Embedder
 from kb.errors import SettingsError
+from kb.prompts import Prompt
 from kb.settings import Settings
 
 __all__ = ["AnswerBackend", "Completion", "Prompt", "StreamDelta", "get_backend"]
 
 
-def get_backend(settings: Settings, spec: str | None = None) -> AnswerBackend:
+def get_backend(
+    settings: Settings, spec: str | None = None, *, embedder: Embedder | None = None
+) -> AnswerBackend:
     """Build the backend named by `spec` (default `settings.backend`): `extractive`,
-    `openai:<model>`, `anthropic:<model>` or `local[:<path.gguf>]`.
+    `openai:<model>`, `anthropic:<model>` or `local[:<path.gguf>]`. `embedder` is the
+    embedding model the extractive reader reads with (default: the shared one).
 
     Each SDK is imported only in its own branch."""
     spec = (spec or settings.backend).strip()
@@ -19,7 +24,7 @@ def get_backend(settings: Settings, spec: str | None = None) -> AnswerBackend:
     if provider == "extractive":
         from kb.backends.extractive import ExtractiveBackend
 
-        return ExtractiveBackend(settings)
+        return ExtractiveBackend(settings, embedder=embedder)
     if provider == "openai":
         if not model:
             raise SettingsError("KB_BACKEND=openai needs a model, e.g. openai:gpt-4o-mini")

@@ -1,11 +1,12 @@
 """`anthropic:<model>`: Claude through the official `anthropic` client.
 
-The system prompt is two blocks, the instructions and then the context; on the
-long-context path the context block (the corpus snapshot) carries
+The system prompt holds only the instructions. The one user message is two
+blocks: the documents as a delimited data block, then the question. On the
+long-context path the data block (the corpus snapshot) carries
 `cache_control: {"type": "ephemeral"}`, which caches everything up to and
-including it, so each later question on the same corpus version reads the
-corpus from the cache. Retrieved passages change with every question, so on the
-retrieval path nothing is marked. The question is the only user message.
+including it (the instructions too), so each later question on the same corpus
+version reads the corpus from the cache. Retrieved passages change with every
+question, so on the retrieval path nothing is marked.
 Usage comes from `input_tokens` (uncached), `cache_creation_input_tokens`,
 `cache_read_input_tokens` and `output_tokens`.
 """
@@ -19,7 +20,6 @@ import anthropic
 
 from kb.backends.base import (
     Completion,
-    Prompt,
     ProviderBackend,
     StreamDelta,
     api_key_for,
@@ -28,6 +28,7 @@ from kb.backends.base import (
 )
 from kb.errors import BackendError
 from kb.models import Usage
+from kb.prompts import Prompt
 from kb.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,20 +64,21 @@ class AnthropicBackend(ProviderBackend):
         )
 
     def request(self, prompt: Prompt) -> dict[str, Any]:
-        """The request body: instructions, then the context (cache-marked on the
-        long-context path), then the question."""
-        system: list[dict[str, Any]] = [{"type": "text", "text": prompt.instructions}]
+        """The request body: the instructions as the system prompt; the data block
+        (cache-marked on the long-context path), then the question, as the user turn."""
+        content: list[dict[str, Any]] = []
         if prompt.context:  # the API rejects an empty text block
             block: dict[str, Any] = {"type": "text", "text": prompt.context}
             if prompt.path == "long_context":
                 block["cache_control"] = {"type": "ephemeral"}
-            system.append(block)
+            content.append(block)
+        content.append({"type": "text", "text": prompt.question_text})
         # No temperature: the Messages API of this SDK generation has no sampling knobs.
         return {
             "model": self.model,
             "max_tokens": self.max_output_tokens,
-            "system": system,
-            "messages": [{"role": "user", "content": prompt.question}],
+            "system": [{"type": "text", "text": prompt.instructions}],
+            "messages": [{"role": "user", "content": content}],
         }
 
     def complete(self, prompt: Prompt) -> Completion:

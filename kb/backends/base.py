@@ -1,8 +1,10 @@
 """The answer backend contract: one abstract method, `complete(prompt)`.
 
-Capabilities are class attributes the router reads (`context_window`,
-`supports_prompt_cache`); streaming, refusal detection and citation parsing are
-written once here.
+Capabilities are class attributes that callers ask instead of comparing provider
+names: `context_window` and `supports_prompt_cache` (read by the router), `priced`
+(the router weighs cost and answers are priced) and `needs_warm_up` (the service
+asks one long-context question before serving). Streaming and refusal detection
+are written once here; the prompt a backend is asked lives in `kb.prompts`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 from kb.errors import (
     BackendAuthError,
@@ -24,44 +26,10 @@ from kb.errors import (
     SettingsError,
 )
 from kb.models import Citation, Usage
+from kb.prompts import Prompt
 
 if TYPE_CHECKING:
-    from kb.corpus import CorpusVersion
     from kb.settings import Settings
-
-REFUSAL = "I cannot answer this from the provided documents."
-
-INSTRUCTIONS_LONG_CONTEXT = f"""You answer questions using only the documents below.
-Each document is wrapped in <document id="..." title="..." source="..."> tags.
-Answer briefly and precisely. After each statement, cite the supporting document by its id
-in square brackets, for example [doc:Some_Id]. If the documents do not contain the answer,
-reply exactly: {REFUSAL}"""
-
-INSTRUCTIONS_RAG = f"""You answer questions using only the numbered passages below.
-Answer briefly and precisely. After each statement, cite the passages that support it by
-number in square brackets, for example [1] or [2][3]. If the passages do not contain the
-answer, reply exactly: {REFUSAL}"""
-
-
-@dataclass(slots=True)
-class Prompt:
-    """What a backend is asked: a stable prefix (instructions + context), then the question.
-
-    `context` is the corpus snapshot for the long-context path (byte-identical for
-    every question on one corpus version) or the numbered passages for retrieval."""
-
-    path: Literal["long_context", "rag"]
-    instructions: str
-    context: str
-    question: str
-    cache_key: str | None = None
-    passages: list[Citation] = field(default_factory=list)
-    corpus: CorpusVersion | None = None
-
-    @property
-    def prefix(self) -> str:
-        """The cacheable part, sent first: instructions, then the context."""
-        return f"{self.instructions}\n\n{self.context}"
 
 
 @dataclass(slots=True)
@@ -89,7 +57,17 @@ class AnswerBackend(ABC):
 
     provider: ClassVar[str] = ""
     context_window: ClassVar[int] = 128_000
+    # The long-context prefix is read from a cache after the first question; the router
+    # prices it as cache reads when true, as plain input otherwise.
     supports_prompt_cache: ClassVar[bool] = False
+    # Answers cost money: the router weighs each path's cost and answers carry a price.
+    # An unpriced backend runs on this machine and costs nothing (cost 0).
+    priced: ClassVar[bool] = False
+    # One long-context question before serving builds a per-corpus cache that would
+    # otherwise slow the first question (never true of a priced backend).
+    needs_warm_up: ClassVar[bool] = False
+    # It refuses below a score threshold (KB_EXTRACTIVE_THRESHOLD) that a report can sweep.
+    has_refusal_threshold: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -120,6 +98,8 @@ class ProviderBackend(AnswerBackend):
     """Set-up shared by the backends behind a provider's SDK. The context window is
     KB_CONTEXT_WINDOW when set, else the window genai-prices records for the model,
     else the class's `context_window`."""
+
+    priced = True
 
     def __init__(self, settings: Settings, model: str) -> None:
         super().__init__(model)

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kb.backends.base import REFUSAL, AnswerBackend, Completion, Prompt
+from kb.backends.base import AnswerBackend, Completion
 from kb.corpus import CorpusVersion, Layout
-from kb.embedding import MODEL_NAME, shared_embedder
+from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.fact_kinds import asked_kinds, carries, restates
 from kb.models import Citation, Usage
+from kb.prompts import REFUSAL, Prompt
 from kb.sentence_index import DocumentText, SentenceIndex, SentenceIndexes, hash64
 from kb.settings import Settings
 from kb.text import content_words
@@ -79,10 +80,12 @@ class ExtractiveBackend(AnswerBackend):
     # It reads any length; the long-context budget is what bounds it.
     context_window = 100_000_000
     supports_prompt_cache = True
+    needs_warm_up = True  # the server loads the corpus version's sentence index at start
+    has_refusal_threshold = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
-        self.embedder = shared_embedder(settings.embed_batch_size)
+        self.embedder = embedder or shared_embedder(settings.embed_batch_size)
         self.threshold = settings.extractive_threshold
         self.indexes = SentenceIndexes(Layout(settings.data_dir))
         self._loaded: OrderedDict[str, SentenceIndex] = OrderedDict()

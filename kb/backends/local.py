@@ -113,6 +113,7 @@ class LocalBackend(OpenAIBackend):
     Its window is the server's n_ctx: KB_CONTEXT_WINDOW, else 8,192."""
 
     provider = "local"
+    priced = False  # it runs on this machine
 
     def __init__(self, settings: Settings, gguf: str | Path | None = None) -> None:
         path = Path(gguf).expanduser() if gguf else default_gguf()

@@ -1,9 +1,10 @@
 """`openai:<model>`: any OpenAI-compatible chat server through the official client.
 
 OpenAI itself, vLLM, llama.cpp's server and Ollama all serve
-`/v1/chat/completions`; `KB_BASE_URL` picks the server. The stable prefix
-(instructions, then the context) is the first message and the question the last,
-so a provider's prefix cache serves every question on one corpus version, and
+`/v1/chat/completions`; `KB_BASE_URL` picks the server. The system message holds
+only the instructions; the user message holds the documents as a delimited data
+block and then the question, so the stable prefix (instructions, then the corpus)
+comes first and a provider's prefix cache serves every question on one corpus version, and
 `prompt_cache_key` steers those requests to the same cache (OpenAI; other servers
 ignore it). Cached tokens are read from `usage.prompt_tokens_details.cached_tokens`.
 """
@@ -17,7 +18,6 @@ import openai
 
 from kb.backends.base import (
     Completion,
-    Prompt,
     ProviderBackend,
     StreamDelta,
     api_key_for,
@@ -26,6 +26,7 @@ from kb.backends.base import (
 )
 from kb.errors import BackendError
 from kb.models import Usage
+from kb.prompts import Prompt
 from kb.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,12 +68,13 @@ class OpenAIBackend(ProviderBackend):
         )
 
     def request(self, prompt: Prompt) -> dict[str, Any]:
-        """The request body: the cacheable prefix first, the question last."""
+        """The request body: instructions as the system message; the data block, then
+        the question, as the user message (the cacheable prefix first, the question last)."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [
-                {"role": "system", "content": prompt.prefix},
-                {"role": "user", "content": prompt.question},
+                {"role": "system", "content": prompt.instructions},
+                {"role": "user", "content": prompt.user_text},
             ],
             "temperature": 0,
             self._max_tokens_field: self.max_output_tokens,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
-from kb.evaluation import CostCurve, percentile
-from kb.report_text import CHART_TITLES, MODE_LABELS, fmt
-
-if TYPE_CHECKING:
-    from kb.report import ReportResult
+from kb.report.format import CHART_TITLES, MODE_LABELS, fmt
+from kb.report.metrics import percentile
+from kb.report.projection import CostCurve
+from kb.report.rows import AnswerRow, Row
+from kb.report.summary import ModeSummary, ReportSummary
 
 VOLUME_RANGE = (100.0, 10_000_000.0)  # questions a month, the cost chart's x axis
 
@@ -147,29 +146,31 @@ def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
     return parts
 
 
-def render_charts(result: ReportResult) -> dict[str, str]:
+def render_charts(
+    summary: ReportSummary, rows: Sequence[Row], curves: dict[str, dict[str, CostCurve]]
+) -> dict[str, str]:
     """The four charts as standalone SVG documents, keyed by file stem."""
-    summary = result.summary
-    modes = {m: v for m, v in summary["modes"].items() if "accuracy" in v}
-    charts = {}
-    charts["accuracy_vs_cost"] = _chart_accuracy_cost(summary, modes)
-    charts["latency"] = _chart_latency(result.rows, list(modes))
-    charts["tokens"] = _chart_tokens(modes)
-    charts["cost_vs_volume"] = _chart_volume(summary, result.curves)
-    return charts
+    modes = summary.modes_that_ran
+    answers = [r for r in rows if isinstance(r, AnswerRow)]
+    return {
+        "accuracy_vs_cost": _chart_accuracy_cost(summary, modes),
+        "latency": _chart_latency(answers, list(modes)),
+        "tokens": _chart_tokens(modes),
+        "cost_vs_volume": _chart_volume(summary, curves),
+    }
 
 
-def _chart_accuracy_cost(summary: dict[str, Any], modes: dict[str, Any]) -> str:
+def _chart_accuracy_cost(summary: ReportSummary, modes: dict[str, ModeSummary]) -> str:
     width, height = 720, 380
-    costs = summary["costs"]["models"]
+    costs = summary.costs.models
     points = []
     for shape, (model, entry) in zip(SHAPES * 4, costs.items(), strict=False):
-        for mode, c in entry["modes"].items():
-            if mode not in modes:
+        for mode, c in entry.modes.items():
+            accuracy = modes[mode].accuracy if mode in modes else None
+            if accuracy is None:
                 continue
-            accuracy = modes[mode]["accuracy"]
-            points.append((c["per_1000_with_cache_usd"], accuracy, mode, model, shape, True))
-            points.append((c["per_1000_without_cache_usd"], accuracy, mode, model, shape, False))
+            points.append((c.per_1000_with_cache_usd, accuracy, mode, model, shape, True))
+            points.append((c.per_1000_without_cache_usd, accuracy, mode, model, shape, False))
     if not points:
         return _svg(width, height, [_empty(width, height, "no priced answers")], "empty")
     values = [p[0] for p in points if p[0] > 0] or [0.01]
@@ -195,7 +196,7 @@ def _chart_accuracy_cost(summary: dict[str, Any], modes: dict[str, Any]) -> str:
     legend.append(
         f'<text x="540" y="{end:.1f}" font-size="11" {FONT}>filled: with caching at</text>'
         f'<text x="540" y="{end + 15:.1f}" font-size="11" {FONT}>'
-        f"{summary['costs']['monthly_questions']:,} questions/month</text>"
+        f"{summary.costs.monthly_questions:,} questions/month</text>"
         f'<text x="540" y="{end + 30:.1f}" font-size="11" {FONT}>hollow: without caching</text>'
     )
     return _svg(width, height, parts + legend, CHART_TITLES["accuracy_vs_cost"])
@@ -208,18 +209,11 @@ def _empty(width: int, height: int, text: str) -> str:
     )
 
 
-def _chart_latency(rows: Sequence[dict[str, Any]], modes: list[str]) -> str:
+def _chart_latency(rows: Sequence[AnswerRow], modes: list[str]) -> str:
     width = 720
     lane = 46
     height = 70 + lane * max(len(modes), 1)
-    samples = {
-        m: [
-            (r["timings"]["total_s"], bool(r.get("cold")))
-            for r in rows
-            if r["kind"] == "answer" and r["mode"] == m and r["error"] is None
-        ]
-        for m in modes
-    }
+    samples = {m: [(r.seconds, r.cold) for r in rows if r.mode == m and r.ok] for m in modes}
     values = [v for s in samples.values() for v, _ in s if v > 0]
     if not values:
         return _svg(width, height, [_empty(width, height, "no timed answers")], "empty")
@@ -269,7 +263,7 @@ def _chart_latency(rows: Sequence[dict[str, Any]], modes: list[str]) -> str:
     return _svg(width, height, parts, CHART_TITLES["latency"])
 
 
-def _chart_tokens(modes: dict[str, Any]) -> str:
+def _chart_tokens(modes: dict[str, ModeSummary]) -> str:
     width, lane = 720, 40
     height = 90 + lane * max(len(modes), 1)
     kinds = [
@@ -278,7 +272,8 @@ def _chart_tokens(modes: dict[str, Any]) -> str:
         ("cache_write_tokens", "cache write", "#f58518"),
         ("output_tokens", "output", "#b279a2"),
     ]
-    totals = [sum(m["tokens_per_question"][k] or 0 for k, _, _ in kinds) for m in modes.values()]
+    tokens = {mode: m.tokens_per_question for mode, m in modes.items() if m.tokens_per_question}
+    totals = [t.total for t in tokens.values()]
     if not totals:
         return _svg(width, height, [_empty(width, height, "no answers")], "empty")
     x = _Axis(0.0, max(totals) * 1.05 or 1.0, 120, width - 210, log=False)
@@ -290,7 +285,7 @@ def _chart_tokens(modes: dict[str, Any]) -> str:
             f'<text x="{px:.1f}" y="{height - 44}" font-size="11" text-anchor="middle" '
             f"{FONT}>{_tick_label(value, 'n')}</text>"
         )
-    for i, (mode, m) in enumerate(modes.items()):
+    for i, (mode, t) in enumerate(tokens.items()):
         top = 25 + lane * i
         start = 0.0
         parts.append(
@@ -298,7 +293,7 @@ def _chart_tokens(modes: dict[str, Any]) -> str:
             f"{html.escape(MODE_LABELS.get(mode, mode))}</text>"
         )
         for key, name, color in kinds:
-            value = m["tokens_per_question"][key] or 0.0
+            value = getattr(t, key) or 0.0
             if value <= 0:
                 continue
             parts.append(
@@ -319,7 +314,7 @@ def _chart_tokens(modes: dict[str, Any]) -> str:
     return _svg(width, height, parts, CHART_TITLES["tokens"])
 
 
-def _chart_volume(summary: dict[str, Any], curves: dict[str, dict[str, CostCurve]]) -> str:
+def _chart_volume(summary: ReportSummary, curves: dict[str, dict[str, CostCurve]]) -> str:
     panel_w, panel_h = 345, 300
     models = [m for m in curves if curves[m]]
     columns = min(len(models), 3) or 1
@@ -327,61 +322,10 @@ def _chart_volume(summary: dict[str, Any], curves: dict[str, dict[str, CostCurve
     width, height = max(panel_w * columns + 20, 720), panel_h * rows_n + 50
     if not models:
         return _svg(width, height, [_empty(width, height, "no priced modes")], "empty")
-    low, high = VOLUME_RANGE
-    volumes = [low * (high / low) ** (i / 60) for i in range(61)]
-    assumed = summary["costs"]["monthly_questions"]
     parts: list[str] = []
     for n, model in enumerate(models):
-        ox, oy = 20 + panel_w * (n % columns), panel_h * (n // columns)
-        lines: list[tuple[str, str, bool, list[float]]] = []
-        for mode, curve in curves[model].items():
-            lines.append(
-                (mode, COLORS.get(mode, "#555"), False, [curve.monthly(v) for v in volumes])
-            )
-        lc = curves[model].get("long_context")
-        if lc is not None and lc.prefix_share > 0:
-            lines.append(
-                (
-                    "long_context",
-                    COLORS["long_context"],
-                    True,
-                    [lc.monthly(v, False) for v in volumes],
-                )
-            )
-        values = [c for _, _, _, cs in lines for c in cs if c > 0] or [1.0]
-        x = _Axis(low, high, ox + 60, ox + panel_w - 15, log=True)
-        y = _Axis(min(values), max(values), oy + panel_h - 50, oy + 25, log=True)
-        parts += _frame(x, y, "n", "usd", "questions per month", "")
-        parts.append(
-            f'<text x="{ox + 60}" y="{oy + 16}" font-size="12" font-weight="600" {FONT}>'
-            f"{html.escape(model)}</text>"
-        )
-        parts.append(
-            f'<line x1="{x(assumed):.1f}" y1="{y.start:.1f}" x2="{x(assumed):.1f}" '
-            f'y2="{y.end:.1f}" stroke="#888" stroke-dasharray="2 3"><title>assumed volume '
-            f"{assumed:,}/month</title></line>"
-        )
-        for order, (mode, color, dashed, costs) in enumerate(lines):
-            pts = " ".join(
-                f"{x(v):.1f},{y(c):.1f}" for v, c in zip(volumes, costs, strict=True) if c > 0
-            )
-            dash = ' stroke-dasharray="6 4"' if dashed else ""
-            label = f"{MODE_LABELS.get(mode, mode)}{' without caching' if dashed else ''}"
-            parts.append(
-                f'<polyline points="{pts}" fill="none" stroke="{color}" '
-                f'stroke-width="{max(4.5 - 1.0 * order, 1.5) if not dashed else 2}"{dash}>'
-                f"<title>{html.escape(label)}</title></polyline>"
-            )
-        be = summary["costs"]["models"][model]["break_even"].get("long_context_cached_vs_rag")
-        rag = curves[model].get("rag")
-        if be and rag is not None:
-            for v in be["volumes_per_month"]:
-                if low <= v <= high:
-                    parts.append(
-                        f'<circle cx="{x(v):.1f}" cy="{y(rag.monthly(v)):.1f}" r="5" fill="none" '
-                        f'stroke="#000" stroke-width="1.5"><title>break-even {v:,} questions/month'
-                        "</title></circle>"
-                    )
+        origin = (20 + panel_w * (n % columns), panel_h * (n // columns))
+        parts += _volume_panel(summary, model, curves[model], origin, (panel_w, panel_h))
     legend = [(COLORS.get(m, "#555"), MODE_LABELS.get(m, m)) for m in next(iter(curves.values()))]
     parts += [
         f'<text x="20" y="{height - 28}" font-size="11" {FONT}>'
@@ -390,6 +334,61 @@ def _chart_volume(summary: dict[str, Any], curves: dict[str, dict[str, CostCurve
         "circle: break-even of cached long context and retrieval</text>",
         f'<text x="20" y="{height - 12}" font-size="11" {FONT}>Projected USD per month '
         "(log scale) from this run's token counts; cache lifetime "
-        f"{summary['costs']['cache_ttl_minutes']:g} min.</text>",
+        f"{summary.costs.cache_ttl_minutes:g} min.</text>",
     ]
     return _svg(width, height, parts, CHART_TITLES["cost_vs_volume"])
+
+
+def _volume_panel(
+    summary: ReportSummary,
+    model: str,
+    by_mode: dict[str, CostCurve],
+    origin: tuple[int, int],
+    size: tuple[int, int],
+) -> list[str]:
+    """One price model's monthly cost lines against volume, with its break-evens."""
+    (ox, oy), (panel_w, panel_h) = origin, size
+    low, high = VOLUME_RANGE
+    volumes = [low * (high / low) ** (i / 60) for i in range(61)]
+    assumed = summary.costs.monthly_questions
+    lines: list[tuple[str, str, bool, list[float]]] = [
+        (mode, COLORS.get(mode, "#555"), False, [curve.monthly(v) for v in volumes])
+        for mode, curve in by_mode.items()
+    ]
+    lc = by_mode.get("long_context")
+    if lc is not None and lc.prefix_share > 0:
+        uncached = [lc.monthly(v, False) for v in volumes]
+        lines.append(("long_context", COLORS["long_context"], True, uncached))
+    values = [c for _, _, _, cs in lines for c in cs if c > 0] or [1.0]
+    x = _Axis(low, high, ox + 60, ox + panel_w - 15, log=True)
+    y = _Axis(min(values), max(values), oy + panel_h - 50, oy + 25, log=True)
+    parts = _frame(x, y, "n", "usd", "questions per month", "")
+    parts.append(
+        f'<text x="{ox + 60}" y="{oy + 16}" font-size="12" font-weight="600" {FONT}>'
+        f"{html.escape(model)}</text>"
+        f'<line x1="{x(assumed):.1f}" y1="{y.start:.1f}" x2="{x(assumed):.1f}" '
+        f'y2="{y.end:.1f}" stroke="#888" stroke-dasharray="2 3"><title>assumed volume '
+        f"{assumed:,}/month</title></line>"
+    )
+    for order, (mode, color, dashed, costs) in enumerate(lines):
+        pts = " ".join(
+            f"{x(v):.1f},{y(c):.1f}" for v, c in zip(volumes, costs, strict=True) if c > 0
+        )
+        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        name = f"{MODE_LABELS.get(mode, mode)}{' without caching' if dashed else ''}"
+        parts.append(
+            f'<polyline points="{pts}" fill="none" stroke="{color}" '
+            f'stroke-width="{max(4.5 - 1.0 * order, 1.5) if not dashed else 2}"{dash}>'
+            f"<title>{html.escape(name)}</title></polyline>"
+        )
+    be = summary.costs.models[model].break_even.get("long_context_cached_vs_rag")
+    rag = by_mode.get("rag")
+    if be and rag is not None:
+        for v in be.volumes_per_month:
+            if low <= v <= high:
+                parts.append(
+                    f'<circle cx="{x(v):.1f}" cy="{y(rag.monthly(v)):.1f}" r="5" fill="none" '
+                    f'stroke="#000" stroke-width="1.5"><title>break-even {v:,} questions/month'
+                    "</title></circle>"
+                )
+    return parts
