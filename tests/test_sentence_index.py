@@ -54,7 +54,7 @@ def test_the_first_question_after_an_ingest_embeds_only_the_question(
     settings, _ = ingested
     with KnowledgeBase(settings, embedder=embedder) as base:
         before = embedder.texts_embedded
-        answer = base.ask("On which local port does lantern run?", mode=mode)
+        answer = base.ask(f"On which local port does lantern run ({mode})?", mode=mode)
         assert embedder.texts_embedded - before == 1
     assert "17500" in answer.answer
     assert answer.usage.cache_write_tokens == 0
