@@ -28,14 +28,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         def progress(done: int, total: int) -> None:
             nonlocal bar
-            if bar is None:
-                bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
+            if bar is None or bar.total != total or done < bar.n:  # chunks, then sentences
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
             bar.update(done - bar.n)
 
     elif not args.json:
 
         def progress(done: int, total: int) -> None:
-            print(f"embedded {done}/{total} chunks", file=sys.stderr, flush=True)
+            print(f"embedded {done}/{total} texts", file=sys.stderr, flush=True)
 
     summary = run_ingest(settings, Path(args.path), progress=progress, wait_seconds=args.wait)
     if bar is not None:

@@ -189,10 +189,11 @@ def _ingest_locked(
     manifest = _write_version(settings, layout, root, key, entries, loaded.documents, previous, {
         c.chunk_id: c for c in new_chunks
     })
-    build_sentence_index(
+    reader = build_sentence_index(
         settings, manifest.corpus_version, loaded.documents, embedder,
         previous_version=summary.previous_version, progress=progress,
     )
+    summary.sentences_embedded, summary.sentences_reused = reader.embedded, reader.reused
     write_atomic(
         layout.current,
         json.dumps({"corpus_version": manifest.corpus_version, "committed_at": _now()}),

@@ -80,10 +80,11 @@ def _wiki_ids() -> list[str]:
 
 
 def _ingest(settings: Settings, root: Path, embedder: Embedder) -> tuple[IngestSummary, int]:
-    """Run an ingest; also return how many texts the model embedded during it."""
+    """Run an ingest; also return how many chunks the model embedded during it (the
+    texts it embedded, less the reader's sentences, which the summary counts apart)."""
     before = embedder.texts_embedded
     summary = run_ingest(settings, root, embedder=embedder)
-    return summary, embedder.texts_embedded - before
+    return summary, embedder.texts_embedded - before - summary.sentences_embedded
 
 
 def _manifest_ids(settings: Settings) -> dict[str, list[str]]:
