@@ -189,7 +189,8 @@ class ExtractiveBackend(AnswerBackend):
             idf = index.idf(words)
             weights = dict(zip(words, idf.tolist(), strict=True))
             lexical = index.overlap(rows, weights) / float(idf.sum())
-        return VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
+        scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
+        return scores
 
     def _candidates(
         self, prompt: Prompt, reading: Reading, scores: np.ndarray
