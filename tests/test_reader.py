@@ -4,15 +4,18 @@ own example questions on real parts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ingest.pipeline import run_ingest
 from kb.embedding import Embedder
 from kb.fact_kinds import asked_kinds, carries, restates
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 from kb.text import content_words, reading_units
+from tests.conftest import write_corpus
 
 MARKDOWN = """# Deploys
 
@@ -116,10 +119,21 @@ def test_a_sentence_that_only_restates_the_question_is_known() -> None:
     assert not restates("Engineers get 27 days of annual leave a year.", known, kinds)
 
 
+HANDBOOK = Path(__file__).resolve().parents[1] / "corpora" / "handbook"
+PAGES = ("engineering/deploys.md", "engineering/local-dev.md", "faq.html")
+
+
 @pytest.fixture(scope="module")
-def handbook_kb(handbook: tuple[Path, Path], embedder: Embedder) -> KnowledgeBase:
-    _, data_dir = handbook
-    return KnowledgeBase(load_settings(data_dir=data_dir), embedder=embedder)
+def handbook_kb(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[KnowledgeBase]:
+    """Three pages of the bundled handbook (Markdown lists and tables, an HTML FAQ)."""
+    base = tmp_path_factory.mktemp("reader")
+    root = write_corpus(base / "docs", {page: (HANDBOOK / page).read_text() for page in PAGES})
+    settings = load_settings(data_dir=base / "data")
+    run_ingest(settings, root, embedder=embedder)
+    with KnowledgeBase(settings, embedder=embedder) as kb:
+        yield kb
 
 
 @pytest.mark.parametrize("mode", ["long_context", "rag"])
