@@ -21,12 +21,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_routes, routes
 from api.deps import QUERY_THREADS, ServiceState
+from api.docs import add_docs
+from api.mcp_server import mount_http as mount_mcp_http
 from api.schemas import error_payload
 from kb.backends import AnswerBackend
 from kb.embedding import Embedder
@@ -44,6 +46,7 @@ question between the whole corpus in a cached long-context prompt and retrieval.
 
 * `POST /v1/query` asks (JSON, or server-sent events with `stream: true`).
 * `POST /v1/chat/completions` and `GET /v1/models` make it usable from any OpenAI client.
+* `/mcp` serves the same knowledge base to MCP clients (streamable HTTP).
 * `POST /v1/ingest` re-indexes the configured folder; `GET /v1/corpus` and
   `GET /v1/documents` describe what is indexed.
 
@@ -75,7 +78,8 @@ def create_app(
         state.ingest_limiter = anyio.CapacityLimiter(1)
         state.start_warm_up()
         try:
-            yield
+            async with mcp_sessions.run():
+                yield
         finally:
             state.kb.close()
 
@@ -85,11 +89,15 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
     )
     app.state.service = state
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_docs(app)
+    mcp_sessions = mount_mcp_http(app, knowledge_base, lambda: state.ingest_running)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -99,6 +107,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(CatchAllMiddleware)
     return app
 
@@ -180,9 +189,26 @@ def _describe(err: Any) -> str:
 _HTTP_TYPES = {404: "NotFoundError", 405: "MethodNotAllowedError"}
 
 
+def _unparsable_body(cause: BaseException | None) -> str | None:
+    """What is wrong with a body FastAPI could not parse (it says only "error parsing")."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"The body is not valid UTF-8 (byte {cause.start} is {cause.object[cause.start]:#04x})"
+            ": send JSON text encoded as UTF-8."
+        )
+    if isinstance(cause, RecursionError):
+        return (
+            "The body's JSON is nested too deeply to read: send a JSON object such as "
+            '{"question": "..."}.'
+        )
+    return None
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = str(exc.detail)
+    if exc.status_code == 400 and (problem := _unparsable_body(exc.__cause__)):
+        return JSONResponse(error_payload("MalformedJSONError", problem), status_code=400)
     if exc.status_code == 404 and message == "Not Found":
         message = f"No such route: {request.method} {request.url.path}. The API is at /docs."
     elif exc.status_code == 405:
@@ -263,6 +289,42 @@ class BodyLimitMiddleware:
             f"The request body is {size}; the limit is {self.max_bytes:,} bytes "
             "(KB_MAX_BODY_BYTES). Send a shorter question or message list.",
         )
+
+
+# The page loads its script and style from /static and talks only to this origin;
+# nothing may frame it (clickjacking) and no response is sniffed into another type.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """`nosniff` on every response; a Content-Security-Policy that forbids framing on the
+    web page and its static files (/docs loads Swagger UI from a CDN, so it is left out)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        page = path == "/" or path.startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if page:
+                    headers["Content-Security-Policy"] = PAGE_POLICY
+                    headers["X-Frame-Options"] = "DENY"
+                    headers["Referrer-Policy"] = "no-referrer"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class CatchAllMiddleware:

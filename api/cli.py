@@ -1,15 +1,16 @@
-"""The `kb` command: ingest, ask, serve, report. Errors become one-line messages here."""
+"""The `kb` command: ingest, ask, chat, serve, mcp, report. Errors become one-line messages here."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kb.errors import KBError, UserError
+from kb import __version__
+from kb.errors import KBError, ServiceError, UserError
+from kb.models import IngestSummary
 from kb.settings import MODES, Settings, load_settings
 
 
@@ -19,38 +20,47 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.pipeline import run_ingest
+    from ingest.progress import IngestProgress
 
     settings = _settings(args)
-    progress = None
-    bar = None
-    if not args.json and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if bar is None or bar.total != total or done < bar.n:  # chunks, then sentences
-                if bar is not None:
-                    bar.close()
-                bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
-            bar.update(done - bar.n)
-
-    elif not args.json:
-
-        def progress(done: int, total: int) -> None:
-            print(f"embedded {done}/{total} texts", file=sys.stderr, flush=True)
-
-    summary = run_ingest(settings, Path(args.path), progress=progress, wait_seconds=args.wait)
-    if bar is not None:
-        bar.close()
+    progress = None if args.json else IngestProgress(sys.stderr)
+    try:
+        summary = run_ingest(settings, Path(args.path), progress=progress, wait_seconds=args.wait)
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
-        print(summary.model_dump_json(indent=2))
-        return 0
-    print(
-        f"added {summary.added}, changed {summary.changed}, removed {summary.removed}, "
-        f"unchanged {summary.unchanged}, skipped {len(summary.skipped)}"
-    )
+        print(_summary_json(summary, full=args.full, indent=None if args.watch else 2))
+    else:
+        _print_summary(summary, settings)
+    if args.watch:
+        return _watch(args, settings)
+    return 0
+
+
+ID_LISTS = {"added_ids", "changed_ids", "removed_ids"}
+
+
+def _summary_json(summary: IngestSummary, *, full: bool, indent: int | None) -> str:
+    """The summary as JSON; the id lists (megabytes on a large corpus) only with --full."""
+    return summary.model_dump_json(indent=indent, exclude=None if full else ID_LISTS)
+
+
+def _print_summary(summary: IngestSummary, settings: Settings) -> None:
+    from ingest.watch import name_some
+
+    counts = []
+    for kind, count, ids in (
+        ("added", summary.added, summary.added_ids),
+        ("changed", summary.changed, summary.changed_ids),
+        ("removed", summary.removed, summary.removed_ids),
+    ):
+        counts.append(f"{kind} {count}" + (f" ({name_some(ids)})" if ids else ""))
+    print(f"{', '.join(counts)}, unchanged {summary.unchanged}, skipped {len(summary.skipped)}")
     for skipped in summary.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
+    for repair in summary.repaired:
+        print(f"  repaired: {repair}")
     print(
         f"{summary.chunks_embedded} chunks embedded ({summary.chunks_reused} reused, "
         f"{summary.chunks_deleted} deleted) in {summary.seconds:.1f}s"
@@ -59,6 +69,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"corpus {summary.corpus_version}: {summary.documents} documents, {summary.chunks} "
         f"chunks, {summary.corpus_tokens:,} tokens (data dir {settings.data_dir})"
     )
+    if summary.text_tokens:
+        markup = summary.corpus_tokens / summary.text_tokens - 1
+        print(f"long-context markup: {markup:.1%} of the text's {summary.text_tokens:,} tokens")
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.watch import Reindex, describe, watch
+
+    print(f"watching {args.path} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
+
+    def report(reindex: Reindex) -> None:
+        if args.json and reindex.summary is not None:
+            print(_summary_json(reindex.summary, full=args.full, indent=None), flush=True)
+        else:
+            print(describe(reindex), flush=True)
+
+    watch(settings, Path(args.path), report, debounce_s=args.debounce)  # until Ctrl-C
     return 0
 
 
@@ -69,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "per question between a cached long-context prompt and cited retrieval. "
         "Settings come from KB_* environment variables (see README).",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"kb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(
         name: str, func: Callable[[argparse.Namespace], int], help: str
@@ -87,11 +115,31 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = add(
         "ingest",
         cmd_ingest,
-        "Index a folder or file (.md .txt .rst .html .pdf .jsonl); "
+        "Index a folder or file (.md .txt .rst .html .pdf .docx .jsonl); "
         "only what changed is re-embedded.",
     )
     ingest.add_argument("path", help="folder or file to index")
-    ingest.add_argument("--json", action="store_true", help="print only a JSON summary")
+    ingest.add_argument(
+        "--json",
+        action="store_true",
+        help="print only a JSON summary (counts; the id lists with --full)",
+    )
+    ingest.add_argument(
+        "--full", action="store_true", help="with --json: list every added/changed/removed id"
+    )
+    ingest.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep watching PATH and re-index when files change "
+        "(debounced, one at a time; a line per re-index saying what changed)",
+    )
+    ingest.add_argument(
+        "--debounce",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --watch: quiet time after the last change before re-indexing (default 1)",
+    )
     ingest.add_argument(
         "--wait",
         type=float,
@@ -100,58 +148,96 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for another ingest on the same data dir (default: fail at once)",
     )
 
-    ask = add("ask", cmd_ask, "Answer a question from the ingested corpus, with citations.")
+    ask = add(
+        "ask",
+        cmd_ask,
+        "Answer a question from the ingested corpus, with citations. With KB_URL set, "
+        "the running `kb serve` there answers (in a fraction of a second; it says so); "
+        "otherwise this process loads the model and answers.",
+    )
     ask.add_argument("question")
-    ask.add_argument("--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)")
-    ask.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
-    ask.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    chat = add(
+        "chat",
+        cmd_chat,
+        "A session of questions read from standard input, one a line, with the model "
+        "loaded once (or the service at KB_URL asked). Follow-ups keep the conversation; "
+        "/new starts a new one, /quit ends.",
+    )
+    for cmd in (ask, chat):
+        cmd.add_argument(
+            "--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)"
+        )
+        cmd.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+        cmd.add_argument(
+            "--backend", default=None, help="provider:model (default: KB_BACKEND); answers here"
+        )
+        cmd.add_argument(
+            "--local", action="store_true", help="answer in this process even if KB_URL is set"
+        )
+        cmd.add_argument("--json", action="store_true", help="print JSON (one object an answer)")
 
-    from api import cli_report, cli_serve
+    from api import cli_check, cli_report, cli_serve
+
+    check = add("check", cli_check.run, cli_check.HELP)
+    cli_check.add_arguments(check)
 
     serve = add("serve", cli_serve.run, cli_serve.HELP)
     cli_serve.add_arguments(serve)
+    mcp = add("mcp", cmd_mcp, MCP_HELP)
+    mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     report = add("report", cli_report.run, cli_report.HELP)
     cli_report.add_arguments(report)
     return parser
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    from kb.service import KnowledgeBase
+MCP_HELP = (
+    "Serve the knowledge base to MCP clients (agents, IDE assistants) over stdio: tools "
+    "ask, search and corpus_status, and the documents as resources. `kb serve` also "
+    "serves MCP over streamable HTTP at /mcp."
+)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from api.mcp_server import run
+
+    return run(args)
+
+
+def _asker(args: argparse.Namespace) -> Any:
+    from api.cli_ask import Asker
 
     settings = _settings(args, backend=args.backend)
-    with KnowledgeBase(settings) as base:
-        answer = base.ask(args.question, mode=args.mode, top_k=args.top_k)
-    if args.json:
-        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
-        return 0
-    print(answer.answer)
-    print()
-    for citation in answer.citations:
-        print(
-            f"[{citation.number}] {citation.title} ({citation.source}, chars "
-            f"{citation.start}-{citation.end})"
-        )
-    route = answer.route
-    fallback = ", fallback" if route.fallback else ""
-    print(f"\nroute: {route.path} (mode {route.mode}{fallback}): {route.reason}")
-    usage = answer.usage
-    cost = "unknown" if answer.cost_usd is None else f"${answer.cost_usd:.6f}"
-    print(
-        f"tokens: {usage.input_tokens} in, {usage.cache_read_tokens} cache read, "
-        f"{usage.cache_write_tokens} cache write, {usage.output_tokens} out; cost {cost}"
-    )
-    return 0
+    # A command-line backend or data dir means "here", not the running service.
+    local = args.local or bool(args.backend) or args.data_dir is not None
+    return Asker(settings, mode=args.mode, top_k=args.top_k, local=local)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from api.cli_ask import run_ask
+
+    return run_ask(_asker(args), args.question, as_json=args.json)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from api.cli_ask import run_chat
+
+    return run_chat(_asker(args), sys.stdin, as_json=args.json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `kb`: what it can do
+        parser.print_help()
+        return 0
     try:
         return int(args.func(args))
     except UserError as exc:
         print(f"kb: {exc.message}", file=sys.stderr)
         return 2
+    except ServiceError as exc:
+        print(f"kb: {exc.kind}: {exc.message}", file=sys.stderr)
+        return 2 if 400 <= exc.http_status < 500 else 1
     except KBError as exc:
         print(f"kb: {exc.kind}: {exc.message}", file=sys.stderr)
         return 1

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kb.settings import Settings
 
 HELP = "Serve the HTTP API and web page (host, port and workers from KB_* settings)."
 
@@ -29,6 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """A warning when the service listens beyond this machine with no key set."""
+    loopback = settings.host in LOOPBACK_HOSTS or settings.host.startswith("127.")
+    if loopback or settings.service_api_key:
+        return None
+    return (
+        f"warning: serving on {settings.host}:{settings.port} without KB_SERVICE_API_KEY: "
+        "anyone who can reach this address can read the corpus through questions. Set "
+        "KB_SERVICE_API_KEY and KB_REQUIRE_KEY_FOR_QUERIES=true, or bind to 127.0.0.1."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -43,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         "corpus_dir": args.corpus_dir,
     }
     settings = load_settings(**overrides)  # validates every KB_* value before binding
+    if warning := exposure_warning(settings):
+        print(warning, file=sys.stderr)
     common = {
         "host": settings.host,
         "port": settings.port,

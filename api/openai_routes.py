@@ -2,7 +2,9 @@
 as a model.
 
 How the kb answer maps onto OpenAI's shape:
-- the question is the text of the last `user` message (earlier turns are not used);
+- the question is the text of the last `user` message; earlier `user` and `assistant`
+  messages are its conversation, from which a follow-up is made standalone before
+  routing and retrieval (kb.conversation; `kb.standalone_question` shows it);
 - `model` picks the mode: `kb-auto`, `kb-rag`, `kb-long_context`, `kb-self_route`
   (hyphens or underscores); any other name uses KB_DEFAULT_MODE;
 - the message content is the answer, then a blank line and a `Sources:` list, one
@@ -47,6 +49,7 @@ from api.schemas import (
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
 from kb.backends import StreamDelta
+from kb.conversation import Turn, ask_conversation, converse
 from kb.errors import InvalidRequestError, KBError
 from kb.models import Answer
 from kb.settings import MODES
@@ -80,17 +83,25 @@ def mode_for_model(model: str) -> str | None:
     return None
 
 
-def question_of(messages: list[ChatMessage]) -> str:
-    """The text of the last user message."""
-    for message in reversed(messages):
-        if message.role != "user":
-            continue
-        if isinstance(message.content, list):
-            return "\n".join(part.text or "" for part in message.content if part.type == "text")
-        return message.content or ""
-    raise InvalidRequestError(
-        "messages has no message with role 'user': the last user message is the question."
-    )
+def text_of(message: ChatMessage) -> str:
+    if isinstance(message.content, list):
+        return "\n".join(part.text or "" for part in message.content if part.type == "text")
+    return message.content or ""
+
+
+def turns_of(messages: list[ChatMessage]) -> list[Turn]:
+    """The user and assistant messages as a conversation (system and tool messages are
+    not part of what the corpus is asked)."""
+    turns = [
+        Turn("user" if message.role == "user" else "assistant", text_of(message))
+        for message in messages
+        if message.role in ("user", "assistant")
+    ]
+    if not any(turn.role == "user" for turn in turns):
+        raise InvalidRequestError(
+            "messages has no message with role 'user': the last user message is the question."
+        )
+    return turns
 
 
 def sources_block(answer: Answer) -> str:
@@ -123,6 +134,8 @@ def kb_details(answer: Answer) -> tuple[list[Citation], KBDetails]:
         corpus_version=response.corpus_version,
         timings=response.timings,
         usage=response.usage,
+        standalone_question=response.standalone_question,
+        standalone_method=response.standalone_method,
     )
     return response.citations, details
 
@@ -130,7 +143,8 @@ def kb_details(answer: Answer) -> tuple[list[Citation], KBDetails]:
 @router.post(
     "/chat/completions",
     summary="OpenAI-compatible chat completion",
-    description="Answer the last user message as an OpenAI `chat.completion` (or, with "
+    description="Answer the last user message (made standalone from the conversation "
+    "when it is a follow-up) as an OpenAI `chat.completion` (or, with "
     "`stream: true`, `chat.completion.chunk` server-sent events ending with "
     "`data: [DONE]`). Citations come twice: as a `Sources:` list at the end of the "
     "message content, and as the extra top-level `citations` field (with `kb` for the "
@@ -149,17 +163,19 @@ def kb_details(answer: Answer) -> tuple[list[Citation], KBDetails]:
 async def chat_completions(
     body: ChatCompletionRequest, state: State
 ) -> ChatCompletionResponse | StreamingResponse:
-    question = question_of(body.messages)
+    turns = turns_of(body.messages)
     mode = mode_for_model(body.model)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
-        events = await prefetched(state.kb.stream(question, mode, None), state.query_limiter)
+        events = await prefetched(
+            converse(state.kb, turns, mode, None, stream=True), state.query_limiter
+        )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = _chunks(events, completion_id, created, body.model, include_usage)
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
     answer = await anyio.to_thread.run_sync(
-        state.kb.ask, question, mode, None, limiter=state.query_limiter
+        ask_conversation, state.kb, turns, mode, None, limiter=state.query_limiter
     )
     citations, details = kb_details(answer)
     return ChatCompletionResponse(

@@ -16,7 +16,16 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import KB, IngestAuth, NoCorpusDirError, QueryAuth, ServiceState, State
+from api.deps import (
+    KB,
+    Credentials,
+    IngestAuth,
+    NoCorpusDirError,
+    QueryAuth,
+    ServiceState,
+    State,
+    key_matches,
+)
 from api.schemas import (
     CorpusResponse,
     DocumentInfo,
@@ -31,6 +40,7 @@ from api.schemas import (
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
 from kb.backends import StreamDelta
+from kb.conversation import Turn, ask_conversation, converse
 from kb.errors import IngestBusyError, KBError
 from kb.models import Answer
 
@@ -86,15 +96,17 @@ def to_response(answer: Answer) -> QueryResponse:
     dependencies=[QueryAuth],
 )
 async def query(body: QueryRequest, state: State) -> QueryResponse | StreamingResponse:
+    turns = [Turn(turn.role, turn.content) for turn in body.history]
+    turns.append(Turn("user", body.question))
     if body.stream:
         events = await prefetched(
-            state.kb.stream(body.question, body.mode, body.top_k), state.query_limiter
+            converse(state.kb, turns, body.mode, body.top_k, stream=True), state.query_limiter
         )
         return StreamingResponse(
             _query_frames(events), media_type="text/event-stream", headers=SSE_HEADERS
         )
     answer = await anyio.to_thread.run_sync(
-        state.kb.ask, body.question, body.mode, body.top_k, limiter=state.query_limiter
+        ask_conversation, state.kb, turns, body.mode, body.top_k, limiter=state.query_limiter
     )
     return to_response(answer)
 
@@ -217,22 +229,37 @@ async def healthz() -> Health:
     tags=["health"],
     summary="Readiness",
     description="200 when a corpus is committed and the embedding model and indexes are "
-    "loaded; 503 with the reason otherwise. Remote answer backends are not called.",
+    "loaded; 503 with the reason otherwise. Remote answer backends are not called. When "
+    "KB_SERVICE_API_KEY is set, a probe without the key gets only `ready` and `reason` "
+    "(`ready` or `not ready`).",
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Not ready; `reason` says why."}},
 )
-async def readyz(state: State) -> Readiness | JSONResponse:
+async def readyz(state: State, credentials: Credentials) -> Readiness | JSONResponse:
     readiness = readiness_of(state)
+    status = 200 if readiness.ready else 503
+    expected = state.settings.service_api_key
+    if expected and not (credentials and key_matches(credentials.credentials, expected)):
+        # Probes need no key; what is indexed, and where, is for those who hold it.
+        terse = Readiness(ready=readiness.ready, reason="ready" if readiness.ready else "not ready")
+        return JSONResponse(terse.model_dump(exclude_none=True), status_code=status)
     if readiness.ready:
         return readiness
-    return JSONResponse(readiness.model_dump(), status_code=503)
+    return JSONResponse(readiness.model_dump(), status_code=status)
 
 
 def readiness_of(state: ServiceState) -> Readiness:
-    version = state.kb.layout.current_version()
     backend = state.kb.backend.name
-    if state.warmup_error is not None:
-        reason = f"warm-up failed: {state.warmup_error}"
+    try:
+        version = state.kb.layout.current_version()
+    except KBError as exc:  # a damaged current.json
+        return Readiness(ready=False, reason=exc.message, corpus_version=None, backend=backend)
+    if state.warmup_error is not None and state.warm.is_set():
+        # The failure may have passed (a full disk with space freed since): try again.
+        reason = f"warm-up failed: {state.warmup_error}; retrying"
+        state.warmup_error = None
+        state.warm.clear()
+        state.start_warm_up()
     elif not state.warm.is_set():
         reason = "warming up: loading the embedding model and the indexes"
     elif version is None:
@@ -240,6 +267,26 @@ def readiness_of(state: ServiceState) -> Readiness:
             f"no corpus has been ingested into {state.settings.data_dir}: run "
             "`kb ingest PATH` or POST /v1/ingest"
         )
+    elif lost := _lost_vectors(state):
+        reason = lost
     else:
         return Readiness(ready=True, reason="ready", corpus_version=version, backend=backend)
     return Readiness(ready=False, reason=reason, corpus_version=version, backend=backend)
+
+
+def _lost_vectors(state: ServiceState) -> str | None:
+    """Why questions cannot be answered from the store, if it has lost vectors."""
+    try:
+        corpus = state.kb.corpus()
+        held = state.kb.store.count()
+    except KBError as exc:
+        return exc.message
+    except Exception as exc:  # chromadb's own errors
+        return f"the vector store cannot be read ({type(exc).__name__}); run `kb check`"
+    if held < corpus.manifest.chunk_count:
+        return (
+            f"the vector store holds {held} vectors but version {corpus.version} has "
+            f"{corpus.manifest.chunk_count} chunks: vectors were lost; run `kb ingest PATH` "
+            "to re-embed them"
+        )
+    return None

@@ -6,9 +6,9 @@ question length limit) is checked by `kb` and comes back as a typed error.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from kb.settings import TOP_K_MAX, TOP_K_MIN, Mode
 
@@ -39,6 +39,22 @@ EXAMPLE_USAGE: dict[str, Any] = {
     "output_tokens": 19,
     "total_input_tokens": 41321,
 }
+
+
+def _valid_unicode(text: str) -> str:
+    """JSON may carry a lone surrogate (`"\\ud800"`); no answer can be encoded with one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"not valid Unicode: a lone surrogate at character {exc.start}; send UTF-8 text"
+        ) from exc
+    return text
+
+
+# A string field that refuses lone surrogates (pydantic passes them through a plain
+# `str` without constraints, and they fail later, when the answer is encoded).
+UnicodeStr = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 # ---- errors -------------------------------------------------------------------
@@ -79,6 +95,17 @@ class ErrorResponse(BaseModel):
 # ---- query --------------------------------------------------------------------
 
 
+class Turn(BaseModel):
+    """One earlier message of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"] = Field(description="Who wrote it.", examples=["user"])
+    content: str = Field(
+        max_length=20_000, description="Its text.", examples=["Who maintains the rotation?"]
+    )
+
+
 class QueryRequest(BaseModel):
     """A question for the knowledge service."""
 
@@ -110,13 +137,22 @@ class QueryRequest(BaseModel):
         default=None,
         ge=TOP_K_MIN,
         le=TOP_K_MAX,
-        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}). "
-        "Default: KB_TOP_K.",
+        strict=True,
+        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}), "
+        "a JSON integer (not a string or a boolean). Default: KB_TOP_K.",
         examples=[8],
+    )
+    history: list[Turn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Earlier turns of the conversation, oldest first (the web page sends "
+        "them). With history, `question` is a follow-up: it is made standalone before "
+        "routing and retrieval (see `standalone_question` in the response).",
     )
     stream: bool = Field(
         default=False,
-        description="Answer as server-sent events: `event: delta` frames carrying "
+        strict=True,
+        description="A JSON boolean. Answer as server-sent events: `event: delta` frames carrying "
         '`{"text": ...}`, then one `event: answer` frame with the full QueryResponse, or '
         "`event: error` with an ErrorResponse if the answer fails mid-way.",
     )
@@ -203,6 +239,18 @@ class QueryResponse(BaseModel):
         description="The passages retrieval put in the prompt, in prompt order (empty on the "
         "long-context path).",
     )
+    standalone_question: str | None = Field(
+        default=None,
+        description="For a follow-up in a conversation: the standalone question that was "
+        "routed and retrieved with (null for a single question).",
+        examples=["When did the platform team last review the on-call rotation?"],
+    )
+    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
+        default=None,
+        description="How it was made: `as_is` (the first question), `rewrite` (one short "
+        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
+        "user turns joined into one retrieval query).",
+    )
 
 
 class StreamDelta(BaseModel):
@@ -233,12 +281,17 @@ class IngestResponse(BaseModel):
     skipped: list[SkippedFile] = Field(description="Files that could not be indexed, and why.")
     chunks_embedded: int = Field(description="Chunks embedded by this run.")
     chunks_reused: int = Field(
-        description="New chunks whose vectors an interrupted run had already stored."
+        description="New chunks whose vectors the store already held (the same text seen "
+        "before: a renamed, moved or copied document, or an interrupted run)."
     )
     chunks_deleted: int = Field(description="Stale chunks deleted from the vector store.")
     documents: int = Field(description="Documents in the committed corpus.")
     chunks: int = Field(description="Chunks in the committed corpus.")
     corpus_tokens: int = Field(description="Tokens of the whole corpus snapshot (cl100k).")
+    text_tokens: int = Field(
+        description="Tokens of the documents' own text; corpus_tokens minus this is the "
+        "long-context markup (one short `§N Title` line per document)."
+    )
     corpus_version: str = Field(description="The version now committed.")
     previous_version: str | None = Field(description="The version before this run, if any.")
     resumed: bool = Field(description="True when this run finished an interrupted one.")
@@ -247,6 +300,11 @@ class IngestResponse(BaseModel):
     added_ids: list[str] = Field(description="Ids of the added documents.")
     changed_ids: list[str] = Field(description="Ids of the changed documents.")
     removed_ids: list[str] = Field(description="Ids of the removed documents.")
+    repaired: list[str] = Field(
+        default_factory=list,
+        description="Damage found in the committed index before this run and how it was "
+        "repaired (a restored pointer, a rebuilt BM25 index, re-embedded vectors...).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -263,6 +321,7 @@ class IngestResponse(BaseModel):
                     "documents": 14,
                     "chunks": 203,
                     "corpus_tokens": 41203,
+                    "text_tokens": 39880,
                     "corpus_version": "5d41402abc4b2a76",
                     "previous_version": "7d793037a0760186",
                     "resumed": False,
@@ -324,15 +383,21 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Whether the service can answer: a corpus is committed and the backend is warm."""
+    """Whether the service can answer: a corpus is committed, its vectors are all in the
+    store and the backend is warm. When KB_SERVICE_API_KEY is set, a probe without the
+    key gets `ready` and a `reason` of `ready` or `not ready`, nothing more."""
 
     ready: bool = Field(description="True when questions can be answered.")
     reason: str = Field(
         description="Why not (or `ready`).",
         examples=["no corpus has been ingested: run `kb ingest PATH` or POST /v1/ingest"],
     )
-    corpus_version: str | None = Field(description="The committed version, if any.")
-    backend: str = Field(description="The answer backend.", examples=["extractive"])
+    corpus_version: str | None = Field(
+        default=None, description="The committed version, if any (only with the key)."
+    )
+    backend: str | None = Field(
+        default=None, description="The answer backend (only with the key).", examples=["extractive"]
+    )
 
 
 # ---- OpenAI-compatible chat ---------------------------------------------------------
@@ -343,15 +408,18 @@ class ContentPart(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(description="`text` (other part types are ignored).", examples=["text"])
-    text: str | None = Field(default=None, description="The text of a `text` part.")
+    type: UnicodeStr = Field(
+        description="`text` (other part types are ignored).", examples=["text"]
+    )
+    text: UnicodeStr | None = Field(default=None, description="The text of a `text` part.")
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"] = Field(
-        description="Who wrote the message; the last `user` message is the question.",
+        description="Who wrote the message; the last `user` message is the question, "
+        "earlier `user` and `assistant` messages are its conversation.",
         examples=["user"],
     )
     content: str | list[ContentPart] | None = Field(
@@ -360,12 +428,18 @@ class ChatMessage(BaseModel):
         examples=["What is Sieve?"],
     )
 
+    @field_validator("content")
+    @classmethod
+    def _content_is_unicode(cls, content: str | list[ContentPart] | None) -> object:
+        return _valid_unicode(content) if isinstance(content, str) else content
+
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     include_usage: bool = Field(
         default=False,
+        strict=True,
         description="Send a last chunk with `usage` (and empty `choices`) before [DONE].",
         examples=[True],
     )
@@ -373,9 +447,11 @@ class StreamOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat completion request. The last `user` message is the question; earlier
-    turns are not used. `model` picks the mode (`kb-auto`, `kb-rag`, `kb-long_context`,
-    `kb-self_route`); any other name uses the default mode. Other OpenAI parameters
-    (temperature, max_tokens, ...) are accepted and ignored."""
+    `user` and `assistant` turns make a follow-up standalone before routing (the
+    `kb.standalone_question` of the response shows the result). `model` picks the mode
+    (`kb-auto`, `kb-rag`, `kb-long_context`, `kb-self_route`); any other name uses the
+    default mode. Other OpenAI parameters (temperature, max_tokens, ...) are accepted and
+    ignored."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -389,9 +465,15 @@ class ChatCompletionRequest(BaseModel):
         },
     )
 
-    model: str = Field(default="kb-auto", description="`kb-<mode>` or any name (default mode).")
+    model: UnicodeStr = Field(
+        default="kb-auto", description="`kb-<mode>` or any name (default mode)."
+    )
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
-    stream: bool = Field(default=False, description="Stream `chat.completion.chunk` events (SSE).")
+    stream: bool = Field(
+        default=False,
+        strict=True,
+        description="A JSON boolean: stream `chat.completion.chunk` events (SSE).",
+    )
     stream_options: StreamOptions | None = Field(default=None, description="Streaming options.")
 
 
@@ -438,6 +520,18 @@ class KBDetails(BaseModel):
     corpus_version: str = Field(description="The corpus version the answer was read from.")
     timings: dict[str, float] = Field(description="Seconds per stage, as in /v1/query.")
     usage: Usage = Field(description="The usage split the kb way (cache read and write apart).")
+    standalone_question: str | None = Field(
+        default=None,
+        description="For a follow-up in a conversation: the standalone question that was "
+        "routed and retrieved with (null for a single question).",
+        examples=["When did the platform team last review the on-call rotation?"],
+    )
+    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
+        default=None,
+        description="How it was made: `as_is` (the first question), `rewrite` (one short "
+        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
+        "user turns joined into one retrieval query).",
+    )
 
 
 class ChatCompletionResponse(BaseModel):

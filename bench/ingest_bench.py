@@ -2,6 +2,14 @@
 llama-index `VectorStoreIndex` over Chroma with the same model.
 
     .venv/bin/python bench/ingest_bench.py [--corpus PATH] [--repeat N] [--keep DIR]
+    .venv/bin/python bench/ingest_bench.py --markup
+    .venv/bin/python bench/ingest_bench.py --corpus BIG --ingested DATA_DIR
+
+The first form: full ingest against the baseline, then no change, one sentence
+appended, the corpus renamed. `--markup`: the long-context markup overhead of the
+dev sets. `--ingested`: the incremental figures (no change, one sentence appended,
+renamed) on a large corpus next to hotpotqa-100 in one run, CPU seconds besides
+embedding compared (an empty DATA_DIR is first filled with placeholder vectors).
 
 Each phase runs in its own Python process, so that its peak memory (ru_maxrss) is
 its own. In every phase the embedding model and the cl100k tokenizer are loaded
@@ -15,6 +23,7 @@ Prints a table with PASS/MISS per target and one JSON line; exits 0 either way.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -23,11 +32,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# Phases run as `python bench/ingest_bench.py`, whose path starts with bench/: put the
+# checkout first, or `kb` and `ingest` would come from wherever the venv installed them.
+sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100" / "corpus.jsonl"
+DEV_SETS = ["hotpotqa-100", "squad-v2-dev"]
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -41,6 +55,9 @@ TARGETS = [
     ("embedding-model share of ingest", "embed_share", ">=", 0.85),
     ("no-change re-ingest / full", "nochange_ratio", "<", 0.03),
     ("one-document change / full", "onedoc_ratio", "<", 0.05),
+    ("one sentence appended: chunks embedded", "onedoc_chunks_embedded", "<=", 2),
+    ("corpus renamed/moved: chunks embedded", "renamed_chunks_embedded", "<=", 0),
+    ("long-context markup / text tokens", "markup_overhead", "<=", 0.05),
 ]
 
 
@@ -99,13 +116,25 @@ def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
     embedder.embed(["warm up the model"])
     encoding()
     embedder.texts_embedded, embedder.seconds = 0, 0.0
+    embed_cpu = 0.0
+    model_embed = embedder.embed
 
+    def embed(texts: Sequence[str]) -> Any:
+        nonlocal embed_cpu
+        started = time.process_time()
+        try:
+            return model_embed(texts)
+        finally:
+            embed_cpu += time.process_time() - started
+
+    embedder.embed = embed  # type: ignore[method-assign]
     with Clock() as clock:
         summary = run_ingest(settings, corpus, embedder=embedder)
     return {
         **clock.figures(),
         "summary_seconds": summary.seconds,
         "embed_seconds": summary.embed_seconds,
+        "embed_cpu_seconds": embed_cpu,
         "model_seconds": embedder.seconds,
         "texts_embedded": embedder.texts_embedded,
         "documents": summary.documents,
@@ -115,6 +144,7 @@ def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
         "changed": summary.changed,
         "unchanged": summary.unchanged,
         "corpus_tokens": summary.corpus_tokens,
+        "text_tokens": summary.text_tokens,
         "corpus_version": summary.corpus_version,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -154,7 +184,36 @@ def phase_baseline(corpus: Path, data_dir: Path) -> dict[str, Any]:
     }
 
 
-PHASES = {"ours": phase_ours, "baseline": phase_baseline}
+def phase_prefill(corpus: Path, data_dir: Path) -> dict[str, Any]:
+    """Ingest `corpus` with PLACEHOLDER vectors (hash-seeded random unit vectors, not
+    the model), so that the incremental figures (`--ingested`) can be measured on a
+    large corpus on a busy machine without an hour of embedding first. Everything else
+    (chunks, snapshot, BM25, Chroma writes) is the real pipeline; the measured runs
+    that follow use the real model. Never use such a data dir to answer questions."""
+    import numpy as np
+
+    from ingest.pipeline import run_ingest
+    from kb.embedding import DIMENSIONS, Embedder
+    from kb.settings import load_settings
+
+    class PlaceholderEmbedder(Embedder):
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            rows = []
+            for text in texts:
+                seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+                row = np.random.default_rng(seed).standard_normal(DIMENSIONS)
+                rows.append(row / np.linalg.norm(row))
+            self.texts_embedded += len(texts)
+            return np.asarray(rows, dtype=np.float32).reshape(len(texts), DIMENSIONS)
+
+    with Clock() as clock:
+        summary = run_ingest(
+            load_settings(data_dir=data_dir), corpus, embedder=PlaceholderEmbedder()
+        )
+    return {**clock.figures(), "chunks": summary.chunks, "corpus_tokens": summary.corpus_tokens}
+
+
+PHASES = {"ours": phase_ours, "baseline": phase_baseline, "prefill": phase_prefill}
 
 
 # ---- orchestration -----------------------------------------------------------------
@@ -182,14 +241,139 @@ def run_phase(name: str, corpus: Path, data_dir: Path) -> dict[str, Any]:
 
 
 def change_one_record(corpus: Path) -> str:
-    """Edit the text of the middle record of a JSONL copy; return its doc_id."""
+    """Append a sentence to the middle document of a JSONL file or of a folder (its
+    middle file); return what was changed."""
+    added = " This sentence was added by the benchmark's one-document change."
+    if corpus.is_dir():
+        files = sorted(p for p in corpus.rglob("*") if p.is_file())
+        target = files[len(files) // 2]
+        target.write_text(target.read_text("utf-8").rstrip() + added + "\n", "utf-8")
+        return str(target.relative_to(corpus))
     lines = corpus.read_text("utf-8").splitlines()
     middle = len(lines) // 2
     record = json.loads(lines[middle])
-    record["text"] += " This sentence was added by the benchmark's one-document change."
+    record["text"] += added
     lines[middle] = json.dumps(record, ensure_ascii=False)
     corpus.write_text("\n".join(lines) + "\n", "utf-8")
     return str(record["doc_id"])
+
+
+def move_corpus(corpus: Path, work: Path) -> Path:
+    """The corpus under another name and folder: a JSONL file keeps its records' ids,
+    a folder's files move one level down (every document gets a new id)."""
+    moved = work / "moved"
+    moved.mkdir(exist_ok=True)
+    if corpus.is_dir():
+        target = moved / "corpus-renamed"
+        target.mkdir()
+        corpus.rename(target / "docs")
+        return target
+    target = moved / f"renamed-{corpus.name}"
+    corpus.rename(target)
+    return target
+
+
+def incremental(corpus: Path, data_dir: Path, work: Path) -> dict[str, Any]:
+    """No change, one sentence appended, the corpus renamed: each a fresh process."""
+    print("[bench] no-change re-ingest ...", file=sys.stderr, flush=True)
+    nochange = run_phase("ours", corpus, data_dir)
+    cli_nochange = cli_seconds(corpus, data_dir)
+    changed_id = change_one_record(corpus)
+    print(f"[bench] one sentence appended ({changed_id}) ...", file=sys.stderr, flush=True)
+    onedoc = run_phase("ours", corpus, data_dir)
+    moved = move_corpus(corpus, work)
+    print(f"[bench] corpus renamed to {moved.name} ...", file=sys.stderr, flush=True)
+    renamed = run_phase("ours", moved, data_dir)
+    return {
+        "nochange": nochange,
+        "cli_nochange": cli_nochange,
+        "onedoc": onedoc,
+        "renamed": renamed,
+        "onedoc_besides_embedding_seconds": round(onedoc["seconds"] - onedoc["embed_seconds"], 3),
+        "renamed_chunks_embedded": renamed["chunks_embedded"],
+        "renamed_seconds": round(renamed["seconds"], 3),
+    }
+
+
+def scale_figures(source: Path, data_dir: Path, work: Path) -> dict[str, Any]:
+    """The incremental figures on a corpus already ingested into `data_dir` (a large
+    one takes long to embed once): a copy of the corpus is edited, never `source`."""
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / source.name
+    if source.is_dir():
+        shutil.copytree(source, corpus)
+    else:
+        shutil.copyfile(source, corpus)
+    if not (data_dir / "current.json").exists():
+        print(f"[bench] prefilling {data_dir} (placeholder vectors) ...", file=sys.stderr)
+        run_phase("prefill", corpus, data_dir)
+    load_before = os.getloadavg()[0]
+    steps = incremental(corpus, data_dir, work)
+    onedoc = steps["onedoc"]
+    return {
+        "corpus": str(source.resolve()),
+        "documents": onedoc["documents"],
+        "chunks": onedoc["chunks"],
+        "corpus_tokens": onedoc["corpus_tokens"],
+        "text_tokens": onedoc["text_tokens"],
+        "markup_overhead": round(onedoc["corpus_tokens"] / onedoc["text_tokens"] - 1, 4),
+        "nochange_seconds": round(steps["nochange"]["seconds"], 4),
+        "onedoc_seconds": round(onedoc["seconds"], 4),
+        "onedoc_embed_seconds": onedoc["embed_seconds"],
+        "onedoc_besides_embedding_seconds": steps["onedoc_besides_embedding_seconds"],
+        "onedoc_besides_embedding_cpu_seconds": round(
+            onedoc["cpu_seconds"] - onedoc["embed_cpu_seconds"], 3
+        ),
+        "onedoc_chunks_embedded": onedoc["chunks_embedded"],
+        "renamed_chunks_embedded": steps["renamed_chunks_embedded"],
+        "renamed_seconds": steps["renamed_seconds"],
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def markup_overhead(corpora: list[Path]) -> None:
+    """The long-context snapshot's markup per dev set, as `kb ingest` builds it
+    (kb/snapshot.py), without embedding anything: snapshot tokens / text tokens - 1."""
+    from ingest.loaders import load_corpus
+    from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
+    from kb.tokens import count_tokens
+
+    for corpus in corpora:
+        documents = sorted(load_corpus(corpus, 10**9).documents, key=lambda d: d.doc_id)
+        snapshot = build_snapshot(
+            [
+                SnapshotEntry(d.doc_id, d.title, d.source, d.text, body_tokens(d.text))
+                for d in documents
+            ]
+        )
+        text = sum(count_tokens(d.text) for d in documents)
+        overhead = snapshot.tokens / text - 1
+        verdict = "PASS" if overhead <= 0.05 else "MISS"
+        print(
+            f"  {corpus.parent.name:<14} {len(documents):>5} documents  {text:>9,} text tokens  "
+            f"{snapshot.tokens:>9,} snapshot tokens  markup {overhead:.2%}  (<= 5%: {verdict})"
+        )
+
+
+def scale_comparison(large: Path, data_dir: Path, reference: Path, work: Path) -> None:
+    """The incremental figures on a large ingested corpus next to a reference corpus
+    (prefilled the same way), in one run; prints both and their difference."""
+    rows = {
+        "reference": scale_figures(reference, work / "reference-data", work / "reference"),
+        "large": scale_figures(large, data_dir, work / "large"),
+    }
+    for name, row in rows.items():
+        print(
+            f"  {name:<9} {row['corpus_tokens']:>10,} tokens  markup {row['markup_overhead']:.2%}  "
+            f"append: {row['onedoc_chunks_embedded']} embedded, "
+            f"{row['onedoc_besides_embedding_seconds']:.2f} s wall / "
+            f"{row['onedoc_besides_embedding_cpu_seconds']:.2f} s CPU besides embedding  "
+            f"renamed: {row['renamed_chunks_embedded']} embedded  load {row['load_average']}"
+        )
+    key = "onedoc_besides_embedding_cpu_seconds"
+    extra = rows["large"][key] - rows["reference"][key]
+    print(f"  large - reference, CPU seconds besides embedding: {extra:+.2f} (target <= +1)")
+    print(json.dumps({"bench": "ingest-incremental", **rows, "extra_cpu_seconds": extra}))
 
 
 def cli_seconds(corpus: Path, data_dir: Path) -> float:
@@ -222,12 +406,8 @@ def benchmark(source: Path, repeat: int, work: Path) -> dict[str, Any]:
 
     full, ours_dir = min(fulls, key=lambda pair: pair[0]["seconds"])
     baseline = min((r for r, _ in baselines), key=lambda r: float(r["seconds"]))
-    print("[bench] no-change re-ingest ...", file=sys.stderr, flush=True)
-    nochange = run_phase("ours", corpus, ours_dir)
-    cli_nochange = cli_seconds(corpus, ours_dir)
-    changed_id = change_one_record(corpus)
-    print(f"[bench] one-document change ({changed_id}) ...", file=sys.stderr, flush=True)
-    onedoc = run_phase("ours", corpus, ours_dir)
+    steps = incremental(corpus, ours_dir, work)
+    nochange, cli_nochange, onedoc = steps["nochange"], steps["cli_nochange"], steps["onedoc"]
 
     checks = {
         "nochange_embedded_nothing": nochange["texts_embedded"] == 0
@@ -256,6 +436,11 @@ def benchmark(source: Path, repeat: int, work: Path) -> dict[str, Any]:
         "onedoc_seconds": round(onedoc["seconds"], 4),
         "onedoc_ratio": round(onedoc["seconds"] / full["seconds"], 5),
         "onedoc_chunks_embedded": onedoc["chunks_embedded"],
+        "onedoc_besides_embedding_seconds": steps["onedoc_besides_embedding_seconds"],
+        "renamed_chunks_embedded": steps["renamed_chunks_embedded"],
+        "renamed_seconds": steps["renamed_seconds"],
+        "text_tokens": full["text_tokens"],
+        "markup_overhead": round(full["corpus_tokens"] / full["text_tokens"] - 1, 4),
         "peak_rss_mb_onedoc": round(onedoc["peak_rss_mb"], 1),
         "baseline_seconds": round(baseline["seconds"], 3),
         "baseline_seconds_all": [round(r["seconds"], 3) for r, _ in baselines],
@@ -287,8 +472,12 @@ def report(results: dict[str, Any]) -> None:
         ("peak RSS, full ingest", f"{results['peak_rss_mb_full']:.0f} MB"),
         ("no-change re-ingest", f"{results['nochange_seconds'] * 1000:.0f} ms"),
         ("  whole `kb ingest` process", f"{results['nochange_cli_process_seconds']:.2f} s"),
-        ("one-document change", f"{results['onedoc_seconds'] * 1000:.0f} ms "
-         f"({results['onedoc_chunks_embedded']} chunks embedded)"),
+        ("one sentence appended", f"{results['onedoc_seconds'] * 1000:.0f} ms "
+         f"({results['onedoc_chunks_embedded']} chunks embedded, "
+         f"{results['onedoc_besides_embedding_seconds']:.2f} s besides embedding)"),
+        ("corpus renamed and moved", f"{results['renamed_seconds']:.2f} s "
+         f"({results['renamed_chunks_embedded']} chunks embedded)"),
+        ("markup overhead (snapshot / text tokens - 1)", f"{results['markup_overhead']:.2%}"),
         ("llama-index baseline", f"{results['baseline_seconds']:.2f} s "
          f"({results['baseline_chunks']} nodes, "
          f"{results['baseline_chunks_per_second']:.1f}/s)"),
@@ -319,12 +508,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--repeat", type=int, default=1, help="full ingests per side (best kept)")
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep the files")
+    parser.add_argument(
+        "--ingested",
+        type=Path,
+        default=None,
+        help="a data dir holding --corpus (a folder or JSONL; if the dir is empty it is "
+        "first filled with placeholder vectors, see phase_prefill): skip the full ingests "
+        "and print only the incremental figures (no change, one sentence appended, the "
+        "corpus renamed) on a copy of the corpus",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="with --ingested: the corpus measured the same way beside it (hotpotqa-100)",
+    )
+    parser.add_argument(
+        "--markup",
+        action="store_true",
+        help="print only the long-context markup overhead of the dev sets (no embedding)",
+    )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.phase:
         print(json.dumps(PHASES[args.phase](args.corpus, args.data_dir)))
+        return 0
+    if args.markup:
+        datasets = ROOT / ".." / "shared" / "datasets"
+        markup_overhead([datasets / name / "corpus.jsonl" for name in DEV_SETS])
+        return 0
+    if args.ingested:
+        with tempfile.TemporaryDirectory(prefix="kb-ingest-bench-") as work:
+            scale_comparison(args.corpus, args.ingested, args.reference, Path(work))
         return 0
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,13 @@ import hashlib
 
 from kb.models import Chunk, Document
 from kb.text import sentence_spans, trim
-from kb.tokens import encoding
+from kb.tokens import count_tokens, encode, encoding
 
 
 def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int, int]]:
     """Cut one over-long unit into pieces of at most `limit` tokens, on token edges."""
     enc = encoding()
-    tokens = enc.encode(text[start:end], disallowed_special=())
+    tokens = encode(text[start:end])
     _, offsets = enc.decode_with_offsets(tokens)
     pieces = []
     first = 0
@@ -30,7 +30,7 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
             piece_start = start + offsets[first]
             piece_end = start + offsets[last] if last < len(tokens) else end
             span = next(trim(text, piece_start, piece_end), None)
-            count = len(enc.encode_ordinary(text[span[0] : span[1]])) if span else 0
+            count = count_tokens(text[span[0] : span[1]]) if span else 0
             if count <= limit or last - first <= 1:
                 break
             last -= 1
@@ -40,29 +40,34 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
     return pieces
 
 
-def chunk_id(doc_id: str, content_hash: str, index: int) -> str:
-    """Stable id from the document and its content: unchanged text, unchanged id."""
-    return hashlib.sha256(f"{doc_id}\0{content_hash}\0{index}".encode()).hexdigest()[:32]
+def embedding_text(title: str, text: str) -> str:
+    """What the model sees of a chunk: the title gives it its subject."""
+    return f"{title}\n{text}"
 
 
-def chunk_document(
-    doc: Document, content_hash: str, chunk_tokens: int, overlap: int
-) -> list[Chunk]:
-    """Cut `doc` into token-bounded chunks with exact spans (see module doc)."""
-    enc = encoding()
+def chunk_id(key: str, title: str, text: str) -> str:
+    """The chunk's text key: the hash of what is embedded (and of `key`, the model and
+    format), so the same text under another document, name or folder has the same
+    id, and its vector is never computed twice."""
+    return hashlib.sha256(f"{key}\0{embedding_text(title, text)}".encode()).hexdigest()[:32]
+
+
+def chunk_document(doc: Document, key: str, chunk_tokens: int, overlap: int) -> list[Chunk]:
+    """Cut `doc` into token-bounded chunks with exact spans (see module doc). Greedy
+    packing from the start: text appended to a document changes only its last chunk
+    (or adds one), so an append re-embeds one or two chunks."""
     spans = list(sentence_spans(doc.text))
     # A unit costs its tokens plus those of the white space before it (a paragraph
     # break is a token too), so a packed chunk's real count stays within the bound.
     leads = [s for s, _ in spans[:1]] + [e for _, e in spans[:-1]]
-    # (encode_ordinary_batch starts a thread pool per call: slower for one document)
-    own = [enc.encode_ordinary(doc.text[s:e]) for s, e in spans]
-    led = [enc.encode_ordinary(doc.text[lead:e]) for lead, (_, e) in zip(leads, spans, strict=True)]
+    own = [count_tokens(doc.text[s:e]) for s, e in spans]
+    led = [count_tokens(doc.text[lead:e]) for lead, (_, e) in zip(leads, spans, strict=True)]
     units: list[tuple[int, int, int]] = []
     for (start, end), alone, joined in zip(spans, own, led, strict=True):
-        if len(alone) > chunk_tokens:
+        if alone > chunk_tokens:
             units.extend(_split_long(doc.text, start, end, chunk_tokens))
         else:
-            units.append((start, end, max(len(alone), len(joined))))
+            units.append((start, end, max(alone, joined)))
 
     chunks: list[Chunk] = []
     window: list[tuple[int, int, int]] = []
@@ -73,7 +78,7 @@ def chunk_document(
         index = len(chunks)
         chunks.append(
             Chunk(
-                chunk_id=chunk_id(doc.doc_id, content_hash, index),
+                chunk_id=chunk_id(key, doc.title, doc.text[start:end]),
                 doc_id=doc.doc_id,
                 title=doc.title,
                 source=doc.source,
@@ -81,7 +86,7 @@ def chunk_document(
                 end=end,
                 index=index,
                 text=doc.text[start:end],
-                tokens=len(enc.encode_ordinary(doc.text[start:end])),
+                tokens=count_tokens(doc.text[start:end]),
             )
         )
 
@@ -90,7 +95,7 @@ def chunk_document(
         # units): reject on it, accept only on the exact count of the joined text.
         if estimate > chunk_tokens + 8:
             return False
-        return len(enc.encode_ordinary(doc.text[start:end])) <= chunk_tokens
+        return count_tokens(doc.text[start:end]) <= chunk_tokens
 
     fresh = 0  # units in the window that no earlier chunk holds
     for unit in units:

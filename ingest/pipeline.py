@@ -1,65 +1,117 @@
-"""The incremental re-index: load, diff by content hash, chunk and embed only what
-changed, write a new corpus version, swap the pointer, delete what is stale.
+"""The incremental re-index as named phases, each in proportion to what changed:
 
-Order of writes (what makes a SIGKILL at any point safe):
-1. `pending.json` says an ingest is under way.
-2. New chunks' vectors are upserted into Chroma under content-derived ids; ids
-   already there (from a killed run) are not embedded again.
-3. A complete version folder is written: manifest, chunks, snapshot, BM25.
-4. `current.json` is replaced atomically: readers switch to the new version.
-5. Chunks of no committed version are deleted from Chroma; old version folders
-   are pruned; `pending.json` is removed.
+    diff    load the corpus, compare each document's content hash with the previous
+            version: unchanged documents keep their chunks, token counts and BM25 rows
+    chunk   cut only the new and changed documents
+    embed   vectors are keyed by the hash of the text embedded (and the model), so
+            only text the store has never seen is embedded: an edit re-embeds the
+            chunks whose text changed; a rename, move or copy re-embeds nothing
+    write   a complete version folder, assembled from the previous one plus the new
+            parts (kb/corpus.py's VersionWriter owns the format)
+    derive  per-version indexes readers need, computed before the version goes live
+    commit  `current.json` is replaced atomically: readers switch to the new version
+    clean   vectors of no kept version are deleted, old folders pruned
+
+Order of writes (what makes a SIGKILL at any point safe): `pending.json` first;
+vectors upserted under their text keys (ids already there, from a killed run or
+another document, are not embedded again); the version folder is staged and
+renamed into place; the pointer swap; the clean-up; `pending.json` removed.
 Readers filter vector hits by the chunks of the version they hold, so the extra
-vectors of steps 2-4 are never seen.
+vectors before the swap are never seen.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from ingest.chunking import chunk_document
+from ingest.chunking import embedding_text as chunk_text
 from ingest.loaders import load_corpus
-from kb.corpus import DOCUMENT_FOOTER, CorpusVersion, Layout, document_header, write_atomic
+from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
+from kb.corpus import (
+    CorpusVersion,
+    Layout,
+    VersionWriter,
+    chunk_line,
+    now,
+    prune_versions,
+    write_atomic,
+)
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.errors import IngestBusyError, IngestError, UserError
+from kb.errors import IngestBusyError, IngestError, KBError, UserError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
-from kb.sentence_index import build_sentence_index
+from kb.sentence_index import build_sentence_index, corpus_documents
 from kb.settings import Settings
+from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
 from kb.store import VectorStore
 from kb.tokens import count_tokens
 
-Progress = Callable[[int, int], None]
+# A phase's progress: (phase, done, total). Called once when a phase ends, and for
+# `embed` after every batch as well.
+Progress = Callable[[str, int, int], None]
 KEEP_VERSIONS = 2  # the new one and the one before, for queries still reading it
+SNAPSHOT_FORMAT = "snapshot-v2"  # "§ref title" headers, refs.json beside the snapshot
 
 
 def content_hash(doc: Document) -> str:
     return hashlib.sha256(f"{doc.title}\0{doc.source}\0{doc.text}".encode()).hexdigest()
 
 
+def vector_key(settings: Settings) -> str:
+    """What, besides the embedded text, decides a vector: the model and what it sees."""
+    return f"{MODEL_NAME}/title-v2"
+
+
 def config_key(settings: Settings) -> str:
-    """What, besides the text, decides a chunk's vector: a change re-embeds everything."""
-    return f"{MODEL_NAME}/chunk{settings.chunk_tokens}/overlap{settings.chunk_overlap}/title-v2"
+    """What decides a version's chunks and files: a change rebuilds them (vectors of
+    unchanged texts are still reused)."""
+    return (
+        f"{vector_key(settings)}/chunk{settings.chunk_tokens}/overlap{settings.chunk_overlap}"
+        f"/{SNAPSHOT_FORMAT}"
+    )
 
 
-def chunk_key(settings: Settings, digest: str) -> str:
-    """What chunk ids derive from: the content and the config, so that a new chunk size
-    or model never picks up a vector computed for other text under the same id."""
-    return f"{config_key(settings)}\0{digest}"
+def chunk_key(settings: Settings) -> str:
+    """What chunk ids derive from besides their text: see `vector_key`."""
+    return vector_key(settings)
 
 
 def embedding_text(chunk: Chunk) -> str:
-    """What the model sees: the title gives a chunk its subject."""
-    return f"{chunk.title}\n{chunk.text}"
+    """What the model sees of `chunk` (and what its id is the hash of)."""
+    return chunk_text(chunk.title, chunk.text)
+
+
+@dataclass
+class Plan:
+    """What the diff found: the documents to write, and which of them are new."""
+
+    settings: Settings
+    layout: Layout
+    root: Path
+    documents: list[Document]
+    previous: CorpusVersion | None
+    kept: dict[str, ManifestDoc]  # unchanged documents' entries, reused as they are
+    fresh: list[Document]
+    summary: IngestSummary
+    interrupted: bool
+    new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
+
+    @property
+    def nothing_changed(self) -> bool:
+        return (
+            self.previous is not None
+            and len(self.kept) == len(self.documents)
+            and not self.summary.removed
+            and not self.interrupted
+        )
 
 
 def run_ingest(
@@ -82,7 +134,11 @@ def run_ingest(
             "(or pass --wait SECONDS)."
         ) from exc
     try:
-        return _ingest_locked(settings, layout, root, embedder, progress)
+        return _ingest_locked(settings, layout, root, embedder, progress or _silent)
+    except Exception as exc:
+        if not isinstance(exc, KBError) and (full := disk_full_error(exc, settings.data_dir)):
+            raise full from exc
+        raise
     finally:
         lock.release()
 
@@ -92,90 +148,111 @@ def _ingest_locked(
     layout: Layout,
     root: Path,
     embedder: Embedder | None,
-    progress: Progress | None,
+    progress: Progress,
 ) -> IngestSummary:
     started = time.perf_counter()
+    # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
+    repaired = repair_committed(
+        settings, layout, lambda: embedder or shared_embedder(settings.embed_batch_size)
+    )
+    plan = diff(settings, layout, root)
+    plan.summary.repaired = repaired
+    progress("diff", len(plan.documents), len(plan.documents))
+    if plan.nothing_changed:
+        assert plan.previous is not None
+        return _finish(plan.summary, plan.previous.manifest, started)
+    if not plan.documents:
+        raise UserError(
+            f"No loadable documents under {root}; nothing was changed. "
+            f"Skipped: {len(plan.summary.skipped)} file(s)."
+        )
+    write_atomic(layout.pending, json.dumps({"started_at": now(), "root": str(root)}))
+    plan.summary.resumed = plan.interrupted
+
+    chunk(plan)
+    progress("chunk", len(plan.fresh), len(plan.fresh))
+    store = VectorStore(settings)
+    embedder = embedder or shared_embedder(settings.embed_batch_size)
+    embed(plan, store, embedder, progress)
+    version = write(plan)
+    progress("write", version.manifest.chunk_count, version.manifest.chunk_count)
+    derive(plan, version, embedder, progress)
+    VersionWriter(layout, version.version).commit()
+    progress("commit", 1, 1)
+    clean(plan, store, version.manifest)
+    progress("clean", 1, 1)
+    return _finish(plan.summary, version.manifest, started)
+
+
+# ---- phases ---------------------------------------------------------------------
+
+
+def diff(settings: Settings, layout: Layout, root: Path) -> Plan:
+    """Load the corpus and sort its documents into unchanged, added and changed."""
     try:
         loaded = load_corpus(root, settings.max_file_bytes)
     except FileNotFoundError as exc:
         raise UserError(f"{exc}; pass a folder or a file to ingest.") from exc
     previous = CorpusVersion.open(settings.data_dir) if layout.current_version() else None
-    key = config_key(settings)
-    same_config = previous is not None and previous.manifest.config_key == key
-    old_docs = previous.manifest.by_id() if previous and same_config else {}
-
+    old_docs = previous.manifest.by_id() if previous else {}
+    reusable = previous is not None and previous.manifest.config_key == config_key(settings)
     summary = IngestSummary(
-        skipped=loaded.skipped,
-        previous_version=previous.version if previous else None,
+        skipped=loaded.skipped, previous_version=previous.version if previous else None
     )
-    entries: list[ManifestDoc] = []
-    fresh: list[tuple[Document, str]] = []
+    kept: dict[str, ManifestDoc] = {}
+    fresh: list[Document] = []
     for doc in loaded.documents:
-        digest = content_hash(doc)
         old = old_docs.get(doc.doc_id)
-        if old is not None and old.content_hash == digest:
+        if reusable and old is not None and old.content_hash == content_hash(doc):
             summary.unchanged += 1
-            entries.append(old)
+            kept[doc.doc_id] = old
             continue
-        if old is None and (previous is None or doc.doc_id not in previous.manifest.by_id()):
+        if old is None:
             summary.added += 1
             summary.added_ids.append(doc.doc_id)
         else:
             summary.changed += 1
             summary.changed_ids.append(doc.doc_id)
-        fresh.append((doc, digest))
+        fresh.append(doc)
     current_ids = {doc.doc_id for doc in loaded.documents}
-    if previous is not None:
-        summary.removed_ids = sorted(set(previous.manifest.by_id()) - current_ids)
-        summary.removed = len(summary.removed_ids)
-
-    interrupted = layout.pending.exists()
-    nothing_changed = (
-        previous is not None
-        and same_config
-        and not fresh
-        and not summary.removed
+    summary.removed_ids = sorted(set(old_docs) - current_ids)
+    summary.removed = len(summary.removed_ids)
+    return Plan(
+        settings=settings,
+        layout=layout,
+        root=root,
+        documents=sorted(loaded.documents, key=lambda d: d.doc_id),
+        previous=previous if reusable else None,
+        kept=kept,
+        fresh=fresh,
+        summary=summary,
+        interrupted=layout.pending.exists(),
     )
-    if nothing_changed and not interrupted:
-        assert previous is not None
-        _finish(summary, previous.manifest, started)
-        return summary
-    if not loaded.documents:
-        raise UserError(
-            f"No loadable documents under {root}; nothing was changed. "
-            f"Skipped: {len(loaded.skipped)} file(s)."
+
+
+def chunk(plan: Plan) -> None:
+    """Cut the new and changed documents; chunk ids are their text keys."""
+    key = chunk_key(plan.settings)
+    for doc in plan.fresh:
+        plan.new_chunks[doc.doc_id] = chunk_document(
+            doc, key, plan.settings.chunk_tokens, plan.settings.chunk_overlap
         )
 
-    write_atomic(layout.pending, json.dumps({"started_at": _now(), "root": str(root)}))
-    summary.resumed = interrupted
 
-    new_chunks: list[Chunk] = []
-    for doc, digest in fresh:
-        chunks = chunk_document(
-            doc, chunk_key(settings, digest), settings.chunk_tokens, settings.chunk_overlap
-        )
-        new_chunks.extend(chunks)
-        entries.append(
-            ManifestDoc(
-                doc_id=doc.doc_id,
-                title=doc.title,
-                source=doc.source,
-                content_hash=digest,
-                tokens=count_tokens(doc.text),
-                chars=len(doc.text),
-                chunk_ids=[c.chunk_id for c in chunks],
-            )
-        )
-    entries.sort(key=lambda e: e.doc_id)
-
-    store = VectorStore(settings)
-    embedder = embedder or shared_embedder(settings.embed_batch_size)
-    already = store.existing([c.chunk_id for c in new_chunks]) if new_chunks else set()
-    todo = [c for c in new_chunks if c.chunk_id not in already]
-    summary.chunks_reused = len(new_chunks) - len(todo)
+def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress) -> None:
+    """Embed the chunk texts the store does not hold yet, batch by batch."""
+    summary = plan.summary
+    unique = {c.chunk_id: c for chunks in plan.new_chunks.values() for c in chunks}
+    # The committed version's vectors are all stored: ask the store only about the rest.
+    committed = plan.previous.chunk_ids if plan.previous else frozenset()
+    unknown = [cid for cid in unique if cid not in committed]
+    already = (unique.keys() & committed) | (store.existing(unknown) if unknown else set())
+    todo = [c for cid, c in unique.items() if cid not in already]
+    summary.chunks_reused = sum(len(cs) for cs in plan.new_chunks.values()) - len(todo)
     if todo:
         _ = embedder.model  # loaded before the clock: embed_seconds is the model's work only
-    step = max(settings.embed_batch_size * 4, 256)
+    progress("embed", 0, len(todo))
+    step = max(plan.settings.embed_batch_size, 1) * 4
     for begin in range(0, len(todo), step):
         part = todo[begin : begin + step]
         embed_started = time.perf_counter()
@@ -183,106 +260,154 @@ def _ingest_locked(
         summary.embed_seconds += time.perf_counter() - embed_started
         store.upsert(part, vectors)
         summary.chunks_embedded += len(part)
-        if progress:
-            progress(summary.chunks_embedded, len(todo))
+        progress("embed", summary.chunks_embedded, len(todo))
 
-    manifest = _write_version(settings, layout, root, key, entries, loaded.documents, previous, {
-        c.chunk_id: c for c in new_chunks
-    })
-    reader = build_sentence_index(
-        settings, manifest.corpus_version, loaded.documents, embedder,
-        previous_version=summary.previous_version, progress=progress,
+
+def write(plan: Plan) -> CorpusVersion:
+    """The new version folder, from the previous version's parts and the new ones."""
+    settings, previous = plan.settings, plan.previous
+    entries = [_entry(plan, doc) for doc in plan.documents]
+    snapshot = build_snapshot(
+        [
+            SnapshotEntry(d.doc_id, d.title, d.source, d.text, e.body_tokens)
+            for d, e in zip(plan.documents, entries, strict=True)
+        ]
     )
-    summary.sentences_embedded, summary.sentences_reused = reader.embedded, reader.reused
-    write_atomic(
-        layout.current,
-        json.dumps({"corpus_version": manifest.corpus_version, "committed_at": _now()}),
+    key = config_key(settings)
+    # The snapshot and its reference map: a renamed file changes only the map.
+    refs = "\n".join(f"{d.doc_id}\0{d.source}" for d in snapshot.documents)
+    version = hashlib.sha256(f"{key}\0{snapshot.text}\0{refs}".encode()).hexdigest()[:16]
+    writer = VersionWriter(plan.layout, version)
+    if writer.complete() is None:
+        lines, rows = _chunk_rows(plan, entries)
+        lexical = LexicalIndex.assemble(rows, previous.lexical if previous else None)
+        manifest = Manifest(
+            corpus_version=version,
+            created_at=now(),
+            config_key=key,
+            corpus_root=str(plan.root.resolve()),
+            corpus_tokens=snapshot.tokens,
+            text_tokens=sum(e.tokens for e in entries),
+            documents=entries,
+            chunk_count=len(lines),
+            embedding_model=MODEL_NAME,
+        )
+        writer.write(manifest, snapshot, lines, lexical)
+    return CorpusVersion.at(plan.layout, version)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What a derived index is computed from."""
+
+    settings: Settings
+    version: CorpusVersion  # written, not yet committed: write into `version.folder`
+    previous: CorpusVersion | None  # the version before, same config: reuse what it has
+    embedder: Embedder
+    progress: Progress  # report as (its name, done, total)
+    summary: IngestSummary  # where a derived index reports what it embedded
+
+
+def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Progress) -> None:
+    """Indexes readers need per version, computed before the version goes live, so
+    that the first question after an ingest is as fast as the tenth. Each is a
+    function of a `Derivation` that reuses what it can from the previous version and
+    is idempotent (a killed run repeats it)."""
+    job = Derivation(plan.settings, version, plan.previous, embedder, progress, plan.summary)
+    for build in DERIVED_INDEXES:
+        build(job)
+
+
+def sentence_index(job: Derivation) -> None:
+    """The extractive reader's sentence vectors (kb/sentence_index.py)."""
+    built = build_sentence_index(
+        job.settings,
+        job.version.version,
+        corpus_documents(job.version),
+        job.embedder,
+        previous_version=job.previous.version if job.previous else None,
+        progress=lambda done, total: job.progress("derive", done, total),
+    )
+    job.summary.sentences_embedded, job.summary.sentences_reused = built.embedded, built.reused
+
+
+DERIVED_INDEXES: list[Callable[[Derivation], None]] = [sentence_index]
+
+
+def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:
+    """Delete vectors of no kept version; prune old folders; end the pending state.
+    A query still on the previous version keeps its folder but not the vectors it
+    no longer shares with the new one: never a mix of versions."""
+    live = {cid for entry in manifest.documents for cid in entry.chunk_ids}
+    if plan.interrupted or plan.previous is None:
+        stale: set[str] | frozenset[str] = store.all_ids() - live  # a killed run: any text
+    else:
+        stale = plan.previous.chunk_ids - live
+    plan.summary.chunks_deleted = store.delete(sorted(stale))
+    prune_versions(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
+    prune_reader_cache(plan.layout, keep={manifest.corpus_version, plan.summary.previous_version})
+    plan.layout.pending.unlink(missing_ok=True)
+
+
+# ---- helpers --------------------------------------------------------------------
+
+
+def _entry(plan: Plan, doc: Document) -> ManifestDoc:
+    kept = plan.kept.get(doc.doc_id)
+    if kept is not None and kept.body_tokens >= 0:
+        return kept
+    chunks = plan.new_chunks.get(doc.doc_id)
+    if chunks is None:  # kept, from a version that did not store its body's tokens
+        assert kept is not None
+        return kept.model_copy(update={"body_tokens": body_tokens(doc.text)})
+    return ManifestDoc(
+        doc_id=doc.doc_id,
+        title=doc.title,
+        source=doc.source,
+        content_hash=content_hash(doc),
+        tokens=count_tokens(doc.text),
+        chars=len(doc.text),
+        chunk_ids=[c.chunk_id for c in chunks],
+        body_tokens=body_tokens(doc.text),
     )
 
-    # A query still on the previous version keeps its chunks' text (its version
-    # folder is kept) but no longer finds their vectors: never a mix of versions.
-    live = {cid for entry in entries for cid in entry.chunk_ids}
-    stale = store.all_ids() - live
-    summary.chunks_deleted = store.delete(stale)
-    _prune_versions(layout, keep={manifest.corpus_version, summary.previous_version})
-    layout.pending.unlink(missing_ok=True)
-    _finish(summary, manifest, started)
-    return summary
 
-
-def _write_version(
-    settings: Settings,
-    layout: Layout,
-    root: Path,
-    key: str,
-    entries: list[ManifestDoc],
-    documents: list[Document],
-    previous: CorpusVersion | None,
-    new_chunks: dict[str, Chunk],
-) -> Manifest:
-    old_chunks = {c.chunk_id: c for c in previous.chunks} if previous else {}
-    chunks: list[Chunk] = []
+def _chunk_rows(plan: Plan, entries: list[ManifestDoc]) -> tuple[list[str], list[int | str]]:
+    """The new chunk list as stored lines, and for the BM25 index each row's source:
+    a row of the previous version's index, or the text to tokenize."""
+    previous_lines: list[str] = plan.previous.chunk_lines() if plan.previous else []
+    first_row: dict[str, int] = {}
+    if plan.previous is not None:
+        row = 0
+        for old in plan.previous.manifest.documents:
+            first_row[old.doc_id] = row
+            row += len(old.chunk_ids)
+    lines: list[str] = []
+    rows: list[int | str] = []
     for entry in entries:
-        for cid in entry.chunk_ids:
-            chunk = new_chunks.get(cid) or old_chunks.get(cid)
-            if chunk is None:
-                raise IngestError(f"chunk {cid} of {entry.doc_id} is missing; re-run the ingest")
-            chunks.append(chunk)
-
-    by_id = {doc.doc_id: doc for doc in documents}
-    parts: list[str] = []
-    spans: list[tuple[str, int, int]] = []
-    offset = 0
-    for entry in entries:
-        doc = by_id[entry.doc_id]
-        header = document_header(doc.doc_id, doc.title, doc.source)
-        parts += [header, doc.text, DOCUMENT_FOOTER]
-        spans.append((doc.doc_id, offset + len(header), offset + len(header) + len(doc.text)))
-        offset += len(header) + len(doc.text) + len(DOCUMENT_FOOTER)
-    snapshot = "".join(parts)
-    version = hashlib.sha256(f"{key}\0{snapshot}".encode()).hexdigest()[:16]
-    folder = layout.version_dir(version)
-    if (folder / "manifest.json").exists():  # this exact version is already complete
-        return Manifest.model_validate_json((folder / "manifest.json").read_text("utf-8"))
-
-    manifest = Manifest(
-        corpus_version=version,
-        created_at=_now(),
-        config_key=key,
-        corpus_root=str(root.resolve()),
-        corpus_tokens=count_tokens(snapshot),
-        documents=entries,
-        chunk_count=len(chunks),
-        embedding_model=MODEL_NAME,
-    )
-    staging = folder.with_name(f".{version}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / "snapshot.txt").write_text(snapshot, "utf-8")
-    (staging / "snapshot_spans.json").write_text(json.dumps(spans), "utf-8")
-    with open(staging / "chunks.jsonl", "w", encoding="utf-8") as fh:
-        for chunk in chunks:
-            fh.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-    LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging / "bm25")
-    (staging / "manifest.json").write_text(manifest.model_dump_json(), "utf-8")
-    staging.rename(folder)
-    return manifest
+        fresh = plan.new_chunks.get(entry.doc_id)
+        if fresh is None:
+            start = first_row.get(entry.doc_id)
+            if start is None or start + len(entry.chunk_ids) > len(previous_lines):
+                raise IngestError(f"chunks of {entry.doc_id} are missing; re-run the ingest")
+            lines += previous_lines[start : start + len(entry.chunk_ids)]
+            rows += range(start, start + len(entry.chunk_ids))
+        else:
+            lines += [chunk_line(c) for c in fresh]
+            rows += [embedding_text(c) for c in fresh]
+    return lines, rows
 
 
-def _prune_versions(layout: Layout, keep: set[str | None]) -> None:
-    for folder in layout.versions.iterdir():
-        if folder.name not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _finish(summary: IngestSummary, manifest: Manifest, started: float) -> None:
+def _finish(summary: IngestSummary, manifest: Manifest, started: float) -> IngestSummary:
     summary.documents = len(manifest.documents)
     summary.chunks = manifest.chunk_count
     summary.corpus_tokens = manifest.corpus_tokens
+    summary.text_tokens = manifest.text_tokens
     summary.corpus_version = manifest.corpus_version
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.embed_seconds = round(summary.embed_seconds, 3)
+    return summary
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _silent(phase: str, done: int, total: int) -> None:
+    pass

@@ -1,7 +1,8 @@
 """Mapping a generated answer's citation markers back to exact spans.
 
 Retrieval answers cite passages as [n]; long-context answers cite documents as
-[doc:ID], which are renumbered [1]..[m] and pointed at the chunk of that document
+[doc:N] (N the document's reference number in the snapshot; the version's
+reference map gives its id), which are renumbered [1]..[m] and pointed at the chunk of that document
 that shares the most words with the answer."""
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def _resolve_documents(text: str, prompt: Prompt) -> tuple[str, list[Citation]]:
     answer_words = content_words(_DOC.sub(" ", text))
 
     def renumber(match: re.Match[str]) -> str:
-        doc_id = match.group(1)
-        chunks = corpus.chunks_by_doc.get(doc_id)
-        if not chunks:
+        doc_id = corpus.doc_id_for(match.group(1))
+        chunks = corpus.chunks_by_doc.get(doc_id) if doc_id else None
+        if not doc_id or not chunks:
             return match.group(0)  # not a document of this corpus: leave it visible
         if doc_id not in numbers:
             numbers[doc_id] = len(numbers) + 1

@@ -1,8 +1,10 @@
-"""The on-disk layout of a corpus and the read side of a committed version.
+"""The on-disk layout of a corpus: the version folder format, its one writer and its
+reader. No other module names these files.
 
     DATA_DIR/
       current.json              pointer to the committed version (atomic replace)
-      versions/<version>/       manifest.json, chunks.jsonl, snapshot.txt, bm25/
+      versions/<version>/       manifest.json, chunks.jsonl, snapshot.txt, refs.json,
+                                lexical.npz (+ derived indexes readers add)
       pending.json              present while an ingest is between writes
       ingest.lock               held by the one ingest that may run
       chroma/                   embedded Chroma (unless KB_CHROMA_URL is set)
@@ -17,14 +19,25 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from kb.errors import NotIngestedError
+from kb.errors import CorpusDamagedError, NotIngestedError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Manifest
+from kb.snapshot import Snapshot, SnapshotDocument
+
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+SNAPSHOT = "snapshot.txt"
+REFS = "refs.json"  # the snapshot's reference-to-source map, outside the prompt
+LEXICAL = "lexical.npz"
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,17 @@ class Layout:
             return str(json.loads(self.current.read_text("utf-8"))["corpus_version"])
         except FileNotFoundError:
             return None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise damaged(self.current, exc) from exc
+
+
+def damaged(path: Path, exc: Exception) -> CorpusDamagedError:
+    """The error for an unreadable committed file, naming it and the cure."""
+    why = "is missing" if isinstance(exc, FileNotFoundError) else f"is damaged ({exc})"
+    return CorpusDamagedError(
+        f"{path} {why.splitlines()[0][:200]}. Run `kb check` for the full list and "
+        "`kb ingest PATH` to repair the index."
+    )
 
 
 def write_atomic(path: Path, data: str) -> None:
@@ -70,17 +94,8 @@ def write_atomic(path: Path, data: str) -> None:
     os.replace(tmp, path)
 
 
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace('"', "&quot;").replace("\n", " ")
-
-
-def document_header(doc_id: str, title: str, source: str) -> str:
-    return (
-        f'<document id="{_escape(doc_id)}" title="{_escape(title)}" source="{_escape(source)}">\n'
-    )
-
-
-DOCUMENT_FOOTER = "\n</document>\n\n"
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class CorpusVersion:
@@ -102,19 +117,38 @@ class CorpusVersion:
                 f"No corpus has been ingested into {data_dir}. Run `kb ingest PATH` first "
                 "(or POST /v1/ingest)."
             )
-        manifest = Manifest.model_validate_json(
-            (layout.version_dir(version) / "manifest.json").read_text("utf-8")
-        )
+        return cls.at(layout, version)
+
+    @classmethod
+    def at(cls, layout: Layout, version: str) -> CorpusVersion:
+        """A version folder, committed or not (an ingest reads the one it just wrote)."""
+        path = layout.version_dir(version) / MANIFEST
+        try:
+            manifest = Manifest.model_validate_json(path.read_text("utf-8"))
+        except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+            raise damaged(path, exc) from exc
         return cls(layout, manifest)
 
     @property
     def corpus_tokens(self) -> int:
         return self.manifest.corpus_tokens
 
+    def chunk_lines(self) -> list[str]:
+        """The chunk list as stored, one JSON line per chunk in manifest order."""
+        with open(self.folder / CHUNKS, encoding="utf-8") as fh:
+            return fh.readlines()
+
     @cached_property
     def chunks(self) -> list[Chunk]:
-        with open(self.folder / "chunks.jsonl", encoding="utf-8") as fh:
-            return [Chunk(**json.loads(line)) for line in fh]
+        try:
+            return [Chunk(**json.loads(line)) for line in self.chunk_lines()]
+        except (ValueError, TypeError, OSError) as exc:
+            raise damaged(self.folder / CHUNKS, exc) from exc
+
+    @cached_property
+    def chunk_ids(self) -> frozenset[str]:
+        """Every chunk id (= vector id) of this version, from the manifest alone."""
+        return frozenset(cid for doc in self.manifest.documents for cid in doc.chunk_ids)
 
     @cached_property
     def chunk_rows(self) -> dict[str, int]:
@@ -123,11 +157,41 @@ class CorpusVersion:
     @cached_property
     def snapshot(self) -> str:
         """The byte-stable text of every document: the long-context prompt's prefix."""
-        return (self.folder / "snapshot.txt").read_text("utf-8")
+        try:
+            return (self.folder / SNAPSHOT).read_text("utf-8")
+        except (ValueError, OSError) as exc:
+            raise damaged(self.folder / SNAPSHOT, exc) from exc
 
     @cached_property
     def lexical(self) -> LexicalIndex:
-        return LexicalIndex.load(self.folder / "bm25", len(self.chunks))
+        path = self.folder / LEXICAL
+        try:
+            if self.manifest.chunk_count and not path.exists():
+                raise FileNotFoundError(path)
+            return LexicalIndex.load(path)
+        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise damaged(path, exc) from exc
+
+    @cached_property
+    def documents(self) -> list[SnapshotDocument]:
+        """Each document's reference number, source and exact span in the snapshot."""
+        try:
+            rows = json.loads((self.folder / REFS).read_text("utf-8"))
+            return [SnapshotDocument(*row) for row in rows]
+        except (ValueError, TypeError, OSError) as exc:
+            raise damaged(self.folder / REFS, exc) from exc
+
+    @cached_property
+    def _by_ref(self) -> dict[str, str]:
+        return {str(d.ref): d.doc_id for d in self.documents}
+
+    def doc_id_for(self, reference: str) -> str | None:
+        """The document a long-context citation names: by reference number (`12`,
+        `§12`) or, from older prompts, by its id."""
+        reference = reference.strip().lstrip("§").strip()
+        if reference in self._by_ref:
+            return self._by_ref[reference]
+        return reference if reference in self.chunks_by_doc else None
 
     @cached_property
     def chunks_by_doc(self) -> dict[str, list[Chunk]]:
@@ -148,7 +212,56 @@ class CorpusVersion:
 
     def document_spans(self) -> list[tuple[str, int, int]]:
         """(doc_id, start, end) of each document's text inside the snapshot."""
-        spans: list[tuple[str, int, int]] = json.loads(
-            (self.folder / "snapshot_spans.json").read_text("utf-8")
+        return [(d.doc_id, d.start, d.end) for d in self.documents]
+
+
+def chunk_line(chunk: Chunk) -> str:
+    return json.dumps(asdict(chunk), ensure_ascii=False) + "\n"
+
+
+class VersionWriter:
+    """Writes one version folder, whole or not at all: files go to a staging folder
+    renamed into place, so a folder under `versions/` is always complete."""
+
+    def __init__(self, layout: Layout, version: str) -> None:
+        self.layout = layout
+        self.version = version
+        self.folder = layout.version_dir(version)
+
+    def complete(self) -> Manifest | None:
+        """The manifest of this exact version if an earlier run already wrote it."""
+        path = self.folder / MANIFEST
+        return Manifest.model_validate_json(path.read_text("utf-8")) if path.exists() else None
+
+    def write(
+        self,
+        manifest: Manifest,
+        snapshot: Snapshot,
+        chunk_lines: Iterable[str],
+        lexical: LexicalIndex,
+    ) -> None:
+        staging = self.folder.with_name(f".{self.version}.staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        (staging / SNAPSHOT).write_text(snapshot.text, "utf-8")
+        refs = [[d.ref, d.doc_id, d.title, d.source, d.start, d.end] for d in snapshot.documents]
+        (staging / REFS).write_text(json.dumps(refs, ensure_ascii=False), "utf-8")
+        with open(staging / CHUNKS, "w", encoding="utf-8") as fh:
+            fh.writelines(chunk_lines)
+        lexical.save(staging / LEXICAL)
+        (staging / MANIFEST).write_text(manifest.model_dump_json(), "utf-8")  # last: the seal
+        staging.rename(self.folder)
+
+    def commit(self) -> None:
+        """Point `current.json` at this version: readers switch to it atomically."""
+        write_atomic(
+            self.layout.current,
+            json.dumps({"corpus_version": self.version, "committed_at": now()}),
         )
-        return spans
+
+
+def prune_versions(layout: Layout, keep: set[str | None]) -> None:
+    """Delete every version folder but `keep` (and staging leftovers of killed runs)."""
+    for folder in layout.versions.iterdir():
+        if folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -8,7 +8,10 @@
     │   ├── InvalidRequestError  a question, mode, top-k or body is unusable
     │   └── AuthError            missing or wrong API key for the service
     ├── IngestError              ingestion could not run (HTTP 409/500, CLI exit 1)
-    │   └── IngestBusyError      another ingest holds the data directory
+    │   ├── IngestBusyError      another ingest holds the data directory
+    │   └── DiskFullError        no space left while writing; nothing was committed
+    ├── CorpusDamagedError       a committed file is unreadable (HTTP 503; `kb ingest` repairs)
+    ├── ServiceError             a running `kb serve` (KB_URL) failed or was not reached
     └── BackendError             the answer backend failed (HTTP 502/503/504)
         ├── BackendAuthError     the provider rejected the key
         ├── BackendRateLimitError  the provider is throttling us
@@ -65,6 +68,30 @@ class IngestError(KBError):
 
 class IngestBusyError(IngestError):
     http_status = 409
+
+
+class DiskFullError(IngestError):
+    http_status = 507
+
+
+class CorpusDamagedError(KBError):
+    """A file of the committed corpus is missing or unreadable; the message names it."""
+
+    http_status = 503
+
+
+class ServiceError(KBError):
+    """A running `kb serve` that `kb ask` / `kb chat` talk to (KB_URL) could not be
+    reached, or answered with an error; `http_status` is its status (0: unreachable)."""
+
+    def __init__(self, message: str, *, http_status: int = 0, kind: str = "") -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self._kind = kind
+
+    @property
+    def kind(self) -> str:
+        return self._kind or type(self).__name__
 
 
 class BackendError(KBError):

@@ -54,6 +54,7 @@ class ManifestDoc(BaseModel):
     tokens: int
     chars: int
     chunk_ids: list[str]
+    body_tokens: int = -1  # tokens of its text in the snapshot (markup and header excluded)
 
 
 class Manifest(BaseModel):
@@ -64,6 +65,7 @@ class Manifest(BaseModel):
     config_key: str
     corpus_root: str
     corpus_tokens: int
+    text_tokens: int = 0  # the documents' own tokens: corpus_tokens minus the markup
     documents: list[ManifestDoc]
     chunk_count: int
     embedding_model: str
@@ -94,6 +96,7 @@ class IngestSummary(BaseModel):
     documents: int = 0
     chunks: int = 0
     corpus_tokens: int = 0
+    text_tokens: int = 0
     corpus_version: str = ""
     previous_version: str | None = None
     resumed: bool = False
@@ -102,6 +105,7 @@ class IngestSummary(BaseModel):
     added_ids: list[str] = Field(default_factory=list)
     changed_ids: list[str] = Field(default_factory=list)
     removed_ids: list[str] = Field(default_factory=list)
+    repaired: list[str] = Field(default_factory=list)
 
 
 # ---- query side -----------------------------------------------------------
@@ -160,6 +164,10 @@ class Answer:
     corpus_version: str
     timings: dict[str, float] = field(default_factory=dict)
     retrieved: list[Citation] = field(default_factory=list)
+    # Set when the question was the last turn of a conversation (kb.conversation):
+    # the question routed and retrieved with, and how it was made.
+    standalone_question: str | None = None
+    standalone_method: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `kb ask --json` (and, field for field, of the API)."""

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from kb.corpus import Layout
+from kb.corpus import CorpusVersion, Layout
 from kb.embedding import DIMENSIONS, MODEL_NAME, Embedder
 from kb.settings import Settings
 from kb.text import ANSWER_KINDS, Unit, UnitKind, content_words, reading_units
@@ -334,6 +334,16 @@ class SentenceIndexes:
                 shutil.rmtree(folder, ignore_errors=True)
                 gone += 1
         return gone
+
+
+def corpus_documents(corpus: CorpusVersion) -> list[DocumentText]:
+    """Every document of a written version, read back from its snapshot."""
+    titles = {d.doc_id: d.title for d in corpus.manifest.documents}
+    snapshot = corpus.snapshot
+    return [
+        DocumentText(doc_id, titles.get(doc_id, ""), snapshot[start:end])
+        for doc_id, start, end in corpus.document_spans()
+    ]
 
 
 def needs_sentence_index(backend: str) -> bool:

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     )
 
     # Service.
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="A running `kb serve` (http://host:port): `kb ask` and `kb chat` send "
+        "their questions there instead of loading the model in the command.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)

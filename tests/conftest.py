@@ -35,6 +35,10 @@ def clean_kb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
         if name.startswith("KB_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    # From the temp folder, a `python -m api.cli` subprocess must still import this
+    # checkout (not whatever copy the venv has installed).
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), path])))
     yield
 
 

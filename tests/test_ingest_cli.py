@@ -148,8 +148,11 @@ def test_two_ingests_at_once_one_fails_clearly_the_other_prints_json(
     assert lines[0] == "added 0, changed 0, removed 0, unchanged 8, skipped 2"
     assert "  skipped empty.txt: empty file" in lines
     assert any(line.startswith("  skipped bad.jsonl:2: invalid JSON") for line in lines)
-    assert lines[-2].startswith("0 chunks embedded (0 reused, 0 deleted)")
-    assert lines[-1].startswith(f"corpus {version.version}: 8 documents")
+    assert lines[-3].startswith("0 chunks embedded (0 reused, 0 deleted)")
+    assert lines[-2].startswith(f"corpus {version.version}: 8 documents")
+    markup = version.corpus_tokens / version.manifest.text_tokens - 1
+    assert lines[-1].startswith(f"long-context markup: {markup:.1%} of the text's ")
+    assert again.stderr.splitlines() == ["diff: 8 documents read"]  # one line per phase
 
 
 def test_a_waiting_ingest_runs_once_the_lock_is_free(tmp_path: Path, embedder: Embedder) -> None:
@@ -204,7 +207,7 @@ def test_a_run_killed_mid_embedding_leaves_the_old_version_and_the_next_run_comp
     _fresh_chroma_view()
 
     # Enough new documents that embedding them takes more than one progress step
-    # (a step is 256 chunks).
+    # (a step is 64 chunks).
     (corpus / "more.jsonl").write_text(_first_sentences(10, 310), "utf-8")
     killed = subprocess.Popen(
         _kb("ingest", str(corpus), "--data-dir", str(settings.data_dir)),
@@ -225,6 +228,7 @@ def test_a_run_killed_mid_embedding_leaves_the_old_version_and_the_next_run_comp
     assert progress.startswith("embedded "), killed.communicate()
     done, total = (int(n) for n in progress.split()[1].split("/"))
     assert 0 < done < total
+    assert "chunks/s, ETA " in progress  # from the first batch on
     assert killed.returncode == -signal.SIGKILL
 
     # The previous version is still the committed one, whole and queryable.

@@ -104,7 +104,7 @@ def test_anthropic_sends_the_corpus_as_a_cached_data_block_of_the_user_turn() ->
         "claude-sonnet-4-5",
         http_client=recorder.client,
     )
-    snapshot = f'<document id="evil.md" title="Evil" source="evil.md">\n{INJECTION}\n</document>'
+    snapshot = f"§1 Evil\n{INJECTION}\n\n"
     prompt = Prompt("long_context", INSTRUCTIONS_LONG_CONTEXT, snapshot, QUESTION, "kb-v1")
     backend.complete(prompt)
 

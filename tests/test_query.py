@@ -68,8 +68,10 @@ def test_long_context_prefix_is_byte_identical_across_questions(base: KnowledgeB
     second = long_context_prompt(corpus, "What is the hotel limit in Berlin?")
     assert first.prefix.encode() == second.prefix.encode()
     assert first.prefix.startswith(INSTRUCTIONS_LONG_CONTEXT)
-    for doc_id in DOCS:
-        assert f'<document id="{doc_id}"' in first.context
+    for ref, doc in enumerate(corpus.documents, start=1):
+        assert doc.doc_id in DOCS and doc.ref == ref
+        assert first.context[doc.start : doc.end] == DOCS[doc.doc_id].strip()
+        assert first.context[: doc.start].endswith("\n") and f"§{ref}" in first.context
     assert first.cache_key == second.cache_key == f"kb-{corpus.version}"
 
 

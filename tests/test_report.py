@@ -125,7 +125,7 @@ def test_results_hold_one_answer_per_question_and_mode(report_dir: Path) -> None
     assert {r["path"] for r in sweep} == {"long_context", "rag"}
     # The warm-up built the long-context prompt cache, so no timed question is cold.
     assert not any(r["cold"] for r in answers)
-    # The order of the modes rotates per question: with 6 questions every mode ran first.
+    # The modes ran in balanced orders: with 6 questions every mode ran first.
     orders: dict[str, dict[int, str]] = {}
     for r in answers:
         orders.setdefault(r["qid"], {})[r["order"]] = r["mode"]

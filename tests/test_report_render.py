@@ -35,6 +35,8 @@ from kb.report.summary import (
     TokenMeans,
 )
 
+pytestmark = pytest.mark.fast  # no datasets, no model, no index
+
 MODEL = "openai:gpt-4.1-mini"
 
 
@@ -327,6 +329,21 @@ def test_no_recommendation_without_both_forced_paths() -> None:
         max_cost_ratio=20.0,
     )
     assert advice.path == "rag" and "long context could not run (BackendError: down)" in advice.text
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_balanced_orders_put_every_mode_in_every_place_and_after_every_other(n: int) -> None:
+    from collections import Counter
+
+    from kb.report.runner import balanced_orders
+
+    orders = balanced_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    places = Counter((place, item) for order in orders for place, item in enumerate(order))
+    assert len(set(places.values())) == 1 and len(places) == n * n
+    follows = Counter(pair for order in orders for pair in zip(order, order[1:], strict=False))
+    # Every ordered pair (a directly before b) occurs, and equally often.
+    assert len(follows) == n * (n - 1) and len(set(follows.values())) <= 1
 
 
 @pytest.mark.parametrize(

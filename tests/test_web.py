@@ -101,10 +101,9 @@ def test_ask_a_question_and_see_cited_passages(
     page.fill("#question", "How long do access grants last?")
     page.select_option("#mode", "auto")
     page.click("#ask")
-    page.wait_for_function(
-        "document.querySelector('#answer').innerText.includes('eight hours')"
-        " && document.querySelector('#result').dataset.state === 'done'",
-        timeout=60_000,
+    # (a selector, not wait_for_function: the page's CSP forbids evaluating strings)
+    page.locator("#result[data-state='done'] #answer:has-text('eight hours')").wait_for(
+        timeout=60_000
     )
     assert "long context" in page.locator("#route .route-head").inner_text()
     save_screenshot(page, tmp_path, "web-answer-auto.png")
@@ -124,3 +123,56 @@ def test_errors_are_shown_on_the_page(server: LiveServer, browser: object) -> No
     assert "KB_MAX_QUESTION_CHARS" in error.inner_text()
     assert "422" in error.inner_text()
     page.close()
+
+
+def test_a_follow_up_on_the_page_keeps_the_conversation(
+    server: LiveServer, browser: object, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})  # type: ignore[attr-defined]
+    page.goto(server.url + "/")
+    page.select_option("#mode", "rag")
+    for question in ("Who runs the access portal?", "How long do its grants last?"):
+        page.fill("#question", question)
+        page.click("#ask")
+        page.wait_for_function(
+            "document.querySelector('#result').dataset.state === 'done'"
+            f" && document.querySelector('#turns').innerText.includes({question!r})",
+            timeout=60_000,
+        )
+    turns = page.locator("#turns .turn")
+    assert turns.count() == 4
+    assert "eight hours" in page.locator("#answer").inner_text()
+    asked_as = page.locator("#standalone").inner_text()
+    assert "Who runs the access portal? How long do its grants last?" in asked_as
+    assert "rag" in page.locator("#route .route-head").inner_text()
+    assert "security/access.md" in page.locator("#citations .citation").first.inner_text()
+    save_screenshot(page, tmp_path, "web-conversation.png")
+
+    page.click("#new-conversation")
+    assert page.locator("#conversation").is_hidden()
+    page.close()
+
+
+def test_api_docs_render_offline(server: LiveServer, browser: object, tmp_path: Path) -> None:
+    """Swagger UI comes from the installed package: with every request to another
+    origin aborted, the operations still render, and the favicon is ours."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    requests: list[str] = []
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(server.url) else route.abort()
+        ),
+    )
+    page = context.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/v1/query" in paths and "/v1/chat/completions" in paths
+    assert "kb: a knowledge service" in page.locator(".title").first.inner_text()
+    save_screenshot(page, tmp_path, "web-docs.png")
+    assert requests and all(url.startswith(server.url) for url in requests)
+    icon = page.request.get(server.url + "/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    context.close()

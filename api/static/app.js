@@ -148,8 +148,37 @@ function renderCitations(citations) {
   }
 }
 
+// The conversation so far: {role, content} turns, oldest first, sent as `history`.
+const HISTORY_TURNS = 20;
+let history = [];
+
+function renderConversation() {
+  const list = $("turns");
+  list.replaceChildren();
+  for (const turn of history) {
+    const item = el("li", "turn turn-" + turn.role);
+    item.append(el("span", "turn-role", turn.role === "user" ? "You" : "kb"));
+    item.append(el("span", "turn-text", turn.content));
+    list.append(item);
+  }
+  $("conversation").hidden = history.length === 0;
+}
+
+function renderStandalone(a) {
+  const box = $("standalone");
+  box.hidden = !a.standalone_question;
+  if (!a.standalone_question) return;
+  const how = a.standalone_method === "rewrite" ? "rewritten by the model" : "with the recent questions";
+  box.replaceChildren(
+    el("span", "label-inline", "Asked as: "),
+    el("q", "standalone-question", a.standalone_question),
+    el("span", "muted", ` (${how})`),
+  );
+}
+
 function render(answerJson) {
   renderAnswerText(answerJson.answer);
+  renderStandalone(answerJson);
   $("answer").classList.toggle("refused", answerJson.refused);
   renderRoute(answerJson.route);
   renderUsage(answerJson);
@@ -190,6 +219,7 @@ async function ask(event) {
     return;
   }
   const body = { question, mode: $("mode").value, stream: true };
+  if (history.length) body.history = history.slice(-HISTORY_TURNS);
   const topK = $("top-k").value.trim();
   if (topK) body.top_k = Number(topK);
 
@@ -216,6 +246,9 @@ async function ask(event) {
         $("result").hidden = false;
       } else if (name === "answer") {
         render(data);
+        history.push({ role: "user", content: question }, { role: "assistant", content: data.answer });
+        renderConversation();
+        $("question").value = "";
       } else if (name === "error") {
         showError(`${data.error.message} (${data.error.type})`);
       }
@@ -230,12 +263,20 @@ async function ask(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const keyInput = $("api-key");
-  keyInput.value = localStorage.getItem(KEY_STORAGE) || "";
+  // The key lives for this tab's session only: never written to disk (localStorage).
+  localStorage.removeItem(KEY_STORAGE);
+  keyInput.value = sessionStorage.getItem(KEY_STORAGE) || "";
   keyInput.addEventListener("change", () => {
-    localStorage.setItem(KEY_STORAGE, keyInput.value.trim());
+    sessionStorage.setItem(KEY_STORAGE, keyInput.value.trim());
     loadStatus();
   });
   $("ask-form").addEventListener("submit", ask);
+  $("new-conversation").addEventListener("click", () => {
+    history = [];
+    renderConversation();
+    $("result").hidden = true;
+    $("question").focus();
+  });
   $("question").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("ask-form").requestSubmit();
   });

@@ -68,6 +68,8 @@ class AnswerBackend(ABC):
     needs_warm_up: ClassVar[bool] = False
     # It refuses below a score threshold (KB_EXTRACTIVE_THRESHOLD) that a report can sweep.
     has_refusal_threshold: ClassVar[bool] = False
+    # Writes text (so it can rewrite a follow-up into a standalone question).
+    generative: ClassVar[bool] = True
 
     def __init__(self, model: str) -> None:
         self.model = model

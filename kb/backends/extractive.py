@@ -30,7 +30,13 @@ from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.fact_kinds import asked_kinds, carries, restates
 from kb.models import Citation, Usage
 from kb.prompts import REFUSAL, Prompt
-from kb.sentence_index import DocumentText, SentenceIndex, SentenceIndexes, hash64
+from kb.sentence_index import (
+    DocumentText,
+    SentenceIndex,
+    SentenceIndexes,
+    corpus_documents,
+    hash64,
+)
 from kb.settings import Settings
 from kb.text import content_words
 from kb.tokens import count_tokens
@@ -125,7 +131,7 @@ class ExtractiveBackend(AnswerBackend):
             if index is None:
                 index = self.indexes.load(corpus.version)
                 if index is None:
-                    index = SentenceIndex.build(_documents(corpus), self.embedder)
+                    index = SentenceIndex.build(corpus_documents(corpus), self.embedder)
                     index.save(self.indexes.folder(corpus.version))
                     built = True
                 self._loaded[corpus.version] = index
@@ -242,16 +248,6 @@ class ExtractiveBackend(AnswerBackend):
         text = " ".join(f"{c.text} [{c.number}]" for c in citations)
         usage.output_tokens = count_tokens(text)
         return Completion(text, usage, self.name, refused=False, citations=citations)
-
-
-def _documents(corpus: CorpusVersion) -> list[DocumentText]:
-    """Every document of a committed version, read back from its snapshot."""
-    titles = {d.doc_id: d.title for d in corpus.manifest.documents}
-    snapshot = corpus.snapshot
-    return [
-        DocumentText(doc_id, titles.get(doc_id, ""), snapshot[start:end])
-        for doc_id, start, end in corpus.document_spans()
-    ]
 
 
 def _stitched(prompt: Prompt) -> list[DocumentText]:

@@ -7,13 +7,15 @@ computed for any threshold).
 Latency is comparable across modes: every mode is warmed with one question before
 anything is timed (the long-context warm-up builds the corpus version's prompt
 cache, and its time is reported as the cold start), each question is embedded before
-its modes are timed, and the order of the modes rotates from question to question, so
-no mode pays for going first more often than another.
+its modes are timed, garbage is collected before each timed question, and the modes
+run in the orders of a balanced Latin square, so no mode goes first, or follows a
+given mode, more often than another.
 Everything but the timings is deterministic for a seed.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
@@ -160,22 +162,38 @@ def _answer_rows(
     top_k: int,
     bar: _Progress,
 ) -> list[AnswerRow]:
-    """Every question in every mode. The order of the modes is a seeded shuffle, rotated
-    by one position per question, so each mode runs first, second, ... equally often;
-    the question is embedded (untimed) before its first mode, so no mode pays for
-    the others' shared work (the embedder remembers recent texts)."""
+    """Every question in every mode, in the orders of a balanced Latin square over the
+    modes (a seeded shuffle of them): over the questions each mode runs first, second,
+    ... equally often and follows every other mode equally often, so neither its place
+    nor its predecessor favours a mode. The question is embedded (untimed) before its
+    first mode, so no mode pays for the others' shared work."""
     bar.phase("answers (" + ", ".join(options.modes) + ")")
     corpus_doc_ids = set(kb.corpus().manifest.by_id())
-    order = list(options.modes)
-    random.Random(options.seed).shuffle(order)
+    modes = list(options.modes)
+    random.Random(options.seed).shuffle(modes)
+    orders = [[modes[i] for i in row] for row in balanced_orders(len(modes))]
     rows = []
     for number, question in enumerate(questions):
         kb.embedder.embed_one(question.question)
-        shift = number % len(order)
-        for position, mode in enumerate(order[shift:] + order[:shift]):
+        for position, mode in enumerate(orders[number % len(orders)]):
             rows.append(_answer_row(kb, question, mode, top_k, position, corpus_doc_ids))
             bar.step()
     return rows
+
+
+def balanced_orders(n: int) -> list[list[int]]:
+    """Williams' balanced Latin square on 0..n-1: every item takes every place equally
+    often and directly follows every other item equally often (n orders for an even n,
+    2n for an odd n)."""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    square = [[(item + shift) % n for item in first] for shift in range(n)]
+    return square if n % 2 == 0 else square + [row[::-1] for row in square]
 
 
 def _answer_row(
@@ -196,6 +214,9 @@ def _answer_row(
         gold_doc_ids=list(question.gold_doc_ids),
         order=position,
     )
+    # Collect garbage untimed, so a collection that earlier asks' garbage triggers does
+    # not land, always in the same place of the order, on one mode's clock.
+    gc.collect()
     try:
         answer = kb.ask(question.question, mode=mode, top_k=top_k)
     except (InvalidRequestError, BackendError) as exc:

@@ -1,0 +1,205 @@
+"""The knowledge base as an MCP server, on the official MCP Python SDK.
+
+Agents and IDE assistants (Claude Desktop, Cursor, ...) get three tools and the
+documents:
+
+- `ask`: an answer with its route (which path answered and why) and citations, each
+  an exact character span of a document;
+- `search`: the passages retrieval finds for a query, cited the same way, no answer;
+- `corpus_status`: documents, chunks, tokens, version and the path `auto` would pick;
+- resources `kb://documents/{doc_id}`: each document's text.
+
+Two transports: stdio (`kb mcp`, one process per client) and streamable HTTP at
+`/mcp` beside the HTTP API in `kb serve` (stateless, JSON responses), behind the
+same key check as the API's queries (`KB_REQUIRE_KEY_FOR_QUERIES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.security import HTTPAuthorizationCredentials
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp_types import Resource as MCPResource
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.deps import require_query_key
+from api.schemas import Citation, CorpusResponse, QueryResponse, Turn
+from kb import __version__
+from kb.conversation import Turn as ConversationTurn
+from kb.conversation import ask_conversation
+from kb.corpus import CorpusVersion
+from kb.errors import KBError
+from kb.prompts import passages_from_hits
+from kb.service import KnowledgeBase
+from kb.settings import Mode, Settings
+
+HTTP_PATH = "/mcp"
+DOCUMENT_URI = "kb://documents/{+doc_id}"
+INSTRUCTIONS = (
+    "Answers questions over a team's documents with cited sources. Use `ask` for an "
+    "answer (it says which path answered and cites exact spans), `search` to read the "
+    "passages about a topic yourself, `corpus_status` to see what is indexed. Each "
+    "document is also a resource, kb://documents/<doc_id>."
+)
+
+
+class SearchResult(BaseModel):
+    """What `search` returns: the passages, numbered in document order."""
+
+    query: str = Field(description="The query as searched.")
+    corpus_version: str = Field(description="The corpus version the passages come from.")
+    passages: list[Citation] = Field(description="The passages, each an exact span.")
+
+
+class KBServer(MCPServer):
+    """An MCPServer whose resource list is the committed corpus's documents now."""
+
+    def __init__(self, kb: KnowledgeBase, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kb = kb
+
+    async def list_resources(self) -> list[MCPResource]:
+        corpus = await anyio.to_thread.run_sync(self.kb.corpus)
+        return [
+            MCPResource(
+                uri=document_uri(doc.doc_id),
+                name=doc.doc_id,
+                title=doc.title,
+                description=f"{doc.source}, {doc.tokens:,} tokens",
+                mime_type="text/plain",
+            )
+            for doc in corpus.manifest.documents
+        ]
+
+
+def document_uri(doc_id: str) -> str:
+    return DOCUMENT_URI.replace("{+doc_id}", doc_id)
+
+
+def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda: False) -> KBServer:
+    """The MCP server over `kb`: tools `ask`, `search`, `corpus_status`, and documents."""
+    server = KBServer(kb, name="kb", version=__version__, instructions=INSTRUCTIONS)
+
+    @server.tool(
+        description="Answer a question from the documents, with citations (exact spans) "
+        "and the route: which path answered (long context or retrieval) and why. "
+        "`history`: earlier turns of a conversation, oldest first, for a follow-up."
+    )
+    def ask(
+        question: str,
+        mode: Mode | None = None,
+        top_k: int | None = None,
+        history: list[Turn] | None = None,
+    ) -> QueryResponse:
+        from api.routes import to_response
+
+        turns = [ConversationTurn(t.role, t.content) for t in history or []]
+        turns.append(ConversationTurn("user", question))
+        return to_response(_call(ask_conversation, kb, turns, mode, top_k))
+
+    @server.tool(
+        description="Search the documents: the passages retrieval finds for `query`, "
+        "numbered and cited with exact spans, without an answer."
+    )
+    def search(query: str, top_k: int = 8) -> SearchResult:
+        if not query.strip() or not 1 <= top_k <= 100:
+            raise ToolError("Send a non-empty query and a top_k between 1 and 100.")
+        corpus = _call(kb.corpus)
+        hits = _call(kb.retriever(corpus).search, query.strip(), top_k)
+        return SearchResult(
+            query=query.strip(),
+            corpus_version=corpus.version,
+            passages=[Citation.model_validate(asdict(p)) for p in passages_from_hits(hits)],
+        )
+
+    @server.tool(
+        description="What is indexed: documents, chunks, tokens, the corpus version, the "
+        "last ingest, the backend and the path `auto` would pick now, and why."
+    )
+    def corpus_status() -> CorpusResponse:
+        status = _call(kb.status)
+        return CorpusResponse.model_validate(asdict(status) | {"ingest_running": ingest_running()})
+
+    @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain")
+    def document(doc_id: str) -> str:
+        """The text of one document of the corpus, by its id."""
+        corpus: CorpusVersion = _call(kb.corpus)
+        for span_doc, start, end in corpus.document_spans():
+            if span_doc == doc_id:
+                return corpus.snapshot[start:end]
+        raise ResourceError(
+            f"No document {doc_id!r} in corpus {corpus.version}; resources/list names them."
+        )
+
+    return server
+
+
+def _call(func: Callable[..., Any], *args: Any) -> Any:
+    """Run a kb call; its errors reach the client as a tool error with their message."""
+    try:
+        return func(*args)
+    except KBError as exc:
+        raise ToolError(f"{exc.kind}: {exc.message}") from exc
+
+
+# ---- streamable HTTP beside `kb serve` ---------------------------------------------
+
+
+class _QueryKeyCheck:
+    """The API's query auth in front of the MCP endpoint: the same `require_query_key`,
+    so a missing or wrong key is the same 401 as on /v1/query."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        credentials = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+            if scheme.lower() == "bearer" and token.strip()
+            else None
+        )
+        require_query_key(self.settings, credentials)  # raises AuthError -> 401
+        await self.app(scope, receive, send)
+
+
+def mount_http(app: FastAPI, kb: KnowledgeBase, ingest_running: Callable[[], bool]) -> Any:
+    """Serve MCP over streamable HTTP at `/mcp` on `app`. Returns the session manager,
+    whose `run()` the app's lifespan must enter."""
+    server = build_server(kb, ingest_running)
+    server.streamable_http_app(
+        streamable_http_path=HTTP_PATH,
+        stateless_http=True,
+        json_response=True,
+        host=kb.settings.host,
+    )
+    manager: StreamableHTTPSessionManager = server.session_manager
+    endpoint = _QueryKeyCheck(StreamableHTTPASGIApp(manager), kb.settings)
+    app.router.routes.append(Route(HTTP_PATH, endpoint=endpoint))
+    return manager
+
+
+# ---- `kb mcp` ------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve over stdio until the client closes the pipe. Stdout carries the protocol."""
+    from kb.settings import load_settings
+
+    settings = load_settings(data_dir=args.data_dir, backend=args.backend)
+    with KnowledgeBase(settings) as kb:
+        kb.corpus()  # fail now, with the CLI's message, if nothing is ingested
+        anyio.run(build_server(kb).run_stdio_async)
+    return 0

@@ -1,0 +1,184 @@
+"""Verify the committed version before an ingest trusts it, and repair what is damaged.
+
+`kb ingest` calls `repair_committed` first (see `kb.check` for what is verified):
+
+- an unreadable `current.json`, or one pointing at a missing folder: the pointer is
+  restored to the newest complete version (none: the ingest starts afresh);
+- a damaged lexical (BM25) index: rebuilt from the version's chunks, in place;
+- damaged chunks, manifest or snapshot: the pointer goes back to the newest other
+  complete version (the ingest then re-derives the damaged one from the documents,
+  reusing every vector already in the store) and the damaged folder is removed;
+- chunks without a vector: re-embedded from the chunks' text.
+
+`disk_full_error` turns a failed write for want of space (an `OSError` ENOSPC,
+SQLite's "database or disk is full", Chroma's failed compaction on a full disk)
+into one clear `DiskFullError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from kb.check import check_version_files, missing_vectors
+from kb.corpus import LEXICAL, Layout, now, write_atomic
+from kb.embedding import Embedder
+from kb.errors import CorpusDamagedError, DiskFullError
+from kb.lexical import LexicalIndex
+from kb.models import Chunk
+from kb.settings import Settings
+
+EmbedderFactory = Callable[[], Embedder]
+REBUILT_PARTS = {"manifest", "chunks", "snapshot"}  # what only the documents can rebuild
+
+
+def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFactory) -> list[str]:
+    """Make the committed version sound (see module doc); what was repaired, in words."""
+    repairs: list[str] = []
+    version = _sound_pointer(layout, repairs)
+    if version is None:
+        return repairs
+    manifest, chunks, damage = check_version_files(layout, version)
+    parts = {d.part for d in damage}
+    if manifest is None or chunks is None or parts & REBUILT_PARTS:
+        described = "; ".join(d.problem for d in damage)
+        fallback = _newest_complete(layout, exclude={version})
+        _point_at(layout, fallback)
+        shutil.rmtree(layout.version_dir(version), ignore_errors=True)
+        repairs.append(
+            f"version {version} was damaged ({described}): rebuilt from the documents"
+            + (f", starting from version {fallback}" if fallback else "")
+        )
+        if fallback is None:
+            return repairs
+        version = fallback
+        manifest, chunks, damage = check_version_files(layout, version)
+        parts = set()
+    if chunks is None:
+        return repairs
+    if "lexical" in parts:
+        _rebuild_lexical(layout.version_dir(version), chunks)
+        repairs.append(f"rebuilt the lexical index of version {version} from its chunks")
+    ids = [c.chunk_id for c in chunks]
+    missing, _ = missing_vectors(settings, ids)
+    if missing:
+        _reembed(settings, [c for c in chunks if c.chunk_id in set(missing)], embedder())
+        repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
+    return repairs
+
+
+def _sound_pointer(layout: Layout, repairs: list[str]) -> str | None:
+    """The committed version, after restoring a damaged or dangling pointer."""
+    try:
+        version = layout.current_version()
+    except CorpusDamagedError as exc:
+        version, why = None, f"current.json was unreadable ({exc.message.split('. ')[0]})"
+    else:
+        if version is None or layout.version_dir(version).is_dir():
+            return version
+        why = f"current.json pointed at the missing version {version}"
+    restored = _newest_complete(layout, exclude=set())
+    _point_at(layout, restored)
+    repairs.append(
+        f"{why}: restored it to version {restored}"
+        if restored
+        else f"{why} and no complete version was left: re-indexing from the documents"
+    )
+    return restored
+
+
+def _newest_complete(layout: Layout, exclude: set[str]) -> str | None:
+    """The most recently created version folder whose files are all sound."""
+    if not layout.versions.is_dir():
+        return None
+    found: list[tuple[str, str]] = []
+    for folder in layout.versions.iterdir():
+        if folder.name.startswith(".") or folder.name in exclude or not folder.is_dir():
+            continue
+        manifest, chunks, damage = check_version_files(layout, folder.name)
+        if manifest is not None and chunks is not None and not damage:
+            found.append((manifest.created_at, folder.name))
+    return max(found)[1] if found else None
+
+
+def _point_at(layout: Layout, version: str | None) -> None:
+    if version is None:
+        layout.current.unlink(missing_ok=True)
+        return
+    write_atomic(layout.current, json.dumps({"corpus_version": version, "committed_at": now()}))
+
+
+def _rebuild_lexical(folder: Path, chunks: list[Chunk]) -> None:
+    from ingest.pipeline import embedding_text
+
+    staging = folder / f".{LEXICAL}.rebuild"
+    LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging)
+    os.replace(staging, folder / LEXICAL)
+
+
+def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> None:
+    from ingest.pipeline import embedding_text
+    from kb.store import VectorStore, forget_embedded_clients
+
+    if (
+        settings.chroma_url is None
+        and not (settings.data_dir / "chroma" / "chroma.sqlite3").exists()
+    ):
+        forget_embedded_clients()  # a client opened before the file went is no use
+    store = VectorStore(settings)
+    step = max(settings.embed_batch_size * 4, 256)
+    for begin in range(0, len(chunks), step):
+        part = chunks[begin : begin + step]
+        store.upsert(part, embedder.embed([embedding_text(c) for c in part]))
+
+
+def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:
+    """Drop the reader's sentence indexes of every version but `keep`, and the cache
+    files of older releases (one file per snapshot under cache/extractive/)."""
+    from kb.sentence_index import SentenceIndexes
+
+    SentenceIndexes(layout).prune(keep)
+    shutil.rmtree(layout.cache_dir("extractive"), ignore_errors=True)
+
+
+LOW_SPACE_BYTES = 16 * 1024 * 1024  # a store write failing with less free than this
+
+
+def disk_full_error(exc: BaseException, data_dir: Path) -> DiskFullError | None:
+    """A DiskFullError if `exc` is a write that ran out of space: an ENOSPC anywhere in
+    its chain, or a storage error (OS, SQLite, Chroma) while the disk is all but full
+    (Chroma reports a full disk as "Error in compaction", without the cause)."""
+    seen: BaseException | None = exc
+    out_of_space = False
+    while seen is not None and not out_of_space:
+        text = str(seen)
+        out_of_space = (
+            (isinstance(seen, OSError) and seen.errno == errno.ENOSPC)
+            or "disk is full" in text
+            or "No space left" in text
+        )
+        seen = seen.__cause__ or seen.__context__
+    storage = isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in {
+        "chromadb",
+        "sqlite3",
+    }
+    free = _free_bytes(data_dir)
+    if not out_of_space and not (storage and free is not None and free < LOW_SPACE_BYTES):
+        return None
+    shown = f" ({free:,} bytes free)" if free is not None else ""
+    return DiskFullError(
+        f"No space left on the device holding {data_dir}{shown}: the ingest stopped and "
+        "committed nothing; the previous version still answers. Free some space and run "
+        "the ingest again (it resumes where it stopped)."
+    )
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None

@@ -1,0 +1,245 @@
+"""Conversations: a follow-up becomes a standalone question before routing and retrieval.
+
+"When did she last review it?" means nothing to a retriever. Before a follow-up is
+routed, it is made to stand on its own:
+
+- with a generative backend, by one short rewrite call (the prompt is in
+  `kb.prompts.rewrite_prompt`), cached per backend and conversation, so a client
+  that re-sends the same conversation does not pay for it twice. A rewrite that
+  brings nothing of the conversation into the question is not trusted (see
+  `trusted`); the recent user turns are used instead;
+- with the offline extractive reader, which cannot write, by a retrieval query made
+  of the recent user turns, latest last ("Who maintains the on-call rotation? When
+  did she last review it?"), when the follow-up leans on them (`needs_context`: it
+  refers back, continues, or is a word or two); a question that does not is taken
+  as a new topic and asked as written.
+
+The first question of a conversation is used as written. The answer carries the
+question that was actually routed (`Answer.standalone_question`), so a client can
+show it next to the route.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from kb.backends import AnswerBackend, StreamDelta
+from kb.backends.base import is_refusal
+from kb.errors import InvalidRequestError
+from kb.models import Answer
+from kb.prompts import rewrite_prompt
+from kb.text import content_words
+
+if TYPE_CHECKING:
+    from kb.service import KnowledgeBase
+
+Role = Literal["user", "assistant"]
+Method = Literal["as_is", "rewrite", "recent_turns"]
+
+RECENT_USER_TURNS = 3  # the extractive reader's query: this many user turns, latest last
+TRANSCRIPT_TURNS = 6  # turns the rewrite call sees
+ASSISTANT_CHARS = 400  # an assistant turn is cut to this many characters in the transcript
+REWRITE_CACHE_SIZE = 512
+SOURCES_MARK = "\n\nSources:\n"  # the list the chat endpoint appends to its answers
+# Words by which a follow-up refers back to the conversation, and its usual openings.
+REFERENCE_WORDS = frozenset(
+    "it its itself he him his she her hers they them their theirs this these those "
+    "former latter".split()
+)
+CONTINUATIONS = frozenset(["and", "but", "also", "then", "so", "what about", "how about"])
+_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Standalone:
+    """The question routing and retrieval use, and how it was made from the last turn."""
+
+    question: str
+    last: str
+    method: Method
+
+
+def user_turns(turns: Sequence[Turn]) -> list[str]:
+    return [turn.content.strip() for turn in turns if turn.role == "user" and turn.content.strip()]
+
+
+def recent_turns_query(turns: Sequence[Turn], max_chars: int) -> str:
+    """The last user turn, preceded by up to RECENT_USER_TURNS - 1 earlier ones while
+    the whole stays within `max_chars`."""
+    questions = user_turns(turns)
+    query = questions[-1]
+    for earlier in reversed(questions[-RECENT_USER_TURNS:-1]):
+        longer = f"{earlier} {query}"
+        if len(longer) > max_chars:
+            break
+        query = longer
+    return query
+
+
+def needs_context(question: str) -> bool:
+    """Whether a question leans on the conversation: it refers back (it, its, she,
+    they, this, those...), continues ("And elsewhere?", "What about Sieve?") or has
+    at most one word of content. Without a model to judge, a question that does none of
+    these is taken as a new topic and asked as written."""
+    words = _WORD.findall(question.lower())
+    if not words:
+        return False
+    if any(word in REFERENCE_WORDS for word in words):
+        return True
+    if words[0] in CONTINUATIONS or " ".join(words[:2]) in CONTINUATIONS:
+        return True
+    return len(content_words(question)) <= 1
+
+
+def transcript(turns: Sequence[Turn]) -> str:
+    """The conversation before the last user turn, as the rewrite call reads it: one
+    `User:` / `Assistant:` line each, an assistant's `Sources:` list dropped."""
+    lines = []
+    for turn in list(turns[:-1])[-TRANSCRIPT_TURNS:]:
+        text = turn.content.split(SOURCES_MARK, 1)[0].strip()
+        if turn.role == "assistant":
+            text = text[:ASSISTANT_CHARS]
+        lines.append(f"{'User' if turn.role == 'user' else 'Assistant'}: {' '.join(text.split())}")
+    return "\n".join(lines)
+
+
+class _RewriteCache:
+    """Rewrites by (backend, conversation), least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> str | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str, str], value: str) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+rewrite_cache = _RewriteCache(REWRITE_CACHE_SIZE)
+
+
+def standalone_question(
+    turns: Sequence[Turn], backend: AnswerBackend, max_chars: int
+) -> Standalone:
+    """The last user turn made to stand on its own (see the module docstring)."""
+    asked = [turn.content for turn in turns if turn.role == "user"]
+    if not asked:
+        raise InvalidRequestError(
+            "The conversation has no user message: the last user message is the question."
+        )
+    last = asked[-1]
+    if not last.strip() or len(user_turns(turns)) == 1:
+        return Standalone(last, last, "as_is")  # the question is checked where it is asked
+    last = last.strip()
+    if not backend.generative:
+        if not needs_context(last):
+            return Standalone(last, last, "as_is")
+        return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
+    history = transcript(_through_last_user(turns))
+    key = (backend.name, history, last)
+    rewritten = rewrite_cache.get(key)
+    if rewritten is None:
+        rewritten = _rewrite(backend, history, last, max_chars)
+        rewrite_cache.put(key, rewritten)
+    if not trusted(rewritten, last, history):
+        return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
+    return Standalone(rewritten, last, "rewrite")
+
+
+def trusted(rewritten: str, last: str, history: str) -> bool:
+    """Whether a rewrite may replace the follow-up. It may when the model kept the
+    question as it was (it judged it standalone) or brought at least one word of the
+    conversation into it; a rewrite that only rephrases (small models often drop the
+    reference instead of resolving it) is no better than the follow-up alone, and an
+    answer in place of a question is no question at all."""
+    if not rewritten or (last.rstrip().endswith("?") and not rewritten.endswith("?")):
+        return False  # nothing, or an answer instead of a question
+    words, asked = content_words(rewritten), content_words(last)
+    if words == asked:
+        return True
+    return bool((words - asked) & content_words(history))
+
+
+def _through_last_user(turns: Sequence[Turn]) -> list[Turn]:
+    """The conversation up to and including its last user turn."""
+    end = max(i for i, turn in enumerate(turns) if turn.role == "user")
+    return list(turns[: end + 1])
+
+
+def _rewrite(backend: AnswerBackend, history: str, last: str, max_chars: int) -> str:
+    """One rewrite call; '' when the reply is not a usable question."""
+    completion = backend.complete(rewrite_prompt(history, last))
+    lines = [line.strip() for line in completion.text.strip().splitlines() if line.strip()]
+    if not lines or is_refusal(lines[0]):
+        return ""
+    text = lines[0]
+    for label in ("standalone question:", "rewritten question:", "rewritten:", "question:"):
+        if text.lower().startswith(label):
+            text = text[len(label) :].strip()
+    text = text.strip("\"'` ")
+    if not text or len(text) > max_chars:
+        return ""
+    return text
+
+
+def converse(
+    kb: KnowledgeBase,
+    turns: Sequence[Turn],
+    mode: str | None = None,
+    top_k: int | None = None,
+    *,
+    stream: bool = False,
+) -> Iterator[StreamDelta | Answer]:
+    """Answer the last user turn of `turns`: make it standalone, then ask (or stream)
+    it; the final Answer carries `standalone_question`."""
+    standalone = standalone_question(turns, kb.backend, kb.settings.max_question_chars)
+    events = (
+        kb.stream(standalone.question, mode, top_k)
+        if stream
+        else iter([kb.ask(standalone.question, mode, top_k)])
+    )
+    for event in events:
+        if isinstance(event, Answer) and standalone.method != "as_is":
+            event.standalone_question = standalone.question
+            event.standalone_method = standalone.method
+        yield event
+
+
+def ask_conversation(
+    kb: KnowledgeBase, turns: Sequence[Turn], mode: str | None = None, top_k: int | None = None
+) -> Answer:
+    """The final Answer of `converse` (no streaming)."""
+    answer: Answer | None = None
+    for event in converse(kb, turns, mode, top_k):
+        if isinstance(event, Answer):
+            answer = event
+    assert answer is not None
+    return answer
