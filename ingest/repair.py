@@ -63,12 +63,28 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     if "lexical" in parts:
         _rebuild_lexical(layout.version_dir(version), chunks)
         repairs.append(f"rebuilt the lexical index of version {version} from its chunks")
-    ids = [c.chunk_id for c in chunks]
+    ids = list(dict.fromkeys(c.chunk_id for c in chunks))  # a text key can recur
+    if not layout.pending.exists() and _stored_count(settings) == len(ids):
+        return repairs  # after a clean commit the store holds exactly these vectors
     missing, _ = missing_vectors(settings, ids)
     if missing:
-        _reembed(settings, [c for c in chunks if c.chunk_id in set(missing)], embedder())
+        lost = set(missing)
+        unique = {c.chunk_id: c for c in chunks if c.chunk_id in lost}  # same text, same id
+        _reembed(settings, list(unique.values()), embedder())
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
     return repairs
+
+
+def _stored_count(settings: Settings) -> int | None:
+    """How many vectors the store holds (None if it cannot say). An ingest that
+    finished (no `pending.json`) leaves exactly the committed version's vectors, so
+    an equal count spares asking for every id; any other count checks them all."""
+    from kb.store import VectorStore
+
+    try:
+        return VectorStore(settings).count()
+    except Exception:  # chromadb raises its own tree and sqlite's; the full check says more
+        return None
 
 
 def _sound_pointer(layout: Layout, repairs: list[str]) -> str | None:

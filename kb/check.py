@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.corpus import LEXICAL, CorpusVersion, Layout
+from kb.corpus import CHUNKS, LEXICAL, MANIFEST, SNAPSHOT, CorpusVersion, Layout
 from kb.errors import CorpusDamagedError
 from kb.models import Chunk, Manifest
 from kb.settings import Settings
@@ -99,14 +99,14 @@ def check_version_files(
     try:
         corpus = CorpusVersion.at(layout, version)
     except CorpusDamagedError as exc:
-        return None, None, [Damage("manifest", str(folder / "manifest.json"), exc.message)]
+        return None, None, [Damage("manifest", str(folder / MANIFEST), exc.message)]
     manifest = corpus.manifest
     damage: list[Damage] = []
     try:
         chunks: list[Chunk] | None = corpus.chunks
     except CorpusDamagedError as exc:
         chunks = None
-        damage.append(Damage("chunks", str(folder / "chunks.jsonl"), exc.message))
+        damage.append(Damage("chunks", str(folder / CHUNKS), exc.message))
     wanted = [cid for doc in manifest.documents for cid in doc.chunk_ids]
     if chunks is not None and (
         [c.chunk_id for c in chunks] != wanted or len(wanted) != manifest.chunk_count
@@ -115,10 +115,10 @@ def check_version_files(
             f"holds {len(chunks)} chunks; the manifest lists {len(wanted)} "
             f"(chunk_count {manifest.chunk_count}): they disagree"
         )
-        damage.append(Damage("chunks", str(folder / "chunks.jsonl"), disagree))
+        damage.append(Damage("chunks", str(folder / CHUNKS), disagree))
         chunks = None
     if problem := _snapshot_problem(corpus):
-        damage.append(Damage("snapshot", str(folder / "snapshot.txt"), problem))
+        damage.append(Damage("snapshot", str(folder / SNAPSHOT), problem))
     if chunks is not None and (problem := _lexical_problem(corpus, len(chunks))):
         damage.append(Damage("lexical", str(folder / LEXICAL), problem))
     return manifest, chunks, damage
@@ -158,7 +158,9 @@ def _lexical_problem(corpus: CorpusVersion, rows: int) -> str | None:
 
 
 def missing_vectors(settings: Settings, ids: list[str]) -> tuple[list[str], str | None]:
-    """The chunk ids without a vector in the store, and a problem if any are missing."""
+    """The chunk ids without a vector in the store, and a problem if any are missing.
+    (Chunks of the same text share an id, so `ids` may repeat one.)"""
+    ids = list(dict.fromkeys(ids))
     if not ids:
         return [], None
     sqlite = settings.data_dir / "chroma" / "chroma.sqlite3"

@@ -80,8 +80,10 @@ class VectorStore:
             offset += page
 
     def existing(self, ids: Sequence[str]) -> set[str]:
+        """The ids of `ids` the store holds. Ids are text keys, so a list of a version's
+        chunks can name one twice (the same text in two places): asked once."""
         found: set[str] = set()
-        for batch in _batches(list(ids), self.max_batch):
+        for batch in _batches(list(dict.fromkeys(ids)), self.max_batch):
             found.update(self.collection.get(ids=batch, include=[])["ids"])
         return found
 
