@@ -48,6 +48,7 @@ from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.errors import IngestBusyError, IngestError, KBError, UserError
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
+from kb.sentence_index import build_sentence_index, corpus_documents
 from kb.settings import Settings
 from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
 from kb.store import VectorStore
@@ -306,20 +307,33 @@ class Derivation:
     previous: CorpusVersion | None  # the version before, same config: reuse what it has
     embedder: Embedder
     progress: Progress  # report as (its name, done, total)
+    summary: IngestSummary  # where a derived index reports what it embedded
 
 
 def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Progress) -> None:
     """Indexes readers need per version, computed before the version goes live, so
     that the first question after an ingest is as fast as the tenth. Each is a
     function of a `Derivation` that reuses what it can from the previous version and
-    is idempotent (a killed run repeats it). None yet; the extractive reader's
-    sentence vectors belong in DERIVED_INDEXES."""
-    job = Derivation(plan.settings, version, plan.previous, embedder, progress)
+    is idempotent (a killed run repeats it)."""
+    job = Derivation(plan.settings, version, plan.previous, embedder, progress, plan.summary)
     for build in DERIVED_INDEXES:
         build(job)
 
 
-DERIVED_INDEXES: list[Callable[[Derivation], None]] = []
+def sentence_index(job: Derivation) -> None:
+    """The extractive reader's sentence vectors (kb/sentence_index.py)."""
+    built = build_sentence_index(
+        job.settings,
+        job.version.version,
+        corpus_documents(job.version),
+        job.embedder,
+        previous_version=job.previous.version if job.previous else None,
+        progress=lambda done, total: job.progress("derive", done, total),
+    )
+    job.summary.sentences_embedded, job.summary.sentences_reused = built.embedded, built.reused
+
+
+DERIVED_INDEXES: list[Callable[[Derivation], None]] = [sentence_index]
 
 
 def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:

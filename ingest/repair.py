@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kb.check import check_version_files, missing_vectors
-from kb.corpus import LEXICAL, SNAPSHOT, Layout, now, write_atomic
+from kb.corpus import LEXICAL, Layout, now, write_atomic
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError, DiskFullError
 from kb.lexical import LexicalIndex
@@ -158,15 +158,12 @@ def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> Non
 
 
 def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:
-    """Drop the reader's sentence-index files of every version but `keep`."""
-    from kb.backends.extractive import prune_cache
+    """Drop the reader's sentence indexes of every version but `keep`, and the cache
+    files of older releases (one file per snapshot under cache/extractive/)."""
+    from kb.sentence_index import SentenceIndexes
 
-    snapshots = []
-    for version in keep:
-        path = layout.version_dir(version) / SNAPSHOT if version else None
-        if path is not None and path.exists():
-            snapshots.append(path.read_text("utf-8"))
-    prune_cache(layout.cache_dir("extractive"), snapshots)
+    SentenceIndexes(layout).prune(keep)
+    shutil.rmtree(layout.cache_dir("extractive"), ignore_errors=True)
 
 
 LOW_SPACE_BYTES = 16 * 1024 * 1024  # a store write failing with less free than this

@@ -90,6 +90,9 @@ class IngestSummary(BaseModel):
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_deleted: int = 0
+    # The extractive reader's sentence index of the new version (kb/sentence_index.py).
+    sentences_embedded: int = 0
+    sentences_reused: int = 0
     documents: int = 0
     chunks: int = 0
     corpus_tokens: int = 0

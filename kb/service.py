@@ -122,17 +122,17 @@ class KnowledgeBase:
     def warm_up(self) -> None:
         """Load the embedding model and the committed corpus's indexes before the first
         question, so no question pays for them; and when the backend needs warming
-        (the extractive reader's sentence index of the snapshot, its "prompt cache")
-        and the corpus fits long context, ask one long-context question. A priced
-        backend is never called here."""
+        (the extractive reader loads its sentence index of the corpus version), ask
+        one question: on the long-context path when the corpus fits, else on the
+        retrieval path. A priced backend is never called here."""
         self.embedder.embed_one("warm up")
         if self.layout.current_version() is None:
             return
         corpus = self.corpus()
         self.retriever(corpus).search("warm up", self.settings.top_k)
-        warm = self.backend.needs_warm_up and not self.backend.priced
-        if warm and self.sizes(corpus, "warm up").fits:
-            self.ask("warm up", mode="long_context")
+        if self.backend.needs_warm_up and not self.backend.priced:
+            fits = self.sizes(corpus, "warm up").fits
+            self.ask("warm up", mode="long_context" if fits else "rag")
 
     # -- asking -------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 # A sentence ends at . ! or ? (after any closing quote or bracket) before white space
@@ -68,3 +70,129 @@ def _stem(word: str) -> str:
 def content_words(text: str) -> set[str]:
     """Lower-cased, lightly stemmed words of `text` without stop words."""
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+# ---- reading units: what the extractive reader can answer with ------------------------
+
+UnitKind = Literal["sentence", "item", "row", "heading", "question", "rule"]
+ANSWER_KINDS = frozenset({"sentence", "item", "row"})
+
+_RULE = re.compile(r"[\s=\-~^*#+|:_`]+")  # underlines, table borders, separators
+_TABLE_CELL_GAP = re.compile(r"\S(?: {2,}|\t+)\S")  # columns of a plain-text table
+_MARKER_ONLY = re.compile(r"\d{1,3}[.)]")
+_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d+[.)])\s")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One sentence, list item, table row or heading of a document, with the text a
+    reader needs to understand it alone: its section heading, and a table row's header
+    or the line that introduces a list."""
+
+    start: int
+    end: int
+    kind: UnitKind
+    context: str = ""
+
+
+def reading_units(text: str) -> list[Unit]:
+    """The units of `text` in order (see `Unit`). Headings, FAQ question lines and
+    table borders are units too: they give context, but never make an answer."""
+    spans = _join_list_markers(
+        text, [piece for s, e in sentence_spans(text) for piece in _split_table_lines(text, s, e)]
+    )
+    units: list[Unit] = []
+    heading = asked = lead = header = ""
+    answered = False  # a unit has followed the last question line
+    previous_end = 0
+    for number, (start, end) in enumerate(spans):
+        line = text[start:end]
+        nxt = text[spans[number + 1][0] : spans[number + 1][1]] if number + 1 < len(spans) else ""
+        kind = _kind(line, nxt, paragraph_alone=_alone(text, start, end))
+        if answered and "\n\n" in text[previous_end:start]:
+            asked = ""  # an FAQ question heads its first paragraph only
+        previous_end = end
+        section = " - ".join(p for p in (heading, asked) if p)
+        context = ""
+        if kind == "heading":
+            heading, asked, lead, header = _clean(line), "", "", ""
+        elif kind == "question":
+            asked, lead, header, answered = _clean(line), "", "", False
+        elif kind == "row":
+            if not header:  # the first row of a table names its columns
+                header = _clean(line)
+                context = section
+            else:
+                context = " - ".join(p for p in (section, header) if p)
+        elif kind != "rule":
+            context = " - ".join(p for p in (section, lead if kind == "item" else "") if p)
+            header = ""
+            if kind == "sentence":
+                lead = _clean(line) if line.rstrip().endswith(":") else ""
+        answered = answered or kind in ANSWER_KINDS
+        units.append(Unit(start, end, kind, context))
+    return units
+
+
+def _join_list_markers(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A numbered item's marker ("1.") split from its sentence is joined back to it."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and _MARKER_ONLY.fullmatch(text, *joined[-1]) and "\n\n" not in text[
+            joined[-1][1] : start
+        ]:
+            start = joined.pop()[0]
+        joined.append((start, end))
+    return joined
+
+
+def _split_table_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """A span holding several lines of a plain-text table, one span per line."""
+    lines = text[start:end].split("\n")
+    if len(lines) < 2 or sum(bool(_TABLE_CELL_GAP.search(x)) or _is_rule(x) for x in lines) < 2:
+        yield start, end
+        return
+    offset = start
+    for line in lines:
+        yield from trim(text, offset, offset + len(line))
+        offset += len(line) + 1
+
+
+def _kind(line: str, following: str, *, paragraph_alone: bool) -> UnitKind:
+    first = line.lstrip()
+    if _is_rule(line):
+        return "rule"
+    if first.startswith("|") or (_TABLE_CELL_GAP.search(line) and "\n" not in line):
+        return "row"
+    if first.startswith("#") or (_is_rule(following) and "\n" not in line and len(line) < 120):
+        return "heading"
+    underlined = line.split("\n")
+    if len(underlined) == 2 and _is_rule(underlined[1]):
+        return "heading"  # reStructuredText: a title over its underline
+    if line.rstrip().endswith("?"):
+        return "question"
+    if _ITEM.match(line):
+        return "item"
+    short = len(line) < 80 and "\n" not in line
+    if paragraph_alone and short and line.rstrip()[-1:] not in ".!:;,)":
+        return "heading"  # a short line standing alone, without a full stop
+    return "sentence"
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is a paragraph of its own (blank lines or edges around)."""
+    before = text[max(0, start - 2) : start]
+    after = text[end : end + 2]
+    return (start == 0 or before.endswith("\n\n") or before == "\n" * len(before)) and (
+        end == len(text) or after.startswith("\n\n") or after.strip() == ""
+    )
+
+
+def _is_rule(line: str) -> bool:
+    return bool(line) and _RULE.fullmatch(line) is not None and any(c in line for c in "=-~^")
+
+
+def _clean(line: str) -> str:
+    """A heading or header row as plain words: no markup characters, one line."""
+    first = line.split("\n")[0]
+    return " ".join(re.sub(r"[#|*`_=>]+", " ", first).split())

@@ -18,11 +18,11 @@ from ingest.chunking import chunk_document
 from ingest.loaders import load_corpus
 from ingest.pipeline import chunk_key, embedding_text, run_ingest
 from ingest.progress import IngestProgress
-from kb.backends.extractive import read_snapshot
 from kb.corpus import CorpusVersion, Layout
 from kb.embedding import Embedder
 from kb.errors import IngestBusyError, NotIngestedError, UserError
 from kb.models import Document, IngestSummary
+from kb.sentence_index import SentenceIndexes
 from kb.settings import Settings, load_settings
 from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot, header, parse_snapshot
 from kb.store import VectorStore
@@ -84,10 +84,11 @@ def _wiki_ids() -> list[str]:
 
 
 def _ingest(settings: Settings, root: Path, embedder: Embedder) -> tuple[IngestSummary, int]:
-    """Run an ingest; also return how many texts the model embedded during it."""
+    """Run an ingest; also return how many chunks the model embedded during it (the
+    texts it embedded, less the reader's sentences, which the summary counts apart)."""
     before = embedder.texts_embedded
     summary = run_ingest(settings, root, embedder=embedder)
-    return summary, embedder.texts_embedded - before
+    return summary, embedder.texts_embedded - before - summary.sentences_embedded
 
 
 def _manifest_ids(settings: Settings) -> dict[str, list[str]]:
@@ -210,10 +211,16 @@ def test_document_text_cannot_forge_a_document_boundary(
     assert [(ref, start, end) for ref, _, start, end in parsed] == [
         (d.ref, d.start, d.end) for d in version.documents
     ]
-    # The extractive reader sees the forged lines as sentences of a.md.
-    sentences = read_snapshot(version.snapshot, version.documents)
-    assert {s.doc_id for s in sentences if "million" in s.text or "forged" in s.text} == {"a.md"}
-    assert [s.doc_id for s in sentences if "Paid monthly." in s.text] == ["b.md"]
+    # The extractive reader's index holds the forged lines as units of a.md.
+    index = SentenceIndexes(Layout(settings.data_dir)).load(version.version)
+    assert index is not None
+    at = {d.doc_id: d.start for d in version.documents}
+    units = [
+        (index.doc_ids[d], version.snapshot[at[index.doc_ids[d]] + s : at[index.doc_ids[d]] + e])
+        for d, s, e in zip(index.doc, index.start, index.end, strict=True)
+    ]
+    assert {doc for doc, text in units if "million" in text or "forged" in text} == {"a.md"}
+    assert [doc for doc, text in units if "Paid monthly." in text] == ["b.md"]
 
 
 def test_snapshot_tokens_are_the_sum_of_document_segments() -> None:

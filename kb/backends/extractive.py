@@ -1,143 +1,84 @@
-"""The offline default reader: answers with the sentence(s) of its context that best
-answer the question, scored by the bundled embedding model plus lexical overlap,
-and refuses below a threshold. No key, no network.
+"""The offline default reader: answers with the unit(s) of its context (a sentence,
+list item or table row) that best answer the question, scored by the bundled
+embedding model plus lexical overlap, and refuses below a threshold. No key, no
+network.
 
 It honestly reads whatever context it is given: the whole corpus snapshot on the
-long-context path, the numbered passages on the retrieval path. Its "prompt
-cache" is the sentence index of a snapshot (every sentence embedded once): the
-first long-context question on a corpus version writes it (reported as cache
-write tokens), later questions read it (cache read tokens), from memory or disk.
+long-context path, the numbered passages on the retrieval path. What it needs per
+corpus version, every unit's vector, is computed at ingest time
+(`kb.sentence_index`); its "prompt cache" is that index, reported as cache-read
+tokens on the long-context path. A data folder ingested without it gets it built by
+the first question (reported as cache-write tokens) and saved.
+
+It answers rather than echoes: headings, titles and FAQ question lines give
+context to the units under them but are never an answer, a unit that only restates
+the question is skipped, and among the units that score alike the one that carries
+the asked-for kind of fact (a number, a date, a name) wins.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import math
-import os
 import threading
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
 from kb.backends.base import AnswerBackend, Completion
 from kb.corpus import CorpusVersion, Layout
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
+from kb.fact_kinds import asked_kinds, carries, restates
 from kb.models import Citation, Usage
 from kb.prompts import REFUSAL, Prompt
+from kb.sentence_index import (
+    DocumentText,
+    SentenceIndex,
+    SentenceIndexes,
+    corpus_documents,
+    hash64,
+)
 from kb.settings import Settings
-from kb.snapshot import SnapshotDocument, parse_snapshot
-from kb.text import content_words, sentence_spans
+from kb.text import content_words
 from kb.tokens import count_tokens
-
-logger = logging.getLogger("kb.extractive")
 
 VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
-RAG_CANDIDATES = 12  # sentences of the passages the reader embeds per question
+KIND_BONUS = 0.05  # for a unit that carries the kind of fact the question asks for
+CANDIDATES = 24  # best-scoring units looked at closely per question
 
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
+    """A unit as read from the context, with offsets in its own document."""
+
     doc_id: str
     title: str
     source: str
-    start: int  # offsets in the document's text
+    start: int
     end: int
     text: str
 
-    @property
-    def embedding_text(self) -> str:
-        return f"{self.title}: {self.text}"
 
+@dataclass(slots=True)
+class Reading:
+    """What the reader was given to read: an index, the rows of it that the context
+    holds, and where each document's text sits in the context."""
 
-class SentenceIndex:
-    """Every sentence of a snapshot with its vector: the reader's prompt cache."""
+    index: SentenceIndex
+    rows: np.ndarray
+    # doc_id -> pieces of context (base, text): character i of the document is
+    # text[i - base] (the snapshot holds whole documents; a passage a slice of one).
+    texts: dict[str, list[tuple[int, str]]]
+    titles: dict[str, tuple[str, str]]  # doc_id -> (title, source)
 
-    def __init__(self, sentences: list[Sentence], vectors: np.ndarray) -> None:
-        self.sentences = sentences
-        self.vectors = vectors
-        self.position = {(s.doc_id, s.start): row for row, s in enumerate(sentences)}
-
-    @cached_property
-    def words(self) -> list[set[str]]:
-        return [content_words(f"{s.title} {s.text}") for s in self.sentences]
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        try:
-            np.savez(
-                tmp,
-                vectors=self.vectors,
-                doc_ids=np.array([s.doc_id for s in self.sentences], dtype=object),
-                spans=np.array([(s.start, s.end) for s in self.sentences], dtype=np.int64),
-            )
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)  # a half-written file (a full disk) is not left
-
-    @classmethod
-    def load(cls, path: Path, sentences: list[Sentence]) -> SentenceIndex | None:
-        """The cached vectors for `sentences`, or None if the file does not match them."""
-        try:
-            data = np.load(path, allow_pickle=True)
-            spans, vectors = data["spans"], data["vectors"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return None  # unreadable or from another layout: rebuilt and rewritten
-        if len(spans) != len(sentences) or any(
-            (s.start, s.end) != (int(a), int(b)) for s, (a, b) in zip(sentences, spans, strict=True)
-        ):
-            return None
-        return cls(sentences, vectors)
-
-
-def cache_key(context: str) -> str:
-    """The name of the cache file of a snapshot."""
-    return hashlib.sha256(context.encode()).hexdigest()[:24]
-
-
-def prune_cache(cache_dir: Path, keep_contexts: list[str]) -> int:
-    """Delete the cache files of every snapshot but `keep_contexts` (the versions an
-    ingest keeps); how many files were deleted."""
-    keep = {f"{cache_key(context)}.npz" for context in keep_contexts}
-    deleted = 0
-    for path in cache_dir.glob("*.npz") if cache_dir.is_dir() else []:
-        if path.name not in keep:
-            path.unlink(missing_ok=True)
-            deleted += 1
-    return deleted
-
-
-def read_snapshot(
-    context: str, documents: list[SnapshotDocument] | None = None
-) -> list[Sentence]:
-    """The sentences of a corpus snapshot, with offsets in their own documents.
-    `documents` is the corpus version's reference map (`CorpusVersion.documents`);
-    without it the headers are parsed and reference numbers stand in for ids."""
-    if documents is None:
-        documents = [
-            SnapshotDocument(ref, str(ref), title, "", start, end)
-            for ref, title, start, end in parse_snapshot(context)
-        ]
-    sentences: list[Sentence] = []
-    for doc in documents:
-        for start, end in sentence_spans(context, doc.start, doc.end):
-            sentences.append(
-                Sentence(
-                    doc.doc_id,
-                    doc.title,
-                    doc.source,
-                    start - doc.start,
-                    end - doc.start,
-                    context[start:end],
-                )
-            )
-    return sentences
+    def sentence(self, row: int) -> Sentence:
+        doc_id = self.index.doc_ids[int(self.index.doc[row])]
+        start, end = int(self.index.start[row]), int(self.index.end[row])
+        title, source = self.titles[doc_id]
+        for base, text in self.texts[doc_id]:
+            if base <= start and end - base <= len(text):
+                return Sentence(doc_id, title, source, start, end, text[start - base : end - base])
+        raise LookupError(f"unit {start}-{end} of {doc_id} is not in the context")
 
 
 class ExtractiveBackend(AnswerBackend):
@@ -145,18 +86,17 @@ class ExtractiveBackend(AnswerBackend):
     # It reads any length; the long-context budget is what bounds it.
     context_window = 100_000_000
     supports_prompt_cache = True
-    needs_warm_up = True  # its sentence index of the snapshot is built on first use
+    needs_warm_up = True  # the server loads the corpus version's sentence index at start
     has_refusal_threshold = True
-    generative = False  # it selects sentences; it cannot rewrite a question
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
         self.embedder = embedder or shared_embedder(settings)
         self.threshold = settings.extractive_threshold
-        self.cache_dir = Layout(settings.data_dir).cache_dir("extractive")
-        self._indexes: OrderedDict[str, SentenceIndex] = OrderedDict()
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._idf: dict[str, tuple[dict[str, float], float]] = {}
+        self.indexes = SentenceIndexes(Layout(settings.data_dir))
+        self._loaded: OrderedDict[str, SentenceIndex] = OrderedDict()
+        self._spans: dict[str, dict[str, tuple[int, int]]] = {}
+        self._adhoc: SentenceIndex | None = None  # for prompts without a corpus
         self._lock = threading.Lock()
 
     @property
@@ -166,212 +106,188 @@ class ExtractiveBackend(AnswerBackend):
     # -- the one method a backend must have -----------------------------------
 
     def complete(self, prompt: Prompt) -> Completion:
-        question_vector = self.embedder.embed_one(prompt.question)
-        question_words = content_words(prompt.question)
-        idf = self._idf_for(prompt.corpus)
+        reading, built = self._reading(prompt)
         if prompt.path == "long_context":
-            corpus = prompt.corpus
-            documents = corpus.documents if corpus and prompt.context is corpus.snapshot else None
-            index, cache_hit = self._index_for(prompt.context, documents)
-            scores = self._score(
-                question_vector,
-                question_words,
-                index.vectors,
-                index.words,
-                idf,
-            )
-            sentences = index.sentences
             corpus_tokens = (
                 prompt.corpus.corpus_tokens if prompt.corpus else count_tokens(prompt.context)
             )
             usage = Usage(
                 input_tokens=count_tokens(prompt.instructions) + count_tokens(prompt.question),
-                cache_read_tokens=corpus_tokens if cache_hit else 0,
-                cache_write_tokens=0 if cache_hit else corpus_tokens,
+                cache_read_tokens=0 if built else corpus_tokens,
+                cache_write_tokens=corpus_tokens if built else 0,
             )
         else:
-            sentences, scores = self._read_passages(prompt, question_vector, question_words, idf)
             usage = Usage(input_tokens=count_tokens(prompt.prefix) + count_tokens(prompt.question))
-        return self._answer(prompt, sentences, scores, usage)
+        return self._answer(prompt, reading, usage)
 
-    # -- reading ------------------------------------------------------------------
+    # -- what to read ---------------------------------------------------------------
 
-    def _index_for(
-        self, context: str, documents: list[SnapshotDocument] | None
-    ) -> tuple[SentenceIndex, bool]:
-        """The sentence index of `context`, and whether it came from the cache."""
-        key = cache_key(context)
+    def index_for(self, corpus: CorpusVersion) -> tuple[SentenceIndex, bool]:
+        """The sentence index of `corpus`, and whether it had to be built now (a data
+        folder ingested before the reader index existed)."""
         with self._lock:
-            if key in self._indexes:
-                self._indexes.move_to_end(key)
-                return self._indexes[key], True
-            sentences = read_snapshot(context, documents)
-            path = self.cache_dir / f"{key}.npz"
-            index = SentenceIndex.load(path, sentences) if path.exists() else None
-            hit = index is not None
+            index = self._loaded.get(corpus.version)
+            built = False
             if index is None:
-                vectors = self.embedder.embed([s.embedding_text for s in sentences])
-                index = SentenceIndex(sentences, vectors)
-                try:
-                    index.save(path)
-                except OSError as exc:  # e.g. a full disk: answer from memory all the same
-                    logger.warning("could not write the reader cache %s: %s", path, exc)
-            self._indexes[key] = index
-            while len(self._indexes) > 2:
-                self._indexes.popitem(last=False)
-            return index, hit
+                index = self.indexes.load(corpus.version)
+                if index is None:
+                    index = SentenceIndex.build(corpus_documents(corpus), self.embedder)
+                    index.save(self.indexes.folder(corpus.version))
+                    built = True
+                self._loaded[corpus.version] = index
+                while len(self._loaded) > 2:
+                    self._loaded.popitem(last=False)
+            self._loaded.move_to_end(corpus.version)
+            return index, built
 
-    def _read_passages(
-        self,
-        prompt: Prompt,
-        question_vector: np.ndarray,
-        question_words: set[str],
-        idf: tuple[dict[str, float], float],
-    ) -> tuple[list[Sentence], np.ndarray]:
-        sentences: list[Sentence] = []
-        priors: list[float] = []
-        top = max((p.score or 0.0 for p in prompt.passages), default=0.0) or 1.0
+    def _reading(self, prompt: Prompt) -> tuple[Reading, bool]:
+        if prompt.corpus is None:
+            return self._read_without_corpus(prompt), True
+        corpus = prompt.corpus
+        index, built = self.index_for(corpus)
+        titles = {d.doc_id: (d.title, d.source) for d in corpus.manifest.documents}
+        if prompt.path == "long_context":
+            spans = self._document_spans(corpus)
+            texts = {doc_id: [(-start, prompt.context)] for doc_id, (start, _) in spans.items()}
+            return Reading(index, np.arange(len(index)), texts, titles), built
+        pieces: dict[str, list[tuple[int, str]]] = {}
+        found = [np.zeros(0, dtype=np.int64)]
         for passage in prompt.passages:
-            for start, end in sentence_spans(passage.text):
-                sentences.append(
-                    Sentence(
-                        passage.doc_id,
-                        passage.title,
-                        passage.source,
-                        passage.start + start,
-                        passage.start + end,
-                        passage.text[start:end],
-                    )
-                )
-                priors.append((passage.score or 0.0) / top)
-        if not sentences:
-            return [], np.zeros(0, dtype=np.float32)
-        words = [content_words(f"{s.title} {s.text}") for s in sentences]
-        lexical = self._lexical(question_words, words, idf)
-        # Skim first: only the most promising sentences are embedded.
-        skim = 0.6 * lexical + 0.4 * np.asarray(priors, dtype=np.float32)
-        keep = np.argsort(-skim, kind="stable")[:RAG_CANDIDATES]
-        chosen = [sentences[i] for i in keep]
-        vectors = self._sentence_vectors(chosen)
-        scores = (
-            VECTOR_WEIGHT * np.clip(vectors @ question_vector, 0, 1)
-            + (1 - VECTOR_WEIGHT) * lexical[keep]
-        )
-        return chosen, scores
+            pieces.setdefault(passage.doc_id, []).append((passage.start, passage.text))
+            found.append(index.rows_within(passage.doc_id, passage.start, passage.end))
+        return Reading(index, np.unique(np.concatenate(found)), pieces, titles), built
 
-    def _sentence_vectors(self, sentences: list[Sentence]) -> np.ndarray:
-        """Vectors from a cached snapshot index or a small memo; embeds only the rest."""
-        rows: list[np.ndarray | None] = []
-        index = next(reversed(self._indexes.values()), None) if self._indexes else None
-        for s in sentences:
-            vector = self._vectors.get(s.embedding_text)
-            if vector is None and index is not None:
-                row = index.position.get((s.doc_id, s.start))
-                if row is not None and index.sentences[row].text == s.text:
-                    vector = index.vectors[row]
-            rows.append(vector)
-        missing = [i for i, v in enumerate(rows) if v is None]
-        if missing:
-            fresh = self.embedder.embed([sentences[i].embedding_text for i in missing])
-            for i, vector in zip(missing, fresh, strict=True):
-                rows[i] = vector
-                self._vectors[sentences[i].embedding_text] = vector
-            while len(self._vectors) > 50_000:
-                self._vectors.popitem(last=False)
-        return np.vstack([v for v in rows if v is not None])
+    def _document_spans(self, corpus: CorpusVersion) -> dict[str, tuple[int, int]]:
+        spans = self._spans.get(corpus.version)
+        if spans is None:
+            spans = {doc_id: (start, end) for doc_id, start, end in corpus.document_spans()}
+            self._spans = {corpus.version: spans}
+        return spans
+
+    def _read_without_corpus(self, prompt: Prompt) -> Reading:
+        """A prompt built by hand: its passages (or whole context) indexed now,
+        reusing the vectors of the previous such prompt."""
+        if prompt.passages:
+            docs = _stitched(prompt)
+            titles = {p.doc_id: (p.title, p.source) for p in prompt.passages}
+        else:
+            docs = [DocumentText("context", "", prompt.context)]
+            titles = {"context": ("", "")}
+        with self._lock:
+            index = SentenceIndex.build(docs, self.embedder, previous=self._adhoc)
+            self._adhoc = index
+        texts = {d.doc_id: [(0, d.text)] for d in docs}
+        return Reading(index, np.arange(len(index)), texts, titles)
 
     # -- scoring ------------------------------------------------------------------
 
-    def _idf_for(self, corpus: CorpusVersion | None) -> tuple[dict[str, float], float]:
-        """Inverse document frequency over the corpus's chunks (and a default for
-        unseen words), so rare words in the question weigh more."""
-        if corpus is None:
-            return {}, 1.0
-        cached = self._idf.get(corpus.version)
-        if cached is None:
-            df: dict[str, int] = {}
-            for chunk in corpus.chunks:
-                for word in content_words(f"{chunk.title} {chunk.text}"):
-                    df[word] = df.get(word, 0) + 1
-            n = len(corpus.chunks)
-            idf = {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
-            cached = (idf, math.log(1 + (n + 0.5) / 0.5))
-            self._idf = {corpus.version: cached}
-        return cached
-
-    @staticmethod
-    def _lexical(
-        question_words: set[str], words: list[set[str]], idf: tuple[dict[str, float], float]
-    ) -> np.ndarray:
-        weights, unseen = idf
-        if not question_words:
-            return np.zeros(len(words), dtype=np.float32)
-        weight = {w: weights.get(w, unseen) for w in question_words}
-        total = sum(weight.values())
-        return np.fromiter(
-            (sum(weight[w] for w in question_words & ws) / total for ws in words),
-            dtype=np.float32,
-            count=len(words),
-        )
-
-    def _score(
-        self,
-        question_vector: np.ndarray,
-        question_words: set[str],
-        vectors: np.ndarray,
-        words: list[set[str]],
-        idf: tuple[dict[str, float], float],
-    ) -> np.ndarray:
-        similarity = np.clip(vectors @ question_vector, 0, 1)
-        scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * self._lexical(
-            question_words, words, idf
-        )
+    def _scores(self, prompt: Prompt, reading: Reading) -> np.ndarray:
+        """0.6 x cosine similarity + 0.4 x IDF-weighted share of the question's words."""
+        index, rows = reading.index, reading.rows
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.float32)
+        question_vector = self.embedder.embed_one(prompt.question)
+        vectors = index.dense if len(rows) == len(index) else index.vectors[rows]
+        similarity = np.clip(np.asarray(vectors, dtype=np.float32) @ question_vector, 0, 1)
+        words = sorted({hash64(w) for w in content_words(prompt.question)})
+        lexical: np.ndarray = np.zeros(len(rows), dtype=np.float32)
+        if words:
+            idf = index.idf(words)
+            weights = dict(zip(words, idf.tolist(), strict=True))
+            lexical = index.overlap(rows, weights) / float(idf.sum())
+        scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
         return scores
+
+    def _candidates(
+        self, prompt: Prompt, reading: Reading, scores: np.ndarray
+    ) -> list[tuple[float, float, Sentence, str]]:
+        """(rank score, score, sentence, context) of the answerable units that clear the
+        threshold and say something the question does not, best first."""
+        index, rows = reading.index, reading.rows
+        eligible = np.flatnonzero(index.answerable[rows] & (scores >= self.threshold))
+        top = eligible[np.argsort(-scores[eligible], kind="stable")[:CANDIDATES]]
+        kinds = asked_kinds(prompt.question)
+        question_words = content_words(prompt.question)
+        out = []
+        for at in top:
+            row = int(rows[at])
+            sentence = reading.sentence(row)
+            if restates(sentence.text, question_words | content_words(sentence.title), kinds):
+                continue
+            has_kind = bool(kinds) and carries(sentence.text, kinds, prompt.question)
+            if "number" in kinds and not has_kind:
+                continue  # "how many / how long ..." is not answered without a quantity
+            score = float(scores[at])
+            bonus = KIND_BONUS if has_kind else 0.0
+            out.append((score + bonus, score, sentence, index.context_of(row)))
+        out.sort(key=lambda c: -c[0])
+        return out
 
     # -- the answer ---------------------------------------------------------------
 
-    def _answer(
-        self, prompt: Prompt, sentences: list[Sentence], scores: np.ndarray, usage: Usage
-    ) -> Completion:
-        if len(sentences) == 0 or float(scores.max()) < self.threshold:
+    def _answer(self, prompt: Prompt, reading: Reading, usage: Usage) -> Completion:
+        candidates = self._candidates(prompt, reading, self._scores(prompt, reading))
+        if not candidates:
             usage.output_tokens = count_tokens(REFUSAL)
             return Completion(REFUSAL, usage, self.name, refused=True, citations=[])
-        order = np.argsort(-scores, kind="stable")
-        best = int(order[0])
-        picked = [best]
-        for row in order[1:5]:
-            row = int(row)
-            if float(scores[row]) < max(self.threshold, SECOND_SENTENCE_RATIO * scores[best]):
+        best_rank, best_score, best, best_context = candidates[0]
+        picked = [(best, best_score)]
+        for rank, score, sentence, context in candidates[1:5]:
+            if rank < SECOND_SENTENCE_RATIO * best_rank:
                 break
-            if sentences[row].doc_id != sentences[best].doc_id:
-                picked.append(row)
+            # A second source: another document, or the next item or row of one list.
+            sibling = context == best_context and sentence.doc_id == best.doc_id and context
+            if sentence.doc_id != best.doc_id or sibling:
+                picked.append((sentence, score))
                 break
-        picked.sort(key=lambda r: (sentences[r].doc_id, sentences[r].start))
+        picked.sort(key=lambda p: (p[0].doc_id, p[0].start))
         citations = [
-            self._cite(number, sentences[row], float(scores[row]), prompt)
-            for number, row in enumerate(picked, start=1)
+            _cite(number, sentence, score, prompt)
+            for number, (sentence, score) in enumerate(picked, start=1)
         ]
         text = " ".join(f"{c.text} [{c.number}]" for c in citations)
         usage.output_tokens = count_tokens(text)
         return Completion(text, usage, self.name, refused=False, citations=citations)
 
-    @staticmethod
-    def _cite(number: int, sentence: Sentence, score: float, prompt: Prompt) -> Citation:
-        chunk_id = ""
-        for passage in prompt.passages:
-            if passage.doc_id == sentence.doc_id and passage.start <= sentence.start < passage.end:
-                chunk_id = passage.chunk_id
-                break
-        if not chunk_id and prompt.corpus is not None:
-            chunk_id = prompt.corpus.chunk_at(sentence.doc_id, sentence.start)
-        return Citation(
-            number=number,
-            chunk_id=chunk_id,
-            doc_id=sentence.doc_id,
-            title=sentence.title,
-            source=sentence.source,
-            start=sentence.start,
-            end=sentence.end,
-            text=sentence.text,
-            score=round(score, 4),
-        )
+
+def _stitched(prompt: Prompt) -> list[DocumentText]:
+    """Each document of the passages as one text with the passages at their offsets
+    and blank space between, so that units keep the document's offsets."""
+    pieces: dict[str, list[tuple[int, str]]] = {}
+    titles = {}
+    for passage in prompt.passages:
+        pieces.setdefault(passage.doc_id, []).append((passage.start, passage.text))
+        titles[passage.doc_id] = passage.title
+    docs = []
+    for doc_id, parts in pieces.items():
+        text = ""
+        for start, piece in sorted(parts):
+            if start >= len(text):
+                text += "\n\n".ljust(start - len(text)) if start > len(text) else ""
+                text = text[:start] + piece
+            else:
+                text = text[:start] + piece + text[start + len(piece) :]
+        docs.append(DocumentText(doc_id, titles[doc_id], text))
+    return docs
+
+
+def _cite(number: int, sentence: Sentence, score: float, prompt: Prompt) -> Citation:
+    chunk_id = ""
+    for passage in prompt.passages:
+        if passage.doc_id == sentence.doc_id and passage.start <= sentence.start < passage.end:
+            chunk_id = passage.chunk_id
+            break
+    if not chunk_id and prompt.corpus is not None:
+        chunk_id = prompt.corpus.chunk_at(sentence.doc_id, sentence.start)
+    return Citation(
+        number=number,
+        chunk_id=chunk_id,
+        doc_id=sentence.doc_id,
+        title=sentence.title,
+        source=sentence.source,
+        start=sentence.start,
+        end=sentence.end,
+        text=sentence.text,
+        score=round(score, 4),
+    )
+

@@ -1,0 +1,384 @@
+"""The extractive reader's index of a corpus version: every reading unit (sentence,
+list item, table row, heading) of every document, with its vector and its words.
+
+It is built at ingest time, before the version is committed, so no question pays
+for it; and incrementally: a unit whose text (title and section context included)
+the previous version already embedded keeps its vector, so an unchanged, renamed or
+moved document embeds nothing and an edited one only its new sentences.
+
+    DATA_DIR/cache/sentences/<version>/
+      vectors.npy    float16 unit vectors, one row per unit (memory-mapped on read)
+      units.npz      per unit: document row, span, kind, text hash; the units' words
+                     as hashes (CSR), and their document frequencies
+
+Only the committed version and the one before it are kept (`prune`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kb.corpus import CorpusVersion, Layout
+from kb.embedding import DIMENSIONS, MODEL_NAME, Embedder
+from kb.settings import Settings
+from kb.text import ANSWER_KINDS, Unit, UnitKind, content_words, reading_units
+
+# Part of every unit's hash: a new reading-unit rule or model re-embeds everything.
+UNITS_VERSION = f"{MODEL_NAME}/units-v3"
+KINDS: tuple[UnitKind, ...] = ("sentence", "item", "row", "heading", "question", "rule")
+EMBED_STEP = 512  # units per embedding call (and per progress report)
+
+Progress = Callable[[int, int], None]
+
+
+def hash64(text: str) -> int:
+    """A stable 64-bit hash (Python's own `hash` changes between processes)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def embedding_text(title: str, unit: Unit, text: str) -> str:
+    """What the model sees for a unit: the title and section give it its subject."""
+    context = f"{unit.context}: " if unit.context else ""
+    return f"{title}: {context}{text[unit.start : unit.end]}"
+
+
+def word_hashes(words: set[str], cache: dict[str, int]) -> list[int]:
+    out = []
+    for word in words:
+        value = cache.get(word)
+        if value is None:
+            value = cache[word] = hash64(word)
+        out.append(value)
+    return out
+
+
+class TextDocument(Protocol):
+    """What the index needs of a document; `kb.models.Document` fits."""
+
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentText:
+    doc_id: str
+    title: str
+    text: str
+
+
+@dataclass(slots=True)
+class SentenceIndexSummary:
+    units: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+
+class SentenceIndex:
+    """The units of one corpus version: vectors, spans, kinds and words (as hashes)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], vectors: np.ndarray) -> None:
+        self.doc_ids: list[str] = [str(d) for d in arrays["doc_ids"]]
+        self.doc: np.ndarray = arrays["doc"]
+        self.start: np.ndarray = arrays["start"]
+        self.end: np.ndarray = arrays["end"]
+        self.kind: np.ndarray = arrays["kind"]
+        self.text_hash: np.ndarray = arrays["text_hash"]
+        self.word_ptr: np.ndarray = arrays["word_ptr"]
+        self.words: np.ndarray = arrays["words"]
+        self.df_words: np.ndarray = arrays["df_words"]
+        self.df_counts: np.ndarray = arrays["df_counts"]
+        self.vectors = vectors  # float16, possibly memory-mapped
+        self.context_names: list[str] = [str(c) for c in arrays["context_names"]]
+        self.context: np.ndarray = arrays["context"]  # row -> index in context_names
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+    def context_of(self, row: int) -> str:
+        """The section heading (and header row or list lead-in) a unit sits under."""
+        return self.context_names[int(self.context[row])]
+
+    # -- reading --------------------------------------------------------------------
+
+    @cached_property
+    def doc_rows(self) -> dict[str, tuple[int, int]]:
+        """Each document's first unit row and one past its last (units are grouped)."""
+        bounds = np.searchsorted(self.doc, np.arange(len(self.doc_ids) + 1))
+        return {d: (int(bounds[i]), int(bounds[i + 1])) for i, d in enumerate(self.doc_ids)}
+
+    @cached_property
+    def answerable(self) -> np.ndarray:
+        """Rows whose kind can make an answer (not headings, questions or borders)."""
+        allowed = [KINDS.index(k) for k in ANSWER_KINDS]
+        return np.isin(self.kind, allowed)
+
+    @cached_property
+    def dense(self) -> np.ndarray:
+        """All vectors as float32, for scoring every unit (the long-context path)."""
+        return np.asarray(self.vectors, dtype=np.float32)
+
+    def rows_within(self, doc_id: str, start: int, end: int) -> np.ndarray:
+        """Rows of the units of `doc_id` that lie inside [start, end) of its text."""
+        lo, hi = self.doc_rows.get(doc_id, (0, 0))
+        rows = np.arange(lo, hi)
+        inside = (self.start[lo:hi] >= start) & (self.end[lo:hi] <= end)
+        return rows[inside]
+
+    def idf(self, words: Sequence[int]) -> np.ndarray:
+        """BM25-style inverse document frequency over units, for the given words."""
+        keys = np.asarray(words, dtype=np.uint64)
+        df = np.zeros(len(keys), dtype=np.float64)
+        if len(self.df_words):
+            at = np.minimum(np.searchsorted(self.df_words, keys), len(self.df_words) - 1)
+            df = np.where(self.df_words[at] == keys, self.df_counts[at], 0).astype(np.float64)
+        n = len(self)
+        return np.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def overlap(self, rows: np.ndarray, weights: dict[int, float]) -> np.ndarray:
+        """Per row, the summed weight of the question words its unit holds."""
+        if not weights or len(rows) == 0:
+            return np.zeros(len(rows), dtype=np.float32)
+        keys = np.fromiter(weights, dtype=np.uint64, count=len(weights))
+        values = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+        order = np.argsort(keys)
+        keys, values = keys[order], values[order]
+        starts, ends = self.word_ptr[rows], self.word_ptr[rows + 1]
+        lengths = ends - starts
+        picked = np.repeat(ends - lengths.cumsum(), lengths) + np.arange(lengths.sum())
+        words = self.words[picked]
+        at = np.minimum(np.searchsorted(keys, words), len(keys) - 1)
+        hit = np.where(keys[at] == words, values[at], 0.0)
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        return np.bincount(owner, weights=hit, minlength=len(rows)).astype(np.float32)
+
+    # -- on disk --------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        """Write the index to `folder` atomically (a staging folder, then a rename)."""
+        staging = folder.with_name(f".{folder.name}.staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        np.save(staging / "vectors.npy", np.asarray(self.vectors, dtype=np.float16))
+        np.savez(
+            staging / "units.npz",
+            doc_ids=np.array(self.doc_ids, dtype=str),
+            context_names=np.array(self.context_names, dtype=str),
+            context=self.context,
+            doc=self.doc,
+            start=self.start,
+            end=self.end,
+            kind=self.kind,
+            text_hash=self.text_hash,
+            word_ptr=self.word_ptr,
+            words=self.words,
+            df_words=self.df_words,
+            df_counts=self.df_counts,
+            units_version=np.array(UNITS_VERSION),
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> SentenceIndex | None:
+        """The index in `folder`, or None if it is missing, unreadable or outdated."""
+        try:
+            with np.load(folder / "units.npz") as data:
+                if str(data["units_version"]) != UNITS_VERSION:
+                    return None
+                arrays = {name: data[name] for name in data.files}
+            vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        except (OSError, ValueError, KeyError):
+            return None
+        if vectors.shape != (len(arrays["doc"]), DIMENSIONS):
+            return None
+        return cls(arrays, vectors)
+
+    # -- building -------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        documents: Sequence[TextDocument],
+        embedder: Embedder,
+        previous: SentenceIndex | None = None,
+        progress: Progress | None = None,
+        summary: SentenceIndexSummary | None = None,
+    ) -> SentenceIndex:
+        """Index `documents` (in doc_id order), embedding only the units whose text
+        `previous` did not hold."""
+        summary = summary if summary is not None else SentenceIndexSummary()
+        reuse = {int(h): row for row, h in enumerate(previous.text_hash)} if previous else {}
+        docs = sorted(documents, key=lambda d: d.doc_id)
+        columns: dict[str, list[int]] = {k: [] for k in ("doc", "start", "end", "kind", "hash")}
+        contexts: list[str] = []
+        word_lists: list[list[int]] = []
+        source_rows: list[int] = []  # row in `previous`, or -1 when embedded now
+        todo: list[tuple[int, str]] = []  # (new row, embedding text)
+        cache: dict[str, int] = {}
+        for number, doc in enumerate(docs):
+            for unit in reading_units(doc.text):
+                text = embedding_text(doc.title, unit, doc.text)
+                digest = hash64(text)
+                row = len(source_rows)
+                old = reuse.get(digest, -1)
+                source_rows.append(old)
+                if old < 0:
+                    todo.append((row, text))
+                    word_lists.append(word_hashes(content_words(text), cache))
+                else:
+                    assert previous is not None
+                    a, b = previous.word_ptr[old], previous.word_ptr[old + 1]
+                    word_lists.append(previous.words[a:b].tolist())
+                for key, value in zip(
+                    ("doc", "start", "end", "kind", "hash"),
+                    (number, unit.start, unit.end, KINDS.index(unit.kind), digest),
+                    strict=True,
+                ):
+                    columns[key].append(value)
+                contexts.append(unit.context)
+        vectors = np.zeros((len(source_rows), DIMENSIONS), dtype=np.float16)
+        kept = [(new, old) for new, old in enumerate(source_rows) if old >= 0]
+        if kept and previous is not None:
+            new_rows, old_rows = (np.array(x, dtype=np.int64) for x in zip(*kept, strict=True))
+            vectors[new_rows] = previous.vectors[old_rows]
+        summary.units, summary.reused = len(source_rows), len(kept)
+        _embed_into(vectors, todo, embedder, progress, summary)
+        return cls(_arrays(docs, columns, contexts, word_lists), vectors)
+
+
+def _embed_into(
+    vectors: np.ndarray,
+    todo: list[tuple[int, str]],
+    embedder: Embedder,
+    progress: Progress | None,
+    summary: SentenceIndexSummary,
+) -> None:
+    if progress and todo:
+        progress(0, len(todo))
+    for begin in range(0, len(todo), EMBED_STEP):
+        part = todo[begin : begin + EMBED_STEP]
+        started = time.perf_counter()
+        fresh = embedder.embed([text for _, text in part])
+        summary.embed_seconds += time.perf_counter() - started
+        vectors[[row for row, _ in part]] = fresh
+        summary.embedded += len(part)
+        if progress:
+            progress(summary.embedded, len(todo))
+
+
+def _arrays(
+    docs: Sequence[TextDocument],
+    columns: dict[str, list[int]],
+    contexts: list[str],
+    word_lists: list[list[int]],
+) -> dict[str, np.ndarray]:
+    lengths = np.fromiter((len(w) for w in word_lists), dtype=np.int64, count=len(word_lists))
+    words = np.fromiter(
+        (h for w in word_lists for h in w), dtype=np.uint64, count=int(lengths.sum())
+    )
+    df_words, df_counts = np.unique(words, return_counts=True)
+    numbers: dict[str, int] = {}
+    for context in contexts:
+        numbers.setdefault(context, len(numbers))
+    names = list(numbers)
+    return {
+        "doc_ids": np.array([d.doc_id for d in docs], dtype=str),
+        "context_names": np.array(names, dtype=str),
+        "context": np.array([numbers[c] for c in contexts], dtype=np.int32),
+        "doc": np.array(columns["doc"], dtype=np.int32),
+        "start": np.array(columns["start"], dtype=np.int64),
+        "end": np.array(columns["end"], dtype=np.int64),
+        "kind": np.array(columns["kind"], dtype=np.uint8),
+        "text_hash": np.array(columns["hash"], dtype=np.uint64),
+        "word_ptr": np.concatenate([[0], lengths.cumsum()]).astype(np.int64),
+        "words": words,
+        "df_words": df_words.astype(np.uint64),
+        "df_counts": df_counts.astype(np.int32),
+    }
+
+
+class SentenceIndexes:
+    """The per-version sentence indexes under `DATA_DIR/cache/sentences/`."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.root = layout.cache_dir("sentences")
+
+    def folder(self, version: str) -> Path:
+        return self.root / version
+
+    def load(self, version: str) -> SentenceIndex | None:
+        return SentenceIndex.load(self.folder(version))
+
+    def prune(self, keep: set[str | None]) -> int:
+        """Delete the indexes of versions not in `keep`; how many were deleted."""
+        if not self.root.exists():
+            return 0
+        gone = 0
+        for folder in self.root.iterdir():
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+        return gone
+
+
+def corpus_documents(corpus: CorpusVersion) -> list[DocumentText]:
+    """Every document of a written version, read back from its snapshot."""
+    titles = {d.doc_id: d.title for d in corpus.manifest.documents}
+    snapshot = corpus.snapshot
+    return [
+        DocumentText(doc_id, titles.get(doc_id, ""), snapshot[start:end])
+        for doc_id, start, end in corpus.document_spans()
+    ]
+
+
+def needs_sentence_index(backend: str) -> bool:
+    """Whether the answer backend `backend` (a `KB_BACKEND` value) reads this index."""
+    return backend.split(":", 1)[0] == "extractive"
+
+
+def build_sentence_index(
+    settings: Settings,
+    version: str,
+    documents: Sequence[TextDocument],
+    embedder: Embedder,
+    *,
+    previous_version: str | None = None,
+    progress: Progress | None = None,
+) -> SentenceIndexSummary:
+    """The ingest step that gives `version` its reader index before it is committed.
+
+    Reuses the vectors of `previous_version`'s index where the unit text is the same,
+    writes the new index atomically, and deletes the indexes of every version but
+    these two. Nothing is built when `version` already has a valid index, or when the
+    configured backend does not read it (the extractive reader then builds it on its
+    first question)."""
+    started = time.perf_counter()
+    summary = SentenceIndexSummary()
+    indexes = SentenceIndexes(Layout(settings.data_dir))
+    indexes.prune({version, previous_version})
+    existing = indexes.load(version)
+    if not needs_sentence_index(settings.backend):
+        pass
+    elif existing is not None:
+        summary.units = summary.reused = len(existing)
+    else:
+        previous = indexes.load(previous_version) if previous_version else None
+        index = SentenceIndex.build(documents, embedder, previous, progress, summary)
+        index.save(indexes.folder(version))
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,94 @@
+"""The extractive reader's sentence index: built at ingest on real parts (real model,
+real Chroma), incremental by unit text, pruned with old versions, and read by the
+first question without embedding anything but the question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import run_ingest
+from kb.corpus import Layout
+from kb.embedding import Embedder
+from kb.sentence_index import SentenceIndexes
+from kb.service import KnowledgeBase
+from kb.settings import Settings, load_settings
+from tests.conftest import write_corpus
+
+DOCS = {
+    "oncall.md": "# On-call\n\nThe on-call engineer must acknowledge a page within 5 minutes. "
+    "Pages that are not acknowledged escalate to the secondary after 15 minutes.\n",
+    "deploys.md": "# Deploys\n\nProduction deploys run through the Conveyor pipeline.\n\n"
+    "## Change freezes\n\nFor 2024 the freezes are:\n\n"
+    "- **Peak freeze**: from Monday 25 November to Monday 2 December 2024.\n"
+    "- **Holiday freeze**: from Friday 20 December 2024 to Monday 6 January 2025.\n",
+    "ports.md": "# Local ports\n\n| Service | Local port |\n|---|---|\n| tally | 17100 |\n"
+    "| lantern | 17500 |\n",
+}
+
+
+@pytest.fixture
+def ingested(tmp_path: Path, embedder: Embedder) -> tuple[Settings, Path]:
+    root = write_corpus(tmp_path / "docs", DOCS)
+    settings = load_settings(data_dir=tmp_path / "data")
+    run_ingest(settings, root, embedder=embedder)
+    return settings, root
+
+
+def test_a_committed_version_has_its_sentence_index(ingested: tuple[Settings, Path]) -> None:
+    settings, _ = ingested
+    layout = Layout(settings.data_dir)
+    version = layout.current_version()
+    assert version is not None
+    index = SentenceIndexes(layout).load(version)
+    assert index is not None
+    assert sorted(index.doc_ids) == sorted(DOCS)
+    assert len(index) >= 8  # headings, sentences, items and rows of three documents
+
+
+@pytest.mark.parametrize("mode", ["rag", "long_context"])
+def test_the_first_question_after_an_ingest_embeds_only_the_question(
+    ingested: tuple[Settings, Path], embedder: Embedder, mode: str
+) -> None:
+    settings, _ = ingested
+    with KnowledgeBase(settings, embedder=embedder) as base:
+        before = embedder.texts_embedded
+        answer = base.ask(f"On which local port does lantern run ({mode})?", mode=mode)
+        assert embedder.texts_embedded - before == 1
+    assert "17500" in answer.answer
+    assert answer.usage.cache_write_tokens == 0
+    if mode == "long_context":
+        assert answer.usage.cache_read_tokens > 0
+
+
+def test_an_edit_embeds_only_new_units_and_a_rename_none(
+    ingested: tuple[Settings, Path], embedder: Embedder
+) -> None:
+    settings, root = ingested
+    oncall = root / "oncall.md"
+    oncall.write_text(DOCS["oncall.md"] + "\nHandover is on Mondays at 10:00.\n")
+    before = embedder.texts_embedded
+    summary = run_ingest(settings, root, embedder=embedder)
+    # The changed document's chunks, plus its one new sentence: nothing else.
+    assert embedder.texts_embedded - before == summary.chunks_embedded + 1
+
+    oncall.rename(root / "on-call.md")
+    before = embedder.texts_embedded
+    summary = run_ingest(settings, root, embedder=embedder)
+    assert summary.added == 1 and summary.removed == 1
+    assert embedder.texts_embedded - before == summary.chunks_embedded  # no unit re-embedded
+
+
+def test_only_the_committed_and_the_previous_version_keep_an_index(
+    ingested: tuple[Settings, Path], embedder: Embedder
+) -> None:
+    settings, root = ingested
+    layout = Layout(settings.data_dir)
+    versions = [layout.current_version()]
+    for n in range(2):
+        (root / "oncall.md").write_text(DOCS["oncall.md"] + f"\nEdit number {n + 1}.\n")
+        run_ingest(settings, root, embedder=embedder)
+        versions.append(layout.current_version())
+    folders = sorted(p.name for p in SentenceIndexes(layout).root.iterdir())
+    assert folders == sorted(v for v in versions[1:] if v)
