@@ -179,9 +179,7 @@ def _decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SkipFile(
-            f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"
-        ) from exc
+        raise SkipFile(f"not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from exc
 
 
 _MD_HEADING = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)

@@ -154,9 +154,7 @@ def _ingest_locked(
 ) -> IngestSummary:
     started = time.perf_counter()
     # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
-    repaired = repair_committed(
-        settings, layout, lambda: embedder or shared_embedder(settings)
-    )
+    repaired = repair_committed(settings, layout, lambda: embedder or shared_embedder(settings))
     plan = diff(settings, layout, root)
     plan.summary.repaired = repaired
     progress("diff", len(plan.documents), len(plan.documents))

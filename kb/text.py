@@ -138,9 +138,11 @@ def _join_list_markers(text: str, spans: list[tuple[int, int]]) -> list[tuple[in
     """A numbered item's marker ("1.") split from its sentence is joined back to it."""
     joined: list[tuple[int, int]] = []
     for start, end in spans:
-        if joined and _MARKER_ONLY.fullmatch(text, *joined[-1]) and "\n\n" not in text[
-            joined[-1][1] : start
-        ]:
+        if (
+            joined
+            and _MARKER_ONLY.fullmatch(text, *joined[-1])
+            and "\n\n" not in text[joined[-1][1] : start]
+        ):
             start = joined.pop()[0]
         joined.append((start, end))
     return joined

@@ -252,9 +252,7 @@ def test_a_run_killed_mid_embedding_leaves_the_old_version_and_the_next_run_comp
     assert (summary.added, summary.changed, summary.removed) == (300, 0, 0)
     assert summary.unchanged == 10
     assert summary.chunks_reused == len(leftover) and summary.chunks_reused >= done
-    assert (
-        summary.chunks_embedded + summary.sentences_embedded == embedder.texts_embedded - before
-    )
+    assert summary.chunks_embedded + summary.sentences_embedded == embedder.texts_embedded - before
     assert summary.chunks_embedded + summary.chunks_reused == total
     assert summary.chunks_deleted == 0
     assert summary.previous_version == old.corpus_version != summary.corpus_version

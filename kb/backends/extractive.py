@@ -290,4 +290,3 @@ def _cite(number: int, sentence: Sentence, score: float, prompt: Prompt) -> Cita
         text=sentence.text,
         score=round(score, 4),
     )
-
