@@ -80,6 +80,11 @@ def _stored_count(settings: Settings) -> int | None:
     an equal count spares asking for every id; any other count checks them all."""
     from kb.store import VectorStore
 
+    if (
+        settings.chroma_url is None
+        and not (settings.data_dir / "chroma" / "chroma.sqlite3").exists()
+    ):
+        return None  # an open client may still count a deleted file's rows
     try:
         return VectorStore(settings).count()
     except Exception:  # chromadb raises its own tree and sqlite's; the full check says more
