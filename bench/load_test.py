@@ -8,8 +8,11 @@ and prints throughput, latency percentiles and the error count.
     .venv/bin/python bench/load_test.py                      # 32 clients, 320 questions
     .venv/bin/python bench/load_test.py --workers 2 --requests 640
     .venv/bin/python bench/load_test.py --url http://127.0.0.1:8000
+    .venv/bin/python bench/load_test.py --concurrency 64 --duration 60   # soak: RSS samples
 
 Target (issue 4): 32 concurrent clients, zero errors, p95 under 1 s on a 2-core machine.
+Target (issue 9): 64 clients for 60 s, zero errors, the server's RSS flat within 5% after
+warm-up (`--duration` samples the started server's RSS every few seconds).
 """
 
 from __future__ import annotations
@@ -113,21 +116,62 @@ def start_server(data_dir: Path, workers: int, hops: int) -> tuple[subprocess.Po
     raise SystemExit("the server did not become ready within 600 s")
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and its children (uvicorn workers), from /proc."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next(
+            int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")
+        )
+        pending += [int(child) for child in children]
+    return total
+
+
+async def sample_rss(pid: int, samples: list[tuple[float, int]], every: float = 5.0) -> None:
+    started = time.perf_counter()
+    while True:
+        samples.append((time.perf_counter() - started, rss_bytes(pid)))
+        await asyncio.sleep(every)
+
+
 async def run_load(
-    url: str, pool: list[str], total: int, concurrency: int, mode: str, top_k: int | None
+    url: str,
+    pool: list[str],
+    total: int,
+    concurrency: int,
+    mode: str,
+    top_k: int | None,
+    duration: float | None = None,
+    server_pid: int | None = None,
+    rss: list[tuple[float, int]] | None = None,
 ) -> tuple[Result, float]:
+    """`total` questions, or as many as fit in `duration` seconds when it is given."""
     result = Result()
     queue: asyncio.Queue[str] = asyncio.Queue()
     for n in range(total):
         queue.put_nowait(pool[n % len(pool)])
+    deadline = time.perf_counter() + duration if duration else None
+    asked = iter(range(10**9))
 
     async def client_loop() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             while True:
-                try:
-                    question = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+                if deadline is not None:
+                    if time.perf_counter() >= deadline:
+                        return
+                    question = pool[next(asked) % len(pool)]
+                else:
+                    try:
+                        question = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
                 body: dict[str, object] = {"question": question, "mode": mode}
                 if top_k is not None:
                     body["top_k"] = top_k
@@ -144,9 +188,17 @@ async def run_load(
                 result.latencies.append(elapsed)
                 result.server_seconds.append(response.json()["timings"]["total_s"])
 
+    sampler = None
+    if server_pid is not None and rss is not None:
+        sampler = asyncio.create_task(sample_rss(server_pid, rss))
+        watched = server_pid
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    return result, time.perf_counter() - started
+    wall = time.perf_counter() - started
+    if sampler is not None:
+        sampler.cancel()
+        rss.append((wall, rss_bytes(watched)))  # type: ignore[union-attr]
+    return result, wall
 
 
 def main() -> int:
@@ -164,6 +216,12 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
     parser.add_argument("--requests", type=int, default=320, help="questions to send")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="send questions for this many seconds instead (and sample the server's RSS)",
+    )
     parser.add_argument("--warmup", type=int, default=16, help="questions sent first, unmeasured")
     parser.add_argument("--mode", default="rag", help="query mode (default rag)")
     parser.add_argument("--top-k", type=int, default=None, help="passages (default KB_TOP_K)")
@@ -180,8 +238,20 @@ def main() -> int:
         warm, _ = asyncio.run(run_load(url, pool[::-1], args.warmup, 4, args.mode, args.top_k))
         if warm.errors:
             print(f"warm-up errors: {warm.errors[:3]}")
+        rss: list[tuple[float, int]] = []
+        pid = process.pid if process is not None else None
         result, wall = asyncio.run(
-            run_load(url, pool, args.requests, args.concurrency, args.mode, args.top_k)
+            run_load(
+                url,
+                pool,
+                args.requests,
+                args.concurrency,
+                args.mode,
+                args.top_k,
+                args.duration,
+                pid,
+                rss,
+            )
         )
     finally:
         if process is not None:
@@ -209,9 +279,27 @@ def main() -> int:
     print(f"errors: {len(result.errors)}")
     for error in result.errors[:5]:
         print(f"  {error}")
+    if rss:
+        flat = report_rss(rss)
+        print(f"target (RSS flat within 5% after warm-up): {'met' if flat else 'missed'}")
     met = not result.errors and done and percentile(result.latencies, 95) < 1.0
     print(f"target (0 errors, p95 < 1 s): {'met' if met else 'missed'}")
     return 0 if not result.errors else 1
+
+
+def report_rss(samples: list[tuple[float, int]], warm_up_share: float = 0.25) -> bool:
+    """Print the RSS samples; True if those after the first `warm_up_share` of the run
+    stay within 5% of their minimum."""
+    print("server RSS (s: MB): " + ", ".join(f"{t:.0f}: {b / 2**20:.0f}" for t, b in samples))
+    end = samples[-1][0]
+    settled = [b for t, b in samples if t >= end * warm_up_share] or [samples[-1][1]]
+    spread = (max(settled) - min(settled)) / min(settled)
+    print(
+        f"after warm-up (last {1 - warm_up_share:.0%} of the run): min "
+        f"{min(settled) / 2**20:.0f} MB, max {max(settled) / 2**20:.0f} MB, "
+        f"spread {spread:.1%}, load average {os.getloadavg()[0]:.1f}"
+    )
+    return spread <= 0.05
 
 
 if __name__ == "__main__":

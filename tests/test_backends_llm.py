@@ -79,10 +79,12 @@ class Recorder:
 
 
 def capitals_prompt(tag: str, question: str) -> Prompt:
-    """A short long-context prompt; `tag` makes its prefix unique to one test."""
+    """A short long-context prompt; `tag` makes its prefix unique to one test from the
+    corpus block on (the server's cache matches the longest common prefix, so the tag
+    must come before the text other tests share)."""
     context = (
-        f"§1 Capitals ({tag})\n"
-        f"Paris is the capital of France. Madrid is the capital of Spain. (Note {tag}.)\n\n"
+        f"§1 Capitals of {tag}\n"
+        "Paris is the capital of France. Madrid is the capital of Spain.\n\n"
     )
     return Prompt(
         path="long_context",

@@ -28,6 +28,8 @@ from kb.report.metrics import (
 from kb.report.projection import MINUTES_PER_MONTH, TokenMix, break_even, cost_curve
 from kb.report.questions import EvalQuestion, load_questions, sample_questions
 
+pytestmark = pytest.mark.fast
+
 # ---- the evaluation set ----------------------------------------------------------------
 
 

@@ -35,6 +35,8 @@ from kb.report.summary import (
     TokenMeans,
 )
 
+pytestmark = pytest.mark.fast  # no datasets, no model, no index
+
 MODEL = "openai:gpt-4.1-mini"
 
 
@@ -283,6 +285,13 @@ def test_better_long_context_over_the_cost_ratio_states_the_trade_off() -> None:
     advice = _advise(_paired(15, 1), _paired(0, 0), priced=True, lc_month=900.0)
     assert advice.path == "rag"
     assert "costs 30.0x retrieval" in advice.text and "worth $870.00 more a month" in advice.text
+
+
+def test_long_context_holding_the_evidence_wins_on_a_free_backend_and_says_why() -> None:
+    advice = _advise(_paired(0, 0), _paired(25, 0), priced=False)
+    assert advice.path == "long_context"
+    assert "25 covered only with long context, 0 only with retrieval: beyond chance" in advice.text
+    assert "Long context holds the evidence more often and costs nothing more here." in advice.text
 
 
 def test_equal_quality_takes_the_cheaper_path_when_priced() -> None:

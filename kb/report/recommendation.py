@@ -66,10 +66,10 @@ class Paired:
             return None
         return "long_context" if a > b else "rag"
 
-    def describe(self) -> str:
+    def describe(self, outcome: str = "right") -> str:
         verdict = "beyond chance" if self.winner else "within chance"
         return (
-            f"{self.long_context_only} right only with long context, {self.rag_only} only "
+            f"{self.long_context_only} {outcome} only with long context, {self.rag_only} only "
             f"with retrieval: {verdict}"
         )
 
@@ -104,8 +104,9 @@ def recommend(
     if lc is None or rag is None or not lc.ran or not rag.ran:
         return _incomplete(lc, rag, auto, backend)
     quality = accuracy.winner or coverage.winner
+    better = "answers better" if accuracy.winner else "holds the evidence more often"
     own = _prices(costs, cost_model)
-    path, why = _choose(quality, own, lc, rag, max_cost_ratio)
+    path, why = _choose(quality, better, own, lc, rag, max_cost_ratio)
     text = [
         f"**Recommendation: {LABELS[path]}** for this corpus with the `{backend}` backend at "
         f"{volume:,} questions a month.",
@@ -116,7 +117,7 @@ def recommend(
     if own is None:
         projected = _prices(costs, next(iter(costs.models), None))
         if projected is not None:
-            other, _ = _choose(quality, projected, lc, rag, max_cost_ratio)
+            other, _ = _choose(quality, better, projected, lc, rag, max_cost_ratio)
             text.append(
                 f"With a priced model the cost counts: projected on {projected.model}, "
                 + _cost_sentence(projected, volume, lead=False)
@@ -144,6 +145,7 @@ def _prices(costs: CostSummary, model: str | None) -> _Prices | None:
 
 def _choose(
     quality: str | None,
+    better: str,
     prices: _Prices | None,
     lc: ModeSummary,
     rag: ModeSummary,
@@ -151,17 +153,19 @@ def _choose(
 ) -> tuple[str, str]:
     """(path, the reason in one sentence) by the rule in the module docstring."""
     if quality == "rag":
-        return "rag", "Retrieval answers better here, so it is the choice whatever the cost."
+        return "rag", f"Retrieval {better} here, so it is the choice whatever the cost."
     if quality == "long_context":
-        if prices is None or prices.ratio <= max_cost_ratio:
+        if prices is None:
+            return "long_context", f"Long context {better} and costs nothing more here."
+        if prices.ratio <= max_cost_ratio:
             return "long_context", (
-                "Long context answers better and costs no more than "
-                f"{max_cost_ratio:g}x retrieval (the router's limit), so it is worth it."
+                f"Long context {better} and costs no more than {max_cost_ratio:g}x retrieval "
+                "(the router's limit), so it is worth it."
             )
         return "rag", (
-            f"Long context answers better but costs {prices.ratio:.1f}x retrieval, over the "
-            f"router's limit of {max_cost_ratio:g}x: retrieval, unless the better answers are "
-            f"worth ${prices.long_context - prices.rag:,.2f} more a month."
+            f"Long context {better} but costs {prices.ratio:.1f}x retrieval, over the "
+            f"router's limit of {max_cost_ratio:g}x: retrieval, unless that is worth "
+            f"${prices.long_context - prices.rag:,.2f} more a month."
         )
     if prices is not None and prices.long_context != prices.rag:
         cheaper = "long_context" if prices.long_context < prices.rag else "rag"
@@ -197,7 +201,7 @@ def _quality_sentence(lc: ModeSummary, rag: ModeSummary, accuracy: Paired, cover
         text += (
             f" Every gold document was in the reader's context for {_pct(lc.evidence_coverage)} "
             f"of the questions with long context and {_pct(rag.evidence_coverage)} with "
-            f"retrieval ({coverage.describe()})."
+            f"retrieval ({coverage.describe('covered')})."
         )
     return text
 

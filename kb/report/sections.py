@@ -245,7 +245,8 @@ def _latency(s: ReportSummary) -> Section:
             "End-to-end seconds per question on this machine. Every mode answered one "
             "warm-up question first (loading the embedding model and indexes, and building "
             "the corpus version's prompt cache, for the offline reader its sentence index); "
-            "each question was embedded before its modes were timed, and the modes ran in "
+            "each question was embedded and garbage collected before its modes were timed, "
+            "and the modes ran in "
             "the orders of a balanced Latin square (each mode first, second, ... equally "
             "often, and after each other mode equally often). A long-context question is "
             "cold when it had to build the prompt cache.",
