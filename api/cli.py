@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)"
         )
-        cmd.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+        cmd.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
         cmd.add_argument(
             "--backend", default=None, help="provider:model (default: KB_BACKEND); answers here"
         )

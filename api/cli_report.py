@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
-    parser.add_argument("--top-k", type=int, default=None, help="passages for retrieval")
+    parser.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
     _add_pricing_arguments(parser)
     _add_report_text_arguments(parser)
 

@@ -59,7 +59,7 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 MODEL_DESCRIPTIONS = {
     "auto": "The router picks long context or retrieval per corpus and question.",
     "long_context": "The whole corpus from the cached prompt.",
-    "rag": "Retrieve the top-k passages and answer from them, with citations.",
+    "rag": "Retrieve passages within a token budget and answer from them, with citations.",
     "self_route": "Retrieve first; escalate to long context if the passages cannot answer.",
 }
 

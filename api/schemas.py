@@ -128,7 +128,7 @@ class QueryRequest(BaseModel):
     mode: Mode | None = Field(
         default=None,
         description="`auto` (the router picks per corpus and question), `long_context` (the "
-        "whole corpus from the cached prompt), `rag` (retrieve top-k passages) or "
+        "whole corpus from the cached prompt), `rag` (retrieve passages) or "
         "`self_route` (retrieve first, escalate to long context if the passages cannot "
         "answer). Default: KB_DEFAULT_MODE.",
         examples=["auto"],
@@ -138,8 +138,9 @@ class QueryRequest(BaseModel):
         ge=TOP_K_MIN,
         le=TOP_K_MAX,
         strict=True,
-        description=f"Passages the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}), "
-        "a JSON integer (not a string or a boolean). Default: KB_TOP_K.",
+        description=f"Most chunks the retrieval path puts in the prompt ({TOP_K_MIN}-{TOP_K_MAX}), "
+        "within KB_RAG_CONTEXT_TOKENS (neighbouring chunks of a document merge into one "
+        "passage); a JSON integer (not a string or a boolean). Default: KB_TOP_K.",
         examples=[8],
     )
     history: list[Turn] = Field(

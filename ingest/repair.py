@@ -68,8 +68,9 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
         return repairs  # after a clean commit the store holds exactly these vectors
     missing, _ = missing_vectors(settings, ids)
     if missing:
-        gone = set(missing)
-        _reembed(settings, [c for c in chunks if c.chunk_id in gone], embedder())
+        lost = set(missing)
+        unique = {c.chunk_id: c for c in chunks if c.chunk_id in lost}  # same text, same id
+        _reembed(settings, list(unique.values()), embedder())
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
     return repairs
 

@@ -158,7 +158,9 @@ def _lexical_problem(corpus: CorpusVersion, rows: int) -> str | None:
 
 
 def missing_vectors(settings: Settings, ids: list[str]) -> tuple[list[str], str | None]:
-    """The chunk ids without a vector in the store, and a problem if any are missing."""
+    """The chunk ids without a vector in the store, and a problem if any are missing.
+    (Chunks of the same text share an id, so `ids` may repeat one.)"""
+    ids = list(dict.fromkeys(ids))
     if not ids:
         return [], None
     sqlite = settings.data_dir / "chroma" / "chroma.sqlite3"

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from kb.models import Citation
+from kb.passages import passages_from_hits as passages_from_hits  # re-exported
 
 if TYPE_CHECKING:
     from kb.corpus import CorpusVersion
-    from kb.retrieval import Hit
 
 REFUSAL = "I cannot answer this from the provided documents."
 
@@ -99,26 +99,6 @@ def long_context_prompt(corpus: CorpusVersion, question: str) -> Prompt:
         cache_key=f"kb-{corpus.version}",
         corpus=corpus,
     )
-
-
-def passages_from_hits(hits: list[Hit]) -> list[Citation]:
-    """The hits as numbered passages, in document order (not score order): reading
-    order helps a model follow a document, and the numbers stay stable."""
-    ordered = sorted(hits, key=lambda h: (h.chunk.doc_id, h.chunk.start))
-    return [
-        Citation(
-            number=number,
-            chunk_id=hit.chunk.chunk_id,
-            doc_id=hit.chunk.doc_id,
-            title=hit.chunk.title,
-            source=hit.chunk.source,
-            start=hit.chunk.start,
-            end=hit.chunk.end,
-            text=hit.chunk.text,
-            score=round(hit.score, 6),
-        )
-        for number, hit in enumerate(ordered, start=1)
-    ]
 
 
 def rag_prompt(passages: list[Citation], question: str, corpus: CorpusVersion | None) -> Prompt:

@@ -1,4 +1,5 @@
-"""Hybrid retrieval: vector hits from Chroma and BM25 hits, fused by reciprocal rank.
+"""Hybrid retrieval: vector hits from Chroma and BM25 hits, fused by reciprocal rank,
+with a second hop only for the questions that need one.
 
 Vector hits are filtered to the chunks of the corpus version being read, so
 vectors an ingest has added but not committed (or is deleting) are never seen.
@@ -14,8 +15,30 @@ from kb.corpus import CorpusVersion
 from kb.embedding import Embedder
 from kb.models import Chunk
 from kb.store import VectorStore
+from kb.text import content_words
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the top ranks
+HOPS = ("auto", "1", "2")
+# `auto` skips the second hop when the best first-round passage holds at least this
+# share of the question's content words: the evidence is already concentrated there.
+SELF_CONTAINED_COVERAGE = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRound:
+    """What the first search says about a question, for free (no model call)."""
+
+    agree: bool  # the vector and BM25 rankings put the same document first
+    coverage: float  # share of the question's content words in the best passage
+
+    def needs_second_hop(self) -> bool:
+        """A second hop is seeded by the best first-round passage, so it pays only when
+        that passage is trustworthy (both rankings agree on its document) and leaves
+        part of the question unanswered (a bridge to another document). When the
+        rankings disagree the seed is a guess, and following it buries the right
+        document; when the passage covers the whole question there is nothing to
+        bridge to."""
+        return self.agree and self.coverage < SELF_CONTAINED_COVERAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +54,18 @@ class Retriever:
     """Finds the chunks of one corpus version that best match a question."""
 
     def __init__(
-        self, corpus: CorpusVersion, store: VectorStore, embedder: Embedder, hops: int = 2
+        self,
+        corpus: CorpusVersion,
+        store: VectorStore,
+        embedder: Embedder,
+        hops: int | str = "auto",
     ) -> None:
         self.corpus = corpus
         self.store = store
         self.embedder = embedder
-        self.hops = hops
+        self.hops = str(hops)
+        if self.hops not in HOPS:
+            raise ValueError(f"hops must be one of {', '.join(HOPS)}, got {hops!r}")
 
     def vector_search(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
         """Rows (in corpus.chunks) and similarities of the `n` nearest chunks of this version."""
@@ -51,14 +80,19 @@ class Retriever:
                 return hits[:n]
             fetch *= 4
 
-    def search(self, question: str, k: int, depth: int | None = None) -> list[Hit]:
+    def search(
+        self, question: str, k: int, depth: int | None = None, hops: str | None = None
+    ) -> list[Hit]:
         """The best `k` chunks by reciprocal-rank fusion of vector and BM25 rankings.
 
-        With two hops the best first-round passage seeds a second search
+        A second hop seeds another search with the best first-round passage
         (pseudo-relevance feedback): BM25 for the question plus that passage's text,
         and vector search for the sum of the question's and the passage's stored
-        vectors (no second model call). All four rankings are fused. It finds the
-        "bridge" document a multi-hop question needs but does not name."""
+        vectors (no second model call); all four rankings are fused. It finds the
+        "bridge" document a multi-hop question needs but does not name. `hops`
+        ("auto", "1", "2"; the retriever's setting when None) says when to take it:
+        "auto" asks `FirstRound.needs_second_hop`."""
+        hops = self.hops if hops is None else hops
         depth = depth or max(4 * k, 50)
         question_vector = self.embedder.embed_one(question)
         rankings = [
@@ -66,14 +100,46 @@ class Retriever:
             self.corpus.lexical.search(question, depth),
         ]
         fused = _fuse(rankings)
-        if self.hops >= 2 and fused:
-            top = self.corpus.chunks[fused[0][0]]
-            top_vector = self.store.vector_of(top.chunk_id)
-            if top_vector is not None:
-                seeded = question_vector + top_vector
-                rankings.append(self.vector_search(seeded / np.linalg.norm(seeded), depth))
-            rankings.append(self.corpus.lexical.search(f"{question} {top.title} {top.text}", depth))
+        if fused and (
+            hops == "2"
+            or (hops == "auto" and self.first_round(question, rankings, fused).needs_second_hop())
+        ):
+            rankings += self._second_hop(question, question_vector, fused[0][0], depth)
             fused = _fuse(rankings)
+        return self._hits(rankings, fused[:k])
+
+    def first_round(
+        self,
+        question: str,
+        rankings: list[list[tuple[int, float]]],
+        fused: list[tuple[int, float]],
+    ) -> FirstRound:
+        """The free signals of the first round (see `FirstRound`)."""
+        chunks = self.corpus.chunks
+        vector, lexical = rankings[0], rankings[1]
+        agree = bool(vector and lexical) and (
+            chunks[vector[0][0]].doc_id == chunks[lexical[0][0]].doc_id
+        )
+        words = content_words(question)
+        best = chunks[fused[0][0]]
+        held = words & content_words(f"{best.title} {best.text}")
+        return FirstRound(agree=agree, coverage=len(held) / len(words) if words else 1.0)
+
+    def _second_hop(
+        self, question: str, question_vector: np.ndarray, seed_row: int, depth: int
+    ) -> list[list[tuple[int, float]]]:
+        seed = self.corpus.chunks[seed_row]
+        rankings = []
+        seed_vector = self.store.vector_of(seed.chunk_id)
+        if seed_vector is not None:
+            seeded = question_vector + seed_vector
+            rankings.append(self.vector_search(seeded / np.linalg.norm(seeded), depth))
+        rankings.append(self.corpus.lexical.search(f"{question} {seed.title} {seed.text}", depth))
+        return rankings
+
+    def _hits(
+        self, rankings: list[list[tuple[int, float]]], fused: list[tuple[int, float]]
+    ) -> list[Hit]:
         similarity = dict(rankings[0])
         vector_rank = {row: rank for rank, (row, _) in enumerate(rankings[0], start=1)}
         lexical_rank = {row: rank for rank, (row, _) in enumerate(rankings[1], start=1)}
@@ -86,7 +152,7 @@ class Retriever:
                 lexical_rank=lexical_rank.get(row),
                 similarity=similarity.get(row),
             )
-            for row, score in fused[:k]
+            for row, score in fused
         ]
 
 

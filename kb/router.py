@@ -203,7 +203,7 @@ class Router:
             Usage(
                 input_tokens=question_tokens
                 + count_tokens(INSTRUCTIONS_RAG)
-                + top_k * self.settings.chunk_tokens,
+                + min(self.settings.rag_context_tokens, top_k * self.settings.chunk_tokens),
                 output_tokens=TYPICAL_OUTPUT_TOKENS,
             )
         )

@@ -21,7 +21,8 @@ from kb.cost import estimate_cost
 from kb.embedding import Embedder, shared_embedder
 from kb.errors import InvalidRequestError
 from kb.models import Answer, Citation, Route, Usage
-from kb.prompts import Prompt, long_context_prompt, passages_from_hits, rag_prompt
+from kb.passages import build_passages
+from kb.prompts import Prompt, long_context_prompt, rag_prompt
 from kb.retrieval import Retriever
 from kb.router import Router, Sizes
 from kb.settings import Settings, check_mode, check_top_k
@@ -178,7 +179,9 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         hits = self.retriever(asking.corpus).search(asking.question, top_k)
         asking.timings["retrieve_s"] = time.perf_counter() - t0
-        asking.retrieved = passages_from_hits(hits)
+        asking.retrieved = build_passages(
+            asking.corpus, hits, self.settings.rag_context_tokens, top_k
+        )
         return rag_prompt(asking.retrieved, asking.question, asking.corpus)
 
     def _ask(

@@ -134,11 +134,9 @@ def test_a_follow_up_on_the_page_keeps_the_conversation(
     for question in ("Who runs the access portal?", "How long do its grants last?"):
         page.fill("#question", question)
         page.click("#ask")
-        page.wait_for_function(
-            "document.querySelector('#result').dataset.state === 'done'"
-            f" && document.querySelector('#turns').innerText.includes({question!r})",
-            timeout=60_000,
-        )
+        # (a selector, not wait_for_function: the page's CSP forbids evaluating strings)
+        page.locator(f"#turns .turn-user:has-text({question!r})").wait_for(timeout=60_000)
+        page.locator("#result[data-state='done']").wait_for(timeout=60_000)
     turns = page.locator("#turns .turn")
     assert turns.count() == 4
     assert "eight hours" in page.locator("#answer").inner_text()
