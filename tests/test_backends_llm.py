@@ -83,8 +83,7 @@ def capitals_prompt(tag: str, question: str) -> Prompt:
     corpus block on (the server's cache matches the longest common prefix, so the tag
     must come before the text other tests share)."""
     context = (
-        f"§1 Capitals of {tag}\n"
-        "Paris is the capital of France. Madrid is the capital of Spain.\n\n"
+        f"§1 Capitals of {tag}\nParis is the capital of France. Madrid is the capital of Spain.\n\n"
     )
     return Prompt(
         path="long_context",

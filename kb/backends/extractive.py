@@ -113,9 +113,7 @@ def prune_cache(cache_dir: Path, keep_contexts: list[str]) -> int:
     return deleted
 
 
-def read_snapshot(
-    context: str, documents: list[SnapshotDocument] | None = None
-) -> list[Sentence]:
+def read_snapshot(context: str, documents: list[SnapshotDocument] | None = None) -> list[Sentence]:
     """The sentences of a corpus snapshot, with offsets in their own documents.
     `documents` is the corpus version's reference map (`CorpusVersion.documents`);
     without it the headers are parsed and reference numbers stand in for ids."""
