@@ -580,7 +580,13 @@ def test_queries_keep_answering_from_one_version_during_a_reindex(
             window["start"] = time.monotonic()
             summary = client.post("/v1/ingest")
             window["end"] = time.monotonic()
-        time.sleep(0.5)
+        # Keep asking until a question begun after the re-index has been answered (on a
+        # loaded machine one answer can take longer than any fixed pause).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+            r["_t"][0] > window["end"] for r in list(results)
+        ):
+            time.sleep(0.1)
         stop.set()
         for thread in askers:
             thread.join()
