@@ -81,7 +81,7 @@ def free_port() -> int:
         return port
 
 
-def start_server(data_dir: Path, workers: int, hops: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, workers: int, hops: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [
         sys.executable,
@@ -212,7 +212,10 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument(
-        "--hops", type=int, default=2, help="KB_RETRIEVAL_HOPS of the started server (default 2)"
+        "--hops",
+        choices=("auto", "1", "2"),
+        default="auto",
+        help="KB_RETRIEVAL_HOPS of the started server (default auto, the service's default)",
     )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
     parser.add_argument("--requests", type=int, default=320, help="questions to send")
