@@ -88,6 +88,7 @@ class ExtractiveBackend(AnswerBackend):
     supports_prompt_cache = True
     needs_warm_up = True  # the server loads the corpus version's sentence index at start
     has_refusal_threshold = True
+    generative = False  # it picks sentences: a conversation is joined, not rewritten
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         super().__init__(MODEL_NAME)
