@@ -301,7 +301,8 @@ PAGE_POLICY = (
 
 class SecurityHeadersMiddleware:
     """`nosniff` on every response; a Content-Security-Policy that forbids framing on the
-    web page and its static files (/docs loads Swagger UI from a CDN, so it is left out)."""
+    web page and its static files (/docs serves the installed Swagger UI files under its
+    own headers)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -207,7 +207,25 @@ class Usage(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_USAGE]})
 
 
-class QueryResponse(BaseModel):
+class StandaloneQuestion(BaseModel):
+    """The question a conversation's last turn was asked as (shared by the query and chat
+    responses)."""
+
+    standalone_question: str | None = Field(
+        default=None,
+        description="For a follow-up in a conversation: the standalone question that was "
+        "routed and retrieved with (null for a single question).",
+        examples=["When did the platform team last review the on-call rotation?"],
+    )
+    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
+        default=None,
+        description="How it was made: `as_is` (the first question), `rewrite` (one short "
+        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
+        "user turns joined into one retrieval query).",
+    )
+
+
+class QueryResponse(StandaloneQuestion):
     """An answer with its sources, the route and why, usage, cost and timings."""
 
     answer: str = Field(
@@ -239,18 +257,6 @@ class QueryResponse(BaseModel):
         default_factory=list,
         description="The passages retrieval put in the prompt, in prompt order (empty on the "
         "long-context path).",
-    )
-    standalone_question: str | None = Field(
-        default=None,
-        description="For a follow-up in a conversation: the standalone question that was "
-        "routed and retrieved with (null for a single question).",
-        examples=["When did the platform team last review the on-call rotation?"],
-    )
-    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
-        default=None,
-        description="How it was made: `as_is` (the first question), `rewrite` (one short "
-        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
-        "user turns joined into one retrieval query).",
     )
 
 
@@ -511,7 +517,7 @@ class ChatUsage(BaseModel):
     )
 
 
-class KBDetails(BaseModel):
+class KBDetails(StandaloneQuestion):
     """What a plain OpenAI response cannot carry: the route, cost, version and timings."""
 
     route: Route = Field(description="Which path answered and why.")
@@ -521,18 +527,6 @@ class KBDetails(BaseModel):
     corpus_version: str = Field(description="The corpus version the answer was read from.")
     timings: dict[str, float] = Field(description="Seconds per stage, as in /v1/query.")
     usage: Usage = Field(description="The usage split the kb way (cache read and write apart).")
-    standalone_question: str | None = Field(
-        default=None,
-        description="For a follow-up in a conversation: the standalone question that was "
-        "routed and retrieved with (null for a single question).",
-        examples=["When did the platform team last review the on-call rotation?"],
-    )
-    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
-        default=None,
-        description="How it was made: `as_is` (the first question), `rewrite` (one short "
-        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
-        "user turns joined into one retrieval query).",
-    )
 
 
 class ChatCompletionResponse(BaseModel):
