@@ -116,14 +116,16 @@ def _newest_complete(layout: Layout, exclude: set[str]) -> str | None:
     """The most recently created version folder whose files are all sound."""
     if not layout.versions.is_dir():
         return None
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, int, str]] = []
     for folder in layout.versions.iterdir():
         if folder.name.startswith(".") or folder.name in exclude or not folder.is_dir():
             continue
         manifest, chunks, damage = check_version_files(layout, folder.name)
         if manifest is not None and chunks is not None and not damage:
-            found.append((manifest.created_at, folder.name))
-    return max(found)[1] if found else None
+            # created_at has whole seconds: two ingests in one second tie on it, and the
+            # folder written last (its files' creation time) decides.
+            found.append((manifest.created_at, folder.stat().st_mtime_ns, folder.name))
+    return max(found)[2] if found else None
 
 
 def _point_at(layout: Layout, version: str | None) -> None:
