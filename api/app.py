@@ -76,10 +76,12 @@ def create_app(
         state.query_limiter = anyio.CapacityLimiter(QUERY_THREADS)
         state.ingest_limiter = anyio.CapacityLimiter(1)
         state.start_warm_up()
+        state.follow_versions()
         try:
             async with mcp_sessions.run():
                 yield
         finally:
+            state.stopping.set()
             state.kb.close()
 
     app = FastAPI(

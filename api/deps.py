@@ -31,6 +31,7 @@ logger = logging.getLogger("api")
 # Questions run on their own small thread pool: on a 2-core machine more threads
 # only contend for the same cores (torch, numpy) and stretch every latency.
 QUERY_THREADS = 4
+VERSION_POLL_SECONDS = 1.0  # how often the server looks for a newly committed version
 
 
 class IngestDisabledError(AuthError):
@@ -57,6 +58,7 @@ class ServiceState:
     warmup_error: str | None = None
     query_limiter: anyio.CapacityLimiter | None = None
     ingest_limiter: anyio.CapacityLimiter | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def ingest_running(self) -> bool:
@@ -64,6 +66,25 @@ class ServiceState:
 
     def start_warm_up(self) -> None:
         threading.Thread(target=self.warm_up, name="kb-warm-up", daemon=True).start()
+
+    def follow_versions(self, every: float = VERSION_POLL_SECONDS) -> threading.Thread:
+        """Warm each version an ingest commits, from this process or another (a `kb
+        ingest` on the host, or on another machine over shared storage), a moment
+        after its pointer changes: the first question on it then costs what the
+        tenth does. Stops when `stopping` is set."""
+
+        def follow() -> None:
+            while not self.stopping.wait(every):
+                try:
+                    version = self.kb.layout.current_version()
+                except Exception:  # a damaged pointer: readiness reports it
+                    continue
+                if version not in (None, self.kb.warm_version) and self.warm.is_set():
+                    self.warm_up()  # still ready meanwhile: questions load what they need
+
+        thread = threading.Thread(target=follow, name="kb-follow-versions", daemon=True)
+        thread.start()
+        return thread
 
     def warm_up(self) -> None:
         """Warm the knowledge base before the first question (at start, and after each

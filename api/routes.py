@@ -270,8 +270,20 @@ def readiness_of(state: ServiceState) -> Readiness:
     elif lost := _lost_vectors(state):
         reason = lost
     else:
-        return Readiness(ready=True, reason="ready", corpus_version=version, backend=backend)
-    return Readiness(ready=False, reason=reason, corpus_version=version, backend=backend)
+        return Readiness(
+            ready=True,
+            reason="ready",
+            corpus_version=version,
+            backend=backend,
+            warm_version=state.kb.warm_version,
+        )
+    return Readiness(
+        ready=False,
+        reason=reason,
+        corpus_version=version,
+        backend=backend,
+        warm_version=state.kb.warm_version,
+    )
 
 
 def _lost_vectors(state: ServiceState) -> str | None:

@@ -405,6 +405,13 @@ class Readiness(BaseModel):
     backend: str | None = Field(
         default=None, description="The answer backend (only with the key).", examples=["extractive"]
     )
+    warm_version: str | None = Field(
+        default=None,
+        description="The version whose indexes this process has loaded and warmed (only "
+        "with the key). "
+        "The server loads each newly committed version within about a second, from "
+        "whichever process or host committed it.",
+    )
 
 
 # ---- OpenAI-compatible chat ---------------------------------------------------------

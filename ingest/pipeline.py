@@ -35,6 +35,7 @@ from ingest.chunking import chunk_document
 from ingest.chunking import embedding_text as chunk_text
 from ingest.loaders import load_corpus
 from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
+from kb.check import remember_sound
 from kb.corpus import (
     CorpusVersion,
     Layout,
@@ -42,6 +43,7 @@ from kb.corpus import (
     chunk_line,
     now,
     prune_versions,
+    version_id,
     write_atomic,
 )
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
@@ -178,6 +180,7 @@ def _ingest_locked(
     progress("write", version.manifest.chunk_count, version.manifest.chunk_count)
     derive(plan, version, embedder, progress)
     VersionWriter(layout, version.version).commit()
+    remember_sound(layout, version.version)  # the next ingest need not read it all again
     progress("commit", 1, 1)
     clean(plan, store, version.manifest)
     progress("clean", 1, 1)
@@ -274,9 +277,7 @@ def write(plan: Plan) -> CorpusVersion:
         ]
     )
     key = config_key(settings)
-    # The snapshot and its reference map: a renamed file changes only the map.
-    refs = "\n".join(f"{d.doc_id}\0{d.source}" for d in snapshot.documents)
-    version = hashlib.sha256(f"{key}\0{snapshot.text}\0{refs}".encode()).hexdigest()[:16]
+    version = version_id(key, snapshot.text, snapshot.documents)
     writer = VersionWriter(plan.layout, version)
     if writer.complete() is None:
         lines, rows = _chunk_rows(plan, entries)
@@ -329,6 +330,7 @@ def sentence_index(job: Derivation) -> None:
         progress=lambda done, total: job.progress("derive", done, total),
     )
     job.summary.sentences_embedded, job.summary.sentences_reused = built.embedded, built.reused
+    job.summary.embed_seconds += built.embed_seconds
 
 
 DERIVED_INDEXES: list[Callable[[Derivation], None]] = [sentence_index]

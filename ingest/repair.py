@@ -24,8 +24,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from kb.check import check_version_files, missing_vectors
-from kb.corpus import LEXICAL, Layout, now, write_atomic
+from kb.check import check_version_files, known_sound, missing_vectors, remember_sound
+from kb.corpus import LEXICAL, CorpusVersion, Layout, now, write_atomic
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError, DiskFullError
 from kb.lexical import LexicalIndex
@@ -37,11 +37,34 @@ REBUILT_PARTS = {"manifest", "chunks", "snapshot"}  # what only the documents ca
 
 
 def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFactory) -> list[str]:
-    """Make the committed version sound (see module doc); what was repaired, in words."""
+    """Make the committed version sound (see module doc); what was repaired, in words.
+
+    The version's files are read whole only when they changed since they were last
+    known sound (`kb.check.known_sound`), so an ingest of a large, healthy corpus does
+    not pay for reading it all."""
     repairs: list[str] = []
     version = _sound_pointer(layout, repairs)
+    if version is not None and not known_sound(layout, version):
+        version = _repair_files(layout, version, repairs)
+        if version is not None:
+            remember_sound(layout, version)
     if version is None:
         return repairs
+    corpus = CorpusVersion.at(layout, version)
+    ids = list(dict.fromkeys(cid for doc in corpus.manifest.documents for cid in doc.chunk_ids))
+    if not layout.pending.exists() and _stored_count(settings) == len(ids):
+        return repairs  # after a clean commit the store holds exactly these vectors
+    missing, _ = missing_vectors(settings, ids)
+    if missing:
+        lost = set(missing)
+        unique = {c.chunk_id: c for c in corpus.chunks if c.chunk_id in lost}  # same text, same id
+        _reembed(settings, list(unique.values()), embedder())
+        repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
+    return repairs
+
+
+def _repair_files(layout: Layout, version: str, repairs: list[str]) -> str | None:
+    """Check the files of `version`; the version to trust after repairing them."""
     manifest, chunks, damage = check_version_files(layout, version)
     parts = {d.part for d in damage}
     if manifest is None or chunks is None or parts & REBUILT_PARTS:
@@ -53,26 +76,11 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
             f"version {version} was damaged ({described}): rebuilt from the documents"
             + (f", starting from version {fallback}" if fallback else "")
         )
-        if fallback is None:
-            return repairs
-        version = fallback
-        manifest, chunks, damage = check_version_files(layout, version)
-        parts = set()
-    if chunks is None:
-        return repairs
+        return fallback  # complete: `_newest_complete` found no damage in it
     if "lexical" in parts:
         _rebuild_lexical(layout.version_dir(version), chunks)
         repairs.append(f"rebuilt the lexical index of version {version} from its chunks")
-    ids = list(dict.fromkeys(c.chunk_id for c in chunks))  # a text key can recur
-    if not layout.pending.exists() and _stored_count(settings) == len(ids):
-        return repairs  # after a clean commit the store holds exactly these vectors
-    missing, _ = missing_vectors(settings, ids)
-    if missing:
-        lost = set(missing)
-        unique = {c.chunk_id: c for c in chunks if c.chunk_id in lost}  # same text, same id
-        _reembed(settings, list(unique.values()), embedder())
-        repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
-    return repairs
+    return version
 
 
 def _stored_count(settings: Settings) -> int | None:

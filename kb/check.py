@@ -10,10 +10,20 @@ the file and what `kb ingest` does about it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.corpus import CHUNKS, LEXICAL, MANIFEST, SNAPSHOT, CorpusVersion, Layout
+from kb.corpus import (
+    CHUNKS,
+    LEXICAL,
+    MANIFEST,
+    SNAPSHOT,
+    CorpusVersion,
+    Layout,
+    version_id,
+    write_atomic,
+)
 from kb.errors import CorpusDamagedError
 from kb.models import Chunk, Manifest
 from kb.settings import Settings
@@ -124,6 +134,38 @@ def check_version_files(
     return manifest, chunks, damage
 
 
+# In a version folder: the size and modification time of each of its files when the
+# folder was last known sound (written by the ingest that committed it, or verified).
+VERIFIED = ".verified.json"
+
+
+def _stamps(folder: Path) -> dict[str, list[int]]:
+    stamps = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != VERIFIED:
+            stat = path.stat()
+            stamps[path.relative_to(folder).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return stamps
+
+
+def remember_sound(layout: Layout, version: str) -> None:
+    """Note that the files of `version` are sound as they are now."""
+    folder = layout.version_dir(version)
+    write_atomic(folder / VERIFIED, json.dumps({"version": version, "files": _stamps(folder)}))
+
+
+def known_sound(layout: Layout, version: str) -> bool:
+    """Whether `version` was sound and none of its files changed since (size or
+    modification time): `kb ingest` then spares reading them all again. `kb check`
+    always reads everything."""
+    folder = layout.version_dir(version)
+    try:
+        noted = json.loads((folder / VERIFIED).read_text("utf-8"))
+        return bool(noted == {"version": version, "files": _stamps(folder)})
+    except (OSError, ValueError):
+        return False
+
+
 def _snapshot_problem(corpus: CorpusVersion) -> str | None:
     """Each document's header and text where the reference map says."""
     try:
@@ -132,6 +174,8 @@ def _snapshot_problem(corpus: CorpusVersion) -> str | None:
     except CorpusDamagedError as exc:
         return exc.message
     entries = corpus.manifest.documents
+    if version_id(corpus.manifest.config_key, snapshot, documents) != corpus.folder.name:
+        return "its text or reference map differs from what the version was made of"
     if [d.doc_id for d in documents] != [e.doc_id for e in entries]:
         return f"the reference map lists {len(documents)} documents; the manifest {len(entries)}"
     for doc, entry in zip(documents, entries, strict=True):

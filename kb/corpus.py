@@ -17,6 +17,7 @@ a query always sees one complete version, even if an ingest is killed half-way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -213,6 +214,14 @@ class CorpusVersion:
     def document_spans(self) -> list[tuple[str, int, int]]:
         """(doc_id, start, end) of each document's text inside the snapshot."""
         return [(d.doc_id, d.start, d.end) for d in self.documents]
+
+
+def version_id(config_key: str, snapshot_text: str, documents: Iterable[SnapshotDocument]) -> str:
+    """A version's name: the hash of what decides it (the configuration, the snapshot
+    and its reference map), so the same documents give the same version back and a
+    folder whose snapshot or map was altered no longer matches its name."""
+    refs = "\n".join(f"{d.doc_id}\0{d.source}" for d in documents)  # a rename: only the map
+    return hashlib.sha256(f"{config_key}\0{snapshot_text}\0{refs}".encode()).hexdigest()[:16]
 
 
 def chunk_line(chunk: Chunk) -> str:

@@ -2,14 +2,17 @@
 list item, table row, heading) of every document, with its vector and its words.
 
 It is built at ingest time, before the version is committed, so no question pays
-for it; and incrementally: a unit whose text (title and section context included)
-the previous version already embedded keeps its vector, so an unchanged, renamed or
-moved document embeds nothing and an edited one only its new sentences.
+for it; and incrementally: a document whose title and text the previous version
+indexed (under any name) has its rows copied as one block, without being read
+again, and in an edited document a unit whose text (title and section context
+included) was embedded before keeps its vector: an unchanged, renamed or moved
+document embeds nothing and an edited one only its new sentences.
 
     DATA_DIR/cache/sentences/<version>/
       vectors.npy    float16 unit vectors, one row per unit (memory-mapped on read)
       units.npz      per unit: document row, span, kind, text hash; the units' words
-                     as hashes (CSR), and their document frequencies
+                     as hashes (CSR), and their document frequencies; per document:
+                     the hash of its title and text
 
 Only the committed version and the one before it are kept (`prune`).
 """
@@ -98,6 +101,9 @@ class SentenceIndex:
         self.end: np.ndarray = arrays["end"]
         self.kind: np.ndarray = arrays["kind"]
         self.text_hash: np.ndarray = arrays["text_hash"]
+        # Per document, the hash of its title and text (0: an index written before
+        # documents were hashed, whose rows are then reused unit by unit).
+        self.doc_hash: np.ndarray = arrays.get("doc_hash", np.zeros(len(self.doc_ids), np.uint64))
         self.word_ptr: np.ndarray = arrays["word_ptr"]
         self.words: np.ndarray = arrays["words"]
         self.df_words: np.ndarray = arrays["df_words"]
@@ -108,6 +114,11 @@ class SentenceIndex:
 
     def __len__(self) -> int:
         return len(self.doc)
+
+    def column(self, name: str) -> np.ndarray:
+        """One per-unit column by name (see `COLUMNS`)."""
+        array: np.ndarray = getattr(self, name)
+        return array
 
     def context_of(self, row: int) -> str:
         """The section heading (and header row or list lead-in) a unit sits under."""
@@ -184,6 +195,7 @@ class SentenceIndex:
             end=self.end,
             kind=self.kind,
             text_hash=self.text_hash,
+            doc_hash=self.doc_hash,
             word_ptr=self.word_ptr,
             words=self.words,
             df_words=self.df_words,
@@ -220,45 +232,148 @@ class SentenceIndex:
         summary: SentenceIndexSummary | None = None,
     ) -> SentenceIndex:
         """Index `documents` (in doc_id order), embedding only the units whose text
-        `previous` did not hold."""
+        `previous` did not hold. A document whose title and text `previous` indexed
+        (under any id: renamed and moved files too) has its rows copied as a block, so
+        the work besides embedding grows with what changed, not with the corpus."""
         summary = summary if summary is not None else SentenceIndexSummary()
-        reuse = {int(h): row for row, h in enumerate(previous.text_hash)} if previous else {}
         docs = sorted(documents, key=lambda d: d.doc_id)
-        columns: dict[str, list[int]] = {k: [] for k in ("doc", "start", "end", "kind", "hash")}
-        contexts: list[str] = []
-        word_lists: list[list[int]] = []
-        source_rows: list[int] = []  # row in `previous`, or -1 when embedded now
-        todo: list[tuple[int, str]] = []  # (new row, embedding text)
-        cache: dict[str, int] = {}
+        blocks = _Blocks(previous)
         for number, doc in enumerate(docs):
-            for unit in reading_units(doc.text):
-                text = embedding_text(doc.title, unit, doc.text)
-                digest = hash64(text)
-                row = len(source_rows)
-                old = reuse.get(digest, -1)
-                source_rows.append(old)
-                if old < 0:
-                    todo.append((row, text))
-                    word_lists.append(word_hashes(content_words(text), cache))
-                else:
-                    assert previous is not None
-                    a, b = previous.word_ptr[old], previous.word_ptr[old + 1]
-                    word_lists.append(previous.words[a:b].tolist())
-                for key, value in zip(
-                    ("doc", "start", "end", "kind", "hash"),
-                    (number, unit.start, unit.end, KINDS.index(unit.kind), digest),
-                    strict=True,
-                ):
-                    columns[key].append(value)
-                contexts.append(unit.context)
-        vectors = np.zeros((len(source_rows), DIMENSIONS), dtype=np.float16)
-        kept = [(new, old) for new, old in enumerate(source_rows) if old >= 0]
-        if kept and previous is not None:
-            new_rows, old_rows = (np.array(x, dtype=np.int64) for x in zip(*kept, strict=True))
+            digest = document_hash(doc)
+            if not blocks.copy(number, digest):
+                blocks.split(number, digest, doc)
+        vectors = np.zeros((blocks.rows, DIMENSIONS), dtype=np.float16)
+        if previous is not None and blocks.copied:
+            new_rows, old_rows = (np.concatenate(x) for x in zip(*blocks.copied, strict=True))
             vectors[new_rows] = previous.vectors[old_rows]
-        summary.units, summary.reused = len(source_rows), len(kept)
-        _embed_into(vectors, todo, embedder, progress, summary)
-        return cls(_arrays(docs, columns, contexts, word_lists), vectors)
+        summary.units, summary.reused = blocks.rows, blocks.rows - len(blocks.todo)
+        _embed_into(vectors, blocks.todo, embedder, progress, summary)
+        return cls(blocks.arrays(docs), vectors)
+
+
+def document_hash(doc: TextDocument) -> int:
+    return hash64(f"{doc.title}\0{doc.text}")
+
+
+class _Blocks:
+    """The rows of a new index, document by document: a block copied from the
+    previous index, or the document's units read afresh (each unit's vector reused
+    when the previous index embedded the same text)."""
+
+    def __init__(self, previous: SentenceIndex | None) -> None:
+        self.previous = previous
+        self.by_hash: dict[int, int] = {}  # document hash -> its number in `previous`
+        if previous is not None:
+            self.by_hash = {int(h): n for n, h in enumerate(previous.doc_hash) if h}
+        self.rows = 0
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
+        self.lengths: list[np.ndarray] = []  # words per unit
+        self.words: list[np.ndarray] = []
+        self.contexts: list[str] = list(previous.context_names) if previous else []
+        self.context_number = {name: n for n, name in enumerate(self.contexts)}
+        self.doc_hashes: list[int] = []
+        self.copied: list[tuple[np.ndarray, np.ndarray]] = []  # (new rows, old rows)
+        self.todo: list[tuple[int, str]] = []  # (new row, embedding text)
+        self._unit_rows: dict[int, int] | None = None
+        self._word_cache: dict[str, int] = {}
+
+    def copy(self, number: int, digest: int) -> bool:
+        """Copy the previous index's rows of a document with this hash, if any."""
+        old = self.by_hash.get(digest)
+        if old is None or self.previous is None:
+            return False
+        prev = self.previous
+        lo, hi = (int(x) for x in np.searchsorted(prev.doc, [old, old + 1]))
+        for key in COLUMNS:
+            self.parts[key].append(
+                np.full(hi - lo, number, dtype=np.int64)
+                if key == "doc"
+                else prev.column(key)[lo:hi]
+            )
+        self.lengths.append(np.diff(prev.word_ptr[lo : hi + 1]))
+        self.words.append(prev.words[prev.word_ptr[lo] : prev.word_ptr[hi]])
+        self.copied.append((np.arange(self.rows, self.rows + hi - lo), np.arange(lo, hi)))
+        self.doc_hashes.append(digest)
+        self.rows += hi - lo
+        return True
+
+    def split(self, number: int, digest: int, doc: TextDocument) -> None:
+        """Read a document's units afresh."""
+        columns: dict[str, list[int]] = {k: [] for k in COLUMNS}
+        lengths: list[int] = []
+        words: list[int] = []
+        kept_new: list[int] = []
+        kept_old: list[int] = []
+        for unit in reading_units(doc.text):
+            text = embedding_text(doc.title, unit, doc.text)
+            unit_hash = hash64(text)
+            row = self.rows + len(lengths)
+            old = self.unit_rows.get(unit_hash, -1)
+            if old < 0:
+                self.todo.append((row, text))
+                unit_words = word_hashes(content_words(text), self._word_cache)
+            else:
+                assert self.previous is not None
+                kept_new.append(row)
+                kept_old.append(old)
+                a, b = self.previous.word_ptr[old], self.previous.word_ptr[old + 1]
+                unit_words = self.previous.words[a:b].tolist()
+            lengths.append(len(unit_words))
+            words += unit_words
+            context = self.context_number.setdefault(unit.context, len(self.contexts))
+            if context == len(self.contexts):
+                self.contexts.append(unit.context)
+            values = (number, unit.start, unit.end, KINDS.index(unit.kind), unit_hash, context)
+            for key, value in zip(COLUMNS, values, strict=True):
+                columns[key].append(value)
+        for key in COLUMNS:
+            self.parts[key].append(
+                np.array(columns[key], dtype=np.int64 if key != "text_hash" else np.uint64)
+            )
+        self.lengths.append(np.array(lengths, dtype=np.int64))
+        self.words.append(np.array(words, dtype=np.uint64))
+        if kept_new:
+            self.copied.append((np.array(kept_new), np.array(kept_old)))
+        self.doc_hashes.append(digest)
+        self.rows += len(lengths)
+
+    @property
+    def unit_rows(self) -> dict[int, int]:
+        """Unit text hash -> its row in the previous index (built when first needed)."""
+        if self._unit_rows is None:
+            prev = self.previous
+            self._unit_rows = (
+                {} if prev is None else {int(h): r for r, h in enumerate(prev.text_hash)}
+            )
+        return self._unit_rows
+
+    def arrays(self, docs: Sequence[TextDocument]) -> dict[str, np.ndarray]:
+        def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        lengths = joined(self.lengths, np.int64)
+        words = joined(self.words, np.uint64)
+        df_words, df_counts = np.unique(words, return_counts=True)
+        # Only the section contexts still used (copied rows keep the previous names).
+        used, context = np.unique(joined(self.parts["context"], np.int64), return_inverse=True)
+        return {
+            "doc_ids": np.array([d.doc_id for d in docs], dtype=str),
+            "doc_hash": np.array(self.doc_hashes, dtype=np.uint64),
+            "context_names": np.array([self.contexts[i] for i in used], dtype=str),
+            "context": context.astype(np.int32),
+            "doc": joined(self.parts["doc"], np.int32),
+            "start": joined(self.parts["start"], np.int64),
+            "end": joined(self.parts["end"], np.int64),
+            "kind": joined(self.parts["kind"], np.uint8),
+            "text_hash": joined(self.parts["text_hash"], np.uint64),
+            "word_ptr": np.concatenate([[0], lengths.cumsum()]).astype(np.int64),
+            "words": words,
+            "df_words": df_words.astype(np.uint64),
+            "df_counts": df_counts.astype(np.int32),
+        }
+
+
+COLUMNS = ("doc", "start", "end", "kind", "text_hash", "context")
 
 
 def _embed_into(
@@ -279,37 +394,6 @@ def _embed_into(
         summary.embedded += len(part)
         if progress:
             progress(summary.embedded, len(todo))
-
-
-def _arrays(
-    docs: Sequence[TextDocument],
-    columns: dict[str, list[int]],
-    contexts: list[str],
-    word_lists: list[list[int]],
-) -> dict[str, np.ndarray]:
-    lengths = np.fromiter((len(w) for w in word_lists), dtype=np.int64, count=len(word_lists))
-    words = np.fromiter(
-        (h for w in word_lists for h in w), dtype=np.uint64, count=int(lengths.sum())
-    )
-    df_words, df_counts = np.unique(words, return_counts=True)
-    numbers: dict[str, int] = {}
-    for context in contexts:
-        numbers.setdefault(context, len(numbers))
-    names = list(numbers)
-    return {
-        "doc_ids": np.array([d.doc_id for d in docs], dtype=str),
-        "context_names": np.array(names, dtype=str),
-        "context": np.array([numbers[c] for c in contexts], dtype=np.int32),
-        "doc": np.array(columns["doc"], dtype=np.int32),
-        "start": np.array(columns["start"], dtype=np.int64),
-        "end": np.array(columns["end"], dtype=np.int64),
-        "kind": np.array(columns["kind"], dtype=np.uint8),
-        "text_hash": np.array(columns["hash"], dtype=np.uint64),
-        "word_ptr": np.concatenate([[0], lengths.cumsum()]).astype(np.int64),
-        "words": words,
-        "df_words": df_words.astype(np.uint64),
-        "df_counts": df_counts.astype(np.int32),
-    }
 
 
 class SentenceIndexes:

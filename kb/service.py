@@ -58,6 +58,7 @@ class KnowledgeBase:
         self.router = Router(settings, self.backend)
         self.layout = Layout(settings.data_dir)
         self._corpus: CorpusVersion | None = None
+        self.warm_version: str | None = None  # the version `warm_up` last loaded
         self._store: VectorStore | None = None
         self._lock = threading.Lock()
 
@@ -133,6 +134,7 @@ class KnowledgeBase:
         if self.backend.needs_warm_up and not self.backend.priced:
             fits = self.sizes(corpus, "warm up").fits
             self.ask("warm up", mode="long_context" if fits else "rag")
+        self.warm_version = corpus.version
 
     # -- asking -------------------------------------------------------------------
 

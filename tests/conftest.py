@@ -10,6 +10,7 @@ import pytest
 
 from kb.embedding import Embedder, shared_embedder
 from kb.settings import Settings, load_settings
+from tests.chroma_server import chroma_server  # noqa: F401  (a fixture, shared)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -1,24 +1,21 @@
 """More than one machine: two `kb serve` processes (each with its own model and caches)
 read one data directory and one Chroma server while a `kb ingest` from a third process
 commits a new version. Both keep answering under load, with no errors, and both answer
-from the new version once it is committed."""
+from the new version once it is committed, having loaded it by themselves."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.chroma_server import ChromaServer, free_port
 from tests.conftest import ROOT, write_corpus
-from tests.test_chroma_server import CHROMA, ChromaServer, _free_port
 
 OLD = "The quarterly offsite is held in Lisbon in the first week of June."
 NEW = "The quarterly offsite moved to Porto, in the second week of September."
@@ -45,7 +42,7 @@ class Server:
     """One `kb serve` process on a free loopback port."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], log: Path) -> None:
-        self.url = f"http://127.0.0.1:{_free_port()}"
+        self.url = f"http://127.0.0.1:{free_port()}"
         self.log = log.open("wb")
         port = self.url.rsplit(":", 1)[1]
         self.process = subprocess.Popen(
@@ -66,6 +63,16 @@ class Server:
             time.sleep(0.3)
         raise TimeoutError(f"{self.url} not ready after {timeout}s")
 
+    def wait_warm(self, version: str, timeout: float = 120) -> None:
+        """Until the server has loaded and warmed `version` by itself (no question asks
+        for it: `/readyz` reports what the server's own warm-up last loaded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if httpx.get(f"{self.url}/readyz", timeout=5).json().get("warm_version") == version:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.url} did not warm version {version} in {timeout}s")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -74,18 +81,6 @@ class Server:
             self.process.kill()
             self.process.wait()
         self.log.close()
-
-
-@pytest.fixture
-def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
-    if not CHROMA.exists() and shutil.which("chroma") is None:
-        pytest.skip("the chroma CLI is not installed (pip install chromadb)")
-    server = ChromaServer(tmp_path / "chroma-server")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _ask(client: httpx.Client, url: str) -> tuple[int, str, str]:
@@ -97,9 +92,9 @@ def _ask(client: httpx.Client, url: str) -> tuple[int, str, str]:
 
 
 def test_two_servers_answer_from_a_version_an_external_ingest_commits(
-    chroma: ChromaServer, tmp_path: Path
+    chroma_server: ChromaServer, tmp_path: Path
 ) -> None:
-    env = _env(chroma.url)
+    env = _env(chroma_server.url)
     data_dir = tmp_path / "shared-data"
     corpus = write_corpus(
         tmp_path / "docs",
@@ -137,6 +132,8 @@ def test_two_servers_answer_from_a_version_an_external_ingest_commits(
         stop.set()
         for worker in workers:
             worker.join(timeout=300)
+        for server in servers:  # each loads the new version without being asked
+            server.wait_warm(new_version["corpus_version"])
 
         with httpx.Client(timeout=120) as client:
             after = [_ask(client, s.url) for s in servers]

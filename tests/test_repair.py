@@ -212,3 +212,35 @@ def test_the_reader_cache_is_pruned_with_the_versions(
     assert sorted(p.name for p in Layout(settings.data_dir).versions.iterdir()) == sorted(
         written[-2:]
     )
+
+
+def test_a_sound_version_is_read_whole_once_not_at_every_ingest(
+    pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.repair
+    from kb.check import VERIFIED, known_sound
+
+    settings = _copy(pristine, tmp_path)
+    layout = Layout(settings.data_dir)
+    version = layout.current_version()
+    assert version is not None and known_sound(layout, version)  # noted by its ingest
+    reads: list[str] = []
+    real = ingest.repair.check_version_files
+    monkeypatch.setattr(
+        ingest.repair,
+        "check_version_files",
+        lambda layout, version: reads.append(version) or real(layout, version),
+    )
+    run_ingest(settings, pristine[0], embedder=embedder)
+    assert reads == []  # unchanged since its ingest noted it sound: not read again
+
+    (layout.version_dir(version) / VERIFIED).unlink()  # e.g. written by an older release
+    run_ingest(settings, pristine[0], embedder=embedder)
+    run_ingest(settings, pristine[0], embedder=embedder)
+    assert reads == [version]  # read whole once, then noted sound
+
+    snapshot = layout.version_dir(version) / "snapshot.txt"
+    snapshot.write_text(snapshot.read_text("utf-8").replace("350", "999"), "utf-8")  # same size
+    summary = run_ingest(settings, pristine[0], embedder=embedder)
+    assert reads == [version, version] and summary.repaired  # a changed file is read again
+    assert check_data_dir(settings).ok

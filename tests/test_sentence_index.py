@@ -92,3 +92,36 @@ def test_only_the_committed_and_the_previous_version_keep_an_index(
         versions.append(layout.current_version())
     folders = sorted(p.name for p in SentenceIndexes(layout).root.iterdir())
     assert folders == sorted(v for v in versions[1:] if v)
+
+
+def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
+    embedder: Embedder,
+) -> None:
+    import numpy as np
+
+    from kb.sentence_index import DocumentText, SentenceIndex, SentenceIndexSummary
+
+    first = [DocumentText(name, name.removesuffix(".md"), text) for name, text in DOCS.items()]
+    second = [
+        DocumentText("deploys.md", "deploys", DOCS["deploys.md"] + "\nRollbacks need no ticket.\n"),
+        DocumentText("moved/oncall.md", "oncall", DOCS["oncall.md"]),  # renamed, same text
+        DocumentText("new.md", "new", "# New\n\nBadges are renewed every year.\n"),
+    ]  # ports.md removed
+    previous = SentenceIndex.build(first, embedder)
+    summary = SentenceIndexSummary()
+    grown = SentenceIndex.build(second, embedder, previous, summary=summary)
+    fresh = SentenceIndex.build(second, embedder)
+
+    assert grown.doc_ids == fresh.doc_ids
+    for column in ("doc", "start", "end", "kind", "text_hash", "doc_hash", "word_ptr", "words"):
+        assert np.array_equal(grown.column(column), fresh.column(column)), column
+    assert np.array_equal(grown.df_words, fresh.df_words)
+    assert np.array_equal(grown.df_counts, fresh.df_counts)
+    assert [grown.context_of(r) for r in range(len(grown))] == [
+        fresh.context_of(r) for r in range(len(fresh))
+    ]
+    assert np.abs(grown.dense - fresh.dense).max() < 2e-3  # float16 vectors, same model
+    # Embedded: the appended sentence and the new document's units, nothing else.
+    new_units = sum(1 for r in range(len(fresh)) if fresh.doc_ids[fresh.doc[r]] == "new.md")
+    assert summary.embedded == 1 + new_units
+    assert summary.reused == len(fresh) - summary.embedded
