@@ -108,26 +108,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from api import cli_check, cli_report, cli_serve
 
-    def add(
-        name: str, func: Callable[[argparse.Namespace], int], help: str
-    ) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help, description=help)
-        cmd.add_argument(
-            "--data-dir",
-            type=Path,
-            default=None,
-            help="index folder (default: KB_DATA_DIR or .kb-data)",
-        )
-        cmd.set_defaults(func=func)
-        return cmd
+    _add_ingest_arguments(_command(sub, "ingest", cmd_ingest, INGEST_HELP))
+    _add_question_arguments(_command(sub, "ask", cmd_ask, ASK_HELP)).add_argument("question")
+    _add_question_arguments(_command(sub, "chat", cmd_chat, CHAT_HELP))
+    cli_check.add_arguments(_command(sub, "check", cli_check.run, cli_check.HELP))
+    cli_serve.add_arguments(_command(sub, "serve", cli_serve.run, cli_serve.HELP))
+    mcp = _command(sub, "mcp", cmd_mcp, MCP_HELP)
+    mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
+    cli_report.add_arguments(_command(sub, "report", cli_report.run, cli_report.HELP))
+    return parser
 
-    ingest = add(
-        "ingest",
-        cmd_ingest,
-        "Index a folder or file (.md .txt .rst .html .pdf .docx .jsonl); "
-        "only what changed is re-embedded.",
+
+INGEST_HELP = (
+    "Index a folder or file (.md .txt .rst .html .pdf .docx .jsonl); "
+    "only what changed is re-embedded."
+)
+ASK_HELP = (
+    "Answer a question from the ingested corpus, with citations. With KB_URL set, "
+    "the running `kb serve` there answers (in a fraction of a second; it says so); "
+    "otherwise this process loads the model and answers."
+)
+CHAT_HELP = (
+    "A session of questions read from standard input, one a line, with the model "
+    "loaded once (or the service at KB_URL asked). Follow-ups keep the conversation; "
+    "/new starts a new one, /quit ends."
+)
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help: str,
+) -> argparse.ArgumentParser:
+    """A subcommand that runs `func`, with the `--data-dir` every command takes."""
+    cmd = sub.add_parser(name, help=help, description=help)
+    cmd.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="index folder (default: KB_DATA_DIR or .kb-data)",
     )
+    cmd.set_defaults(func=func)
+    return cmd
+
+
+def _add_ingest_arguments(ingest: argparse.ArgumentParser) -> None:
     ingest.add_argument("path", help="folder or file to index")
     ingest.add_argument(
         "--json",
@@ -158,46 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for another ingest on the same data dir (default: fail at once)",
     )
 
-    ask = add(
-        "ask",
-        cmd_ask,
-        "Answer a question from the ingested corpus, with citations. With KB_URL set, "
-        "the running `kb serve` there answers (in a fraction of a second; it says so); "
-        "otherwise this process loads the model and answers.",
+
+def _add_question_arguments(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """What `kb ask` and `kb chat` share."""
+    cmd.add_argument("--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)")
+    cmd.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
+    cmd.add_argument(
+        "--backend", default=None, help="provider:model (default: KB_BACKEND); answers here"
     )
-    ask.add_argument("question")
-    chat = add(
-        "chat",
-        cmd_chat,
-        "A session of questions read from standard input, one a line, with the model "
-        "loaded once (or the service at KB_URL asked). Follow-ups keep the conversation; "
-        "/new starts a new one, /quit ends.",
+    cmd.add_argument(
+        "--local", action="store_true", help="answer in this process even if KB_URL is set"
     )
-    for cmd in (ask, chat):
-        cmd.add_argument(
-            "--mode", choices=MODES, default=None, help="default: KB_DEFAULT_MODE (auto)"
-        )
-        cmd.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
-        cmd.add_argument(
-            "--backend", default=None, help="provider:model (default: KB_BACKEND); answers here"
-        )
-        cmd.add_argument(
-            "--local", action="store_true", help="answer in this process even if KB_URL is set"
-        )
-        cmd.add_argument("--json", action="store_true", help="print JSON (one object an answer)")
-
-    from api import cli_check, cli_report, cli_serve
-
-    check = add("check", cli_check.run, cli_check.HELP)
-    cli_check.add_arguments(check)
-
-    serve = add("serve", cli_serve.run, cli_serve.HELP)
-    cli_serve.add_arguments(serve)
-    mcp = add("mcp", cmd_mcp, MCP_HELP)
-    mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
-    report = add("report", cli_report.run, cli_report.HELP)
-    cli_report.add_arguments(report)
-    return parser
+    cmd.add_argument("--json", action="store_true", help="print JSON (one object an answer)")
+    return cmd
 
 
 MCP_HELP = (

@@ -22,7 +22,7 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from kb.errors import AuthError, UserError
+from kb.errors import AuthError, KBError, UserError
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 
@@ -94,6 +94,9 @@ class ServiceState:
         sentence vectors (hotpotqa-100: ~0.36 s -> ~0.08 s CPU per question)."""
         try:
             self.kb.warm_up()
+        except KBError as exc:  # says what to do: no traceback needed
+            logger.warning("warm-up failed: %s", exc.message)
+            self.warmup_error = f"{type(exc).__name__}: {exc.message}"
         except Exception as exc:
             logger.exception("warm-up failed")
             self.warmup_error = f"{type(exc).__name__}: {exc}"

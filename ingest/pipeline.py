@@ -107,6 +107,7 @@ class Plan:
     summary: IngestSummary
     interrupted: bool
     new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
+    wrote_version: bool = False  # False: an earlier, killed run left the folder complete
 
     @property
     def nothing_changed(self) -> bool:
@@ -180,7 +181,8 @@ def _ingest_locked(
     progress("write", version.manifest.chunk_count, version.manifest.chunk_count)
     derive(plan, version, embedder, progress)
     VersionWriter(layout, version.version).commit()
-    remember_sound(layout, version.version)  # the next ingest need not read it all again
+    if plan.wrote_version:  # written whole just now: the next ingest need not read it all
+        remember_sound(layout, version.version)
     progress("commit", 1, 1)
     clean(plan, store, version.manifest)
     progress("clean", 1, 1)
@@ -294,6 +296,7 @@ def write(plan: Plan) -> CorpusVersion:
             embedding_model=MODEL_NAME,
         )
         writer.write(manifest, snapshot, lines, lexical)
+        plan.wrote_version = True
     return CorpusVersion.at(plan.layout, version)
 
 

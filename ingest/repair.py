@@ -17,6 +17,7 @@ into one clear `DiskFullError`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -24,7 +25,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from kb.check import check_version_files, known_sound, missing_vectors, remember_sound
+from kb.check import (
+    check_version_files,
+    known_sound,
+    missing_vectors,
+    remember_sound,
+    vector_index_problem,
+)
 from kb.corpus import LEXICAL, CorpusVersion, Layout, now, write_atomic
 from kb.embedding import Embedder
 from kb.errors import CorpusDamagedError, DiskFullError
@@ -51,6 +58,13 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     if version is None:
         return repairs
     corpus = CorpusVersion.at(layout, version)
+    if broken := vector_index_problem(settings):
+        _rebuild_vector_index(settings, Path(broken.path), corpus.chunks, embedder())
+        repairs.append(
+            f"the vector index was damaged ({broken.problem}): rebuilt it from the "
+            f"{corpus.manifest.chunk_count} chunks of version {version}"
+        )
+        return repairs
     ids = list(dict.fromkeys(cid for doc in corpus.manifest.documents for cid in doc.chunk_ids))
     if not layout.pending.exists() and _stored_count(settings) == len(ids):
         return repairs  # after a clean commit the store holds exactly these vectors
@@ -149,6 +163,22 @@ def _rebuild_lexical(folder: Path, chunks: list[Chunk]) -> None:
     staging = folder / f".{LEXICAL}.rebuild"
     LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging)
     os.replace(staging, folder / LEXICAL)
+
+
+def _rebuild_vector_index(
+    settings: Settings, folder: Path, chunks: list[Chunk], embedder: Embedder
+) -> None:
+    """Drop the collection without loading its damaged index (`folder`), then embed
+    every chunk into a new one."""
+    from kb.store import chroma_client, forget_embedded_clients
+
+    shutil.rmtree(folder, ignore_errors=True)  # first: Chroma must never load these files
+    forget_embedded_clients()
+    with contextlib.suppress(Exception):  # chromadb's own NotFoundError tree: gone already
+        chroma_client(settings).delete_collection(settings.collection)
+    forget_embedded_clients()
+    unique = {c.chunk_id: c for c in chunks}  # the same text has one id and one vector
+    _reembed(settings, list(unique.values()), embedder)
 
 
 def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> None:

@@ -37,6 +37,7 @@ REPAIRS = {
     "snapshot": "rebuilds the version from the documents",
     "lexical": "rebuilds the lexical (BM25) index from the chunks",
     "vectors": "re-embeds the missing vectors from the chunks",
+    "vector-index": "rebuilds the vector index, re-embedding every chunk of the version",
 }
 
 
@@ -92,7 +93,9 @@ def check_data_dir(settings: Settings, *, vectors: bool = True) -> CheckReport:
     report.damage += damage
     if manifest is not None:
         report.documents, report.chunks = len(manifest.documents), manifest.chunk_count
-    if manifest is not None and vectors:
+    if vectors and (broken := vector_index_problem(settings)):
+        report.damage.append(broken)  # not opened: loading it could crash this process
+    elif manifest is not None and vectors:
         ids = [cid for doc in manifest.documents for cid in doc.chunk_ids]
         report.missing_vectors, lost = missing_vectors(settings, ids)
         if lost:
@@ -199,6 +202,16 @@ def _lexical_problem(corpus: CorpusVersion, rows: int) -> str | None:
     if held != rows:
         return f"indexes {held} rows; the version has {rows} chunks"
     return None
+
+
+def vector_index_problem(settings: Settings) -> Damage | None:
+    """Damage to the embedded store's persisted vector index (see kb/vector_index.py)."""
+    if settings.chroma_url:
+        return None
+    from kb.vector_index import vector_index_damage
+
+    found = vector_index_damage(settings.data_dir / "chroma", settings.collection)
+    return Damage("vector-index", str(found[0]), found[1]) if found else None
 
 
 def missing_vectors(settings: Settings, ids: list[str]) -> tuple[list[str], str | None]:

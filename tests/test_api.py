@@ -103,6 +103,7 @@ def test_health_and_readiness(server: LiveServer, handbook: tuple[Path, Path]) -
         "reason": "ready",
         "corpus_version": current_corpus(handbook[1]).version,
         "backend": "extractive",
+        "warm_version": current_corpus(handbook[1]).version,  # warmed before it said ready
     }
 
 

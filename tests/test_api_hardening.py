@@ -153,5 +153,5 @@ def test_readyz_without_the_key_says_ready_and_nothing_more(keyed: LiveServer) -
         full = holder.get("/readyz")
     assert terse.status_code == wrong.status_code == full.status_code == 200
     assert terse.json() == wrong.json() == {"ready": True, "reason": "ready"}
-    assert set(full.json()) == {"ready", "reason", "corpus_version", "backend"}
+    assert set(full.json()) == {"ready", "reason", "corpus_version", "backend", "warm_version"}
     assert full.json()["backend"] == "extractive"
