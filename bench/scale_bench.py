@@ -4,11 +4,13 @@ hotpotqa-100, in one run, with the load average beside every timing.
     .venv/bin/python bench/scale_bench.py --cache DIR [--work DIR] [--questions 50]
         [--skip-compare] [--skip-load] [--only hotpotqa-100]
 
-Per corpus: full ingest (chunks/s and its ratio to the raw model's encode of the same
-texts, peak RSS), no-change re-ingest, one sentence appended to one document (chunks
-embedded, seconds besides embedding), the corpus file renamed and moved (chunks
-embedded), the first and tenth question after that ingest, retrieval and auto p50/p95
-over N questions, and retrieval p50 again while two busy processes keep both cores busy.
+Per corpus: full ingest (its speed against the raw model's encode of everything it
+embedded: chunk texts and the reader's sentence units; peak RSS), no-change re-ingest,
+one sentence appended to one document (chunks embedded, seconds besides embedding;
+then `--append-runs` more appends per corpus, alternating, whose medians are compared),
+the corpus file renamed and moved (chunks embedded), the first and tenth question after
+that ingest, retrieval and auto p50/p95 over N questions, and retrieval p50 again while
+two busy processes keep both cores busy.
 Then torch against ONNX Runtime on the dev sets: encode speed, largest vector
 difference and dense recall@10. Every ingest is a whole `kb ingest` process (its wall
 time includes start-up and model load); each other phase runs in its own process too.
@@ -334,6 +336,33 @@ def bench_corpus(
     return row
 
 
+def bench_appends(rows: dict[str, dict[str, Any]], work: Path, args: argparse.Namespace) -> None:
+    """One sentence appended again, corpora alternating, `--append-runs` times each: the
+    median seconds besides embedding of each (a whole `kb ingest` loads the model, which
+    varies by a second or more from run to run, so one run each decides nothing)."""
+    env = {"KB_EMBED_BACKEND": args.backend}
+    seen: dict[str, list[float]] = {name: [] for name in rows}
+    for run in range(args.append_runs):
+        for name in list(rows) if run % 2 == 0 else list(rows)[::-1]:
+            corpus = work / name / "elsewhere" / "renamed.jsonl"
+            append_sentence(corpus)
+            spec = {"path": str(corpus), "data_dir": str(work / name / "data")}
+            result = run_phase("ingest", spec, env)
+            summary = result["summary"]
+            seen[name].append(result["wall"] - summary["embed_seconds"])
+            rows[name]["append_chunks"] = max(
+                rows[name]["append_chunks"], summary["chunks_embedded"]
+            )
+    for name, values in seen.items():
+        rows[name]["append_besides_s"] = percentile(values, 0.5)
+        print(
+            f"  {name:13} one sentence appended, {len(values)} runs alternating: besides "
+            f"embedding {', '.join(f'{v:.2f}' for v in values)} s, median "
+            f"{rows[name]['append_besides_s']:.2f} s  [{load()}]",
+            flush=True,
+        )
+
+
 def bench_backends(args: argparse.Namespace) -> dict[str, Any]:
     """torch against ONNX Runtime on the dev sets, side by side in one process."""
     spec = {"sets": ["hotpotqa-100", "squad-v2-dev"], "questions": args.recall_questions}
@@ -426,6 +455,12 @@ def main() -> None:
         help="chunk texts the raw-encode comparison embeds (0: all)",
     )
     parser.add_argument("--recall-questions", type=int, default=300)
+    parser.add_argument(
+        "--append-runs",
+        type=int,
+        default=5,
+        help="appends per corpus, alternating, for the median besides embedding (0: one)",
+    )
     parser.add_argument("--backend", choices=["onnx", "torch"], default="torch")
     parser.add_argument(
         "--only",
@@ -459,6 +494,8 @@ def main() -> None:
     for name, (source, questions) in corpora.items():
         if args.only in (None, name):
             rows[name] = bench_corpus(name, source, questions, work, args)
+    if len(rows) == 2 and args.append_runs:
+        bench_appends(rows, work, args)
     backends = {} if args.skip_compare else bench_backends(args)
     print("\nsummary")
     for name, row in rows.items():

@@ -108,6 +108,8 @@ class Plan:
     interrupted: bool
     new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
     wrote_version: bool = False  # False: an earlier, killed run left the folder complete
+    store_exact: bool = False  # the store holds just the committed version's vectors
+    committed: CorpusVersion | None = None  # that version, whatever its configuration
 
     @property
     def nothing_changed(self) -> bool:
@@ -159,7 +161,8 @@ def _ingest_locked(
     # Verify and repair (ingest/repair.py): what is committed is sound before it is trusted.
     repaired = repair_committed(settings, layout, lambda: embedder or shared_embedder(settings))
     plan = diff(settings, layout, root)
-    plan.summary.repaired = repaired
+    plan.summary.repaired = repaired.repairs
+    plan.store_exact = repaired.store_exact
     progress("diff", len(plan.documents), len(plan.documents))
     if plan.nothing_changed:
         assert plan.previous is not None
@@ -232,6 +235,7 @@ def diff(settings: Settings, layout: Layout, root: Path) -> Plan:
         fresh=fresh,
         summary=summary,
         interrupted=layout.pending.exists(),
+        committed=previous,
     )
 
 
@@ -249,9 +253,11 @@ def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress
     summary = plan.summary
     unique = {c.chunk_id: c for chunks in plan.new_chunks.values() for c in chunks}
     # The committed version's vectors are all stored: ask the store only about the rest.
-    committed = plan.previous.chunk_ids if plan.previous else frozenset()
+    committed = plan.committed.chunk_ids if plan.committed else frozenset()
     unknown = [cid for cid in unique if cid not in committed]
-    already = (unique.keys() & committed) | (store.existing(unknown) if unknown else set())
+    # After a clean commit nothing else is stored: no need to ask (it costs Chroma a load).
+    asked = store.existing(unknown) if unknown and not plan.store_exact else set()
+    already = (unique.keys() & committed) | asked
     todo = [c for cid, c in unique.items() if cid not in already]
     summary.chunks_reused = sum(len(cs) for cs in plan.new_chunks.values()) - len(todo)
     if todo:

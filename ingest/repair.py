@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.check import (
@@ -43,20 +44,30 @@ EmbedderFactory = Callable[[], Embedder]
 REBUILT_PARTS = {"manifest", "chunks", "snapshot"}  # what only the documents can rebuild
 
 
-def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFactory) -> list[str]:
-    """Make the committed version sound (see module doc); what was repaired, in words.
+@dataclass
+class Repaired:
+    """What `repair_committed` did, in words, and whether the store is known to hold
+    exactly the committed version's vectors (then no other id needs looking up)."""
+
+    repairs: list[str] = field(default_factory=list)
+    store_exact: bool = False
+
+
+def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFactory) -> Repaired:
+    """Make the committed version sound (see module doc).
 
     The version's files are read whole only when they changed since they were last
     known sound (`kb.check.known_sound`), so an ingest of a large, healthy corpus does
     not pay for reading it all."""
-    repairs: list[str] = []
+    done = Repaired()
+    repairs = done.repairs
     version = _sound_pointer(layout, repairs)
     if version is not None and not known_sound(layout, version):
         version = _repair_files(layout, version, repairs)
         if version is not None:
             remember_sound(layout, version)
     if version is None:
-        return repairs
+        return done
     corpus = CorpusVersion.at(layout, version)
     if broken := vector_index_problem(settings):
         _rebuild_vector_index(settings, Path(broken.path), corpus.chunks, embedder())
@@ -64,17 +75,18 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
             f"the vector index was damaged ({broken.problem}): rebuilt it from the "
             f"{corpus.manifest.chunk_count} chunks of version {version}"
         )
-        return repairs
+        return done
     ids = list(dict.fromkeys(cid for doc in corpus.manifest.documents for cid in doc.chunk_ids))
     if not layout.pending.exists() and _stored_count(settings) == len(ids):
-        return repairs  # after a clean commit the store holds exactly these vectors
+        done.store_exact = True  # after a clean commit the store holds exactly these
+        return done
     missing, _ = missing_vectors(settings, ids)
     if missing:
         lost = set(missing)
         unique = {c.chunk_id: c for c in corpus.chunks if c.chunk_id in lost}  # same text, same id
         _reembed(settings, list(unique.values()), embedder())
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
-    return repairs
+    return done
 
 
 def _repair_files(layout: Layout, version: str, repairs: list[str]) -> str | None:
@@ -102,12 +114,10 @@ def _stored_count(settings: Settings) -> int | None:
     finished (no `pending.json`) leaves exactly the committed version's vectors, so
     an equal count spares asking for every id; any other count checks them all."""
     from kb.store import VectorStore
+    from kb.vector_index import stored_vectors
 
-    if (
-        settings.chroma_url is None
-        and not (settings.data_dir / "chroma" / "chroma.sqlite3").exists()
-    ):
-        return None  # gone: a client opened before would still count the deleted file
+    if settings.chroma_url is None:  # read from Chroma's tables: no need to start it
+        return stored_vectors(settings.data_dir / "chroma", settings.collection)
     try:
         return VectorStore(settings).count()
     except Exception:  # chromadb raises its own tree and sqlite's; the full check says more

@@ -243,9 +243,11 @@ class SentenceIndex:
             if not blocks.copy(number, digest):
                 blocks.split(number, digest, doc)
         vectors = np.zeros((blocks.rows, DIMENSIONS), dtype=np.float16)
-        if previous is not None and blocks.copied:
-            new_rows, old_rows = (np.concatenate(x) for x in zip(*blocks.copied, strict=True))
-            vectors[new_rows] = previous.vectors[old_rows]
+        if previous is not None:
+            for new, old, size in blocks.runs:  # contiguous copies, not a gather
+                vectors[new : new + size] = previous.vectors[old : old + size]
+            if blocks.kept_new:
+                vectors[blocks.kept_new] = previous.vectors[blocks.kept_old]
         summary.units, summary.reused = blocks.rows, blocks.rows - len(blocks.todo)
         _embed_into(vectors, blocks.todo, embedder, progress, summary)
         return cls(blocks.arrays(docs), vectors)
@@ -272,9 +274,11 @@ class _Blocks:
         self.contexts: list[str] = list(previous.context_names) if previous else []
         self.context_number = {name: n for n, name in enumerate(self.contexts)}
         self.doc_hashes: list[int] = []
-        self.copied: list[tuple[np.ndarray, np.ndarray]] = []  # (new rows, old rows)
+        self.runs: list[list[int]] = []  # [new row, old row, rows] copied whole
+        self.kept_new: list[int] = []  # single units whose vector is reused: new rows,
+        self.kept_old: list[int] = []  # and their rows in `previous`
         self.todo: list[tuple[int, str]] = []  # (new row, embedding text)
-        self._unit_rows: dict[int, int] | None = None
+        self._unit_hashes: tuple[np.ndarray, np.ndarray] | None = None
         self._word_cache: dict[str, int] = {}
 
     def copy(self, number: int, digest: int) -> bool:
@@ -292,7 +296,11 @@ class _Blocks:
             )
         self.lengths.append(np.diff(prev.word_ptr[lo : hi + 1]))
         self.words.append(prev.words[prev.word_ptr[lo] : prev.word_ptr[hi]])
-        self.copied.append((np.arange(self.rows, self.rows + hi - lo), np.arange(lo, hi)))
+        last = self.runs[-1] if self.runs else None
+        if last is not None and last[0] + last[2] == self.rows and last[1] + last[2] == lo:
+            last[2] += hi - lo  # documents in the same order: one run
+        else:
+            self.runs.append([self.rows, lo, hi - lo])
         self.doc_hashes.append(digest)
         self.rows += hi - lo
         return True
@@ -302,20 +310,18 @@ class _Blocks:
         columns: dict[str, list[int]] = {k: [] for k in COLUMNS}
         lengths: list[int] = []
         words: list[int] = []
-        kept_new: list[int] = []
-        kept_old: list[int] = []
         for unit in reading_units(doc.text):
             text = embedding_text(doc.title, unit, doc.text)
             unit_hash = hash64(text)
             row = self.rows + len(lengths)
-            old = self.unit_rows.get(unit_hash, -1)
+            old = self.unit_row(unit_hash)
             if old < 0:
                 self.todo.append((row, text))
                 unit_words = word_hashes(content_words(text), self._word_cache)
             else:
                 assert self.previous is not None
-                kept_new.append(row)
-                kept_old.append(old)
+                self.kept_new.append(row)
+                self.kept_old.append(old)
                 a, b = self.previous.word_ptr[old], self.previous.word_ptr[old + 1]
                 unit_words = self.previous.words[a:b].tolist()
             lengths.append(len(unit_words))
@@ -332,20 +338,19 @@ class _Blocks:
             )
         self.lengths.append(np.array(lengths, dtype=np.int64))
         self.words.append(np.array(words, dtype=np.uint64))
-        if kept_new:
-            self.copied.append((np.array(kept_new), np.array(kept_old)))
         self.doc_hashes.append(digest)
         self.rows += len(lengths)
 
-    @property
-    def unit_rows(self) -> dict[int, int]:
-        """Unit text hash -> its row in the previous index (built when first needed)."""
-        if self._unit_rows is None:
-            prev = self.previous
-            self._unit_rows = (
-                {} if prev is None else {int(h): r for r, h in enumerate(prev.text_hash)}
-            )
-        return self._unit_rows
+    def unit_row(self, unit_hash: int) -> int:
+        """The row of a unit with this text hash in the previous index, or -1."""
+        if self.previous is None:
+            return -1
+        if self._unit_hashes is None:  # sorted once, when a document is read afresh
+            order = np.argsort(self.previous.text_hash, kind="stable")
+            self._unit_hashes = self.previous.text_hash[order], order
+        hashes, order = self._unit_hashes
+        at = int(np.searchsorted(hashes, np.uint64(unit_hash)))
+        return int(order[at]) if at < len(hashes) and int(hashes[at]) == unit_hash else -1
 
     def arrays(self, docs: Sequence[TextDocument]) -> dict[str, np.ndarray]:
         def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:

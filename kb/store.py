@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -57,31 +56,20 @@ def forget_embedded_clients() -> None:
     SharedSystemClient.clear_system_cache()
 
 
-_SOUND: dict[Path, tuple[tuple[str, int, int], ...]] = {}  # index folders checked sound
-
-
 def verify_vector_index(settings: Settings) -> None:
     """Refuse to open an embedded store whose persisted vector index is damaged (see
-    `kb.vector_index`): hnswlib would crash the process on loading it. Checked once
-    per state of the files in each process."""
+    `kb.vector_index`): hnswlib would crash the process on loading it."""
     if settings.chroma_url:
         return  # a Chroma server guards its own files
     from kb.vector_index import vector_index_damage
 
-    chroma = settings.data_dir / "chroma"
-    stamps = tuple(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(chroma.glob("*/*.bin"))
-    )
-    if _SOUND.get(chroma) == stamps:
-        return
-    found = vector_index_damage(chroma, settings.collection)
+    found = vector_index_damage(settings.data_dir / "chroma", settings.collection)
     if found is not None:
         folder, problem = found
         raise CorpusDamagedError(
             f"The vector index in {folder} is damaged: {problem}. Run `kb ingest PATH` to "
             "rebuild it from the chunks (`kb check` lists all damage)."
         )
-    _SOUND[chroma] = stamps
 
 
 class VectorStore:

@@ -47,17 +47,43 @@ class Damaged(Exception):
     """One problem with the HNSW files of a segment."""
 
 
+_SOUND: dict[tuple[Path, str], tuple[tuple[str, int, int], ...]] = {}  # checked, per state
+
+
 def vector_index_damage(chroma_dir: Path, collection: str) -> tuple[Path, str] | None:
     """The folder of `collection`'s persisted vector index and what is wrong with it,
     or None when it is sound (or nothing is persisted yet). A problem is confirmed by
-    reading again, so a file caught mid-write by another process is not reported."""
+    reading again, so a file caught mid-write by another process is not reported. A
+    process checks each state of the files (sizes, modification times) once."""
+    stamps = _stamps(chroma_dir)
+    if _SOUND.get((chroma_dir, collection)) == stamps:
+        return None
     for attempt in range(RETRIES):
         found = _damage_once(chroma_dir, collection)
         if found is None:
+            _SOUND[(chroma_dir, collection)] = stamps
             return None
         if attempt < RETRIES - 1:
             time.sleep(0.3)
     return found
+
+
+def stored_vectors(chroma_dir: Path, collection: str) -> int | None:
+    """How many records Chroma's tables list for `collection` (None if they cannot say),
+    read without starting Chroma."""
+    segment = _vector_segment(chroma_dir, collection)
+    return segment.stored if segment is not None else None
+
+
+def _stamps(chroma_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for path in sorted([chroma_dir / "chroma.sqlite3", *chroma_dir.glob("*/*.bin")]):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
 
 
 def _damage_once(chroma_dir: Path, collection: str) -> tuple[Path, str] | None:
