@@ -59,14 +59,21 @@ class ChromaServer:
         _wait_for_heartbeat(self.url, self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=20)
         self.process = None
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Terminate a test's subprocess; kill it if it has not exited after `timeout`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.chroma_server import ChromaServer, free_port
+from tests.chroma_server import ChromaServer, free_port, stop_process
 from tests.conftest import ROOT, write_corpus
 
 OLD = "The quarterly offsite is held in Lisbon in the first week of June."
@@ -74,12 +74,7 @@ class Server:
         raise TimeoutError(f"{self.url} did not warm version {version} in {timeout}s")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=30)
         self.log.close()
 
 
