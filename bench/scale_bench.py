@@ -38,8 +38,6 @@ DATASETS = ROOT / ".." / "shared" / "datasets"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-APPENDED = " This sentence was appended by the scale benchmark."
-
 
 def load() -> str:
     one, five, fifteen = os.getloadavg()
@@ -227,19 +225,11 @@ def child_main(name: str, spec_json: str) -> None:
 # ---- the run --------------------------------------------------------------------------
 
 
-def append_sentence(corpus: Path) -> None:
-    """Append one sentence to the text of the document in the middle of the file."""
-    lines = corpus.read_text("utf-8").splitlines()
-    middle = len(lines) // 2
-    row = json.loads(lines[middle])
-    row["text"] += APPENDED
-    lines[middle] = json.dumps(row, ensure_ascii=False)
-    corpus.write_text("\n".join(lines) + "\n", "utf-8")
-
-
 def bench_corpus(
     name: str, source: Path, questions: Path, work: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
+    from bench.ingest_bench import change_one_record
+
     env = {"KB_EMBED_BACKEND": args.backend}
     folder = work / name
     corpus = folder / "docs" / "corpus.jsonl"
@@ -291,7 +281,7 @@ def bench_corpus(
         flush=True,
     )
     row["nochange_s"] = ingest(corpus, "no-change re-ingest")["wall"]
-    append_sentence(corpus)
+    change_one_record(corpus)  # one sentence appended
     appended = ingest(corpus, "one sentence appended")
     a = appended["summary"]
     row["append_chunks"] = a["chunks_embedded"]
@@ -340,12 +330,14 @@ def bench_appends(rows: dict[str, dict[str, Any]], work: Path, args: argparse.Na
     """One sentence appended again, corpora alternating, `--append-runs` times each: the
     median seconds besides embedding of each (a whole `kb ingest` loads the model, which
     varies by a second or more from run to run, so one run each decides nothing)."""
+    from bench.ingest_bench import change_one_record
+
     env = {"KB_EMBED_BACKEND": args.backend}
     seen: dict[str, list[float]] = {name: [] for name in rows}
     for run in range(args.append_runs):
         for name in list(rows) if run % 2 == 0 else list(rows)[::-1]:
             corpus = work / name / "elsewhere" / "renamed.jsonl"
-            append_sentence(corpus)
+            change_one_record(corpus)  # one sentence appended
             spec = {"path": str(corpus), "data_dir": str(work / name / "data")}
             result = run_phase("ingest", spec, env)
             summary = result["summary"]

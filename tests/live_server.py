@@ -177,6 +177,15 @@ def serving(
         live.stop()
 
 
+def readiness_after_warm_up(client: httpx.Client, timeout: float) -> httpx.Response:
+    """The server's `/readyz` answer once it no longer says it is warming up."""
+    deadline = time.monotonic() + timeout
+    while (ready := client.get("/readyz")).json()["reason"].startswith("warming up"):
+        assert time.monotonic() < deadline, f"still warming up after {timeout}s"
+        time.sleep(0.1)
+    return ready
+
+
 def parse_sse(text: str) -> list[tuple[str, str]]:
     """(event name, data) of each frame of a text/event-stream body."""
     frames: list[tuple[str, str]] = []

@@ -36,6 +36,7 @@ from tests.live_server import (
     ingest_handbook,
     make_settings,
     parse_sse,
+    readiness_after_warm_up,
     serving,
 )
 from tests.scripted import PricedScriptedBackend
@@ -110,10 +111,7 @@ def test_health_and_readiness(server: LiveServer, handbook: tuple[Path, Path]) -
 def test_not_ingested_service_is_not_ready_and_says_why(tmp_path: Path, embedder: Embedder) -> None:
     settings = make_settings(tmp_path, data_dir=tmp_path / "empty")
     with serving(settings, embedder, wait_ready=False) as live, live.client() as client:
-        deadline = time.monotonic() + 30
-        while (ready := client.get("/readyz")).json()["reason"].startswith("warming up"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        ready = readiness_after_warm_up(client, timeout=30)
         assert ready.status_code == 503
         assert ready.json()["ready"] is False
         assert "no corpus has been ingested" in ready.json()["reason"]
@@ -678,9 +676,8 @@ def test_kb_serve_starts_uvicorn_with_flags(tmp_path: Path) -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        while (ready := httpx.get(f"{url}/readyz")).json()["reason"].startswith("warming up"):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        with httpx.Client(base_url=url) as client:
+            ready = readiness_after_warm_up(client, timeout=deadline - time.monotonic())
         assert ready.status_code == 503
         assert str(tmp_path / "data") in ready.json()["reason"]
     finally:

@@ -29,7 +29,7 @@ from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
 from kb.store import forget_embedded_clients
 from tests.conftest import write_corpus
-from tests.live_server import make_settings, serving
+from tests.live_server import make_settings, readiness_after_warm_up, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST = {"deploys.md": "# Deploys\n\nProduction deploys are frozen on Fridays after 15:00.\n"}
@@ -147,10 +147,7 @@ def test_readyz_says_not_ready_when_the_store_has_lost_its_vectors(
     forget_embedded_clients()
     (settings.data_dir / "chroma" / "chroma.sqlite3").unlink()
     with serving(settings, embedder, wait_ready=False) as live, live.client() as client:
-        deadline = time.monotonic() + 60
-        while (ready := client.get("/readyz")).json()["reason"].startswith("warming up"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        ready = readiness_after_warm_up(client, timeout=60)
     assert ready.status_code == 503
     assert "vectors were lost" in ready.json()["reason"]
     assert "kb ingest" in ready.json()["reason"]

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from kb.settings import Settings, load_settings
 from kb.store import forget_embedded_clients
 from kb.vector_index import check_hnsw_files
 from tests.conftest import ROOT, write_corpus
-from tests.live_server import make_settings, serving
+from tests.live_server import make_settings, readiness_after_warm_up, serving
 
 # Chroma saves its HNSW files once about 1,000 vectors were added: one short page per
 # chunk, enough pages to pass that.
@@ -121,10 +120,7 @@ def test_readyz_says_not_ready_naming_a_damaged_vector_index(
     settings = make_settings(tmp_path / "work", data_dir=data)
     _garble(_segment(settings) / "data_level0.bin")
     with serving(settings, embedder, wait_ready=False) as live, live.client() as client:
-        deadline = time.monotonic() + 60
-        while (ready := client.get("/readyz")).json()["reason"].startswith("warming up"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        ready = readiness_after_warm_up(client, timeout=60)
         query = client.post("/v1/query", json={"question": QUESTION, "mode": "rag"})
     assert ready.status_code == 503
     assert "vector index" in ready.json()["reason"] and "kb ingest" in ready.json()["reason"]
