@@ -270,15 +270,9 @@ def readiness_of(state: ServiceState) -> Readiness:
     elif lost := _lost_vectors(state):
         reason = lost
     else:
-        return Readiness(
-            ready=True,
-            reason="ready",
-            corpus_version=version,
-            backend=backend,
-            warm_version=state.kb.warm_version,
-        )
+        reason = "ready"
     return Readiness(
-        ready=False,
+        ready=reason == "ready",
         reason=reason,
         corpus_version=version,
         backend=backend,

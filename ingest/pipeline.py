@@ -27,6 +27,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -101,7 +102,7 @@ class Plan:
     layout: Layout
     root: Path
     documents: list[Document]
-    previous: CorpusVersion | None
+    committed: CorpusVersion | None  # the committed version, whatever its configuration
     kept: dict[str, ManifestDoc]  # unchanged documents' entries, reused as they are
     fresh: list[Document]
     summary: IngestSummary
@@ -109,7 +110,14 @@ class Plan:
     new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
     wrote_version: bool = False  # False: an earlier, killed run left the folder complete
     store_exact: bool = False  # the store holds just the committed version's vectors
-    committed: CorpusVersion | None = None  # that version, whatever its configuration
+
+    @cached_property
+    def previous(self) -> CorpusVersion | None:
+        """The committed version if it has this configuration: its parts are reused."""
+        committed = self.committed
+        if committed is None or committed.manifest.config_key != config_key(self.settings):
+            return None
+        return committed
 
     @property
     def nothing_changed(self) -> bool:
@@ -201,19 +209,27 @@ def diff(settings: Settings, layout: Layout, root: Path) -> Plan:
         loaded = load_corpus(root, settings.max_file_bytes)
     except FileNotFoundError as exc:
         raise UserError(f"{exc}; pass a folder or a file to ingest.") from exc
-    previous = CorpusVersion.open(settings.data_dir) if layout.current_version() else None
-    old_docs = previous.manifest.by_id() if previous else {}
-    reusable = previous is not None and previous.manifest.config_key == config_key(settings)
-    summary = IngestSummary(
-        skipped=loaded.skipped, previous_version=previous.version if previous else None
+    committed = CorpusVersion.open(settings.data_dir) if layout.current_version() else None
+    plan = Plan(
+        settings=settings,
+        layout=layout,
+        root=root,
+        documents=sorted(loaded.documents, key=lambda d: d.doc_id),
+        committed=committed,
+        kept={},
+        fresh=[],
+        summary=IngestSummary(
+            skipped=loaded.skipped, previous_version=committed.version if committed else None
+        ),
+        interrupted=layout.pending.exists(),
     )
-    kept: dict[str, ManifestDoc] = {}
-    fresh: list[Document] = []
+    old_docs = committed.manifest.by_id() if committed else {}
+    summary = plan.summary
     for doc in loaded.documents:
         old = old_docs.get(doc.doc_id)
-        if reusable and old is not None and old.content_hash == content_hash(doc):
+        if plan.previous is not None and old is not None and old.content_hash == content_hash(doc):
             summary.unchanged += 1
-            kept[doc.doc_id] = old
+            plan.kept[doc.doc_id] = old
             continue
         if old is None:
             summary.added += 1
@@ -221,22 +237,11 @@ def diff(settings: Settings, layout: Layout, root: Path) -> Plan:
         else:
             summary.changed += 1
             summary.changed_ids.append(doc.doc_id)
-        fresh.append(doc)
+        plan.fresh.append(doc)
     current_ids = {doc.doc_id for doc in loaded.documents}
     summary.removed_ids = sorted(set(old_docs) - current_ids)
     summary.removed = len(summary.removed_ids)
-    return Plan(
-        settings=settings,
-        layout=layout,
-        root=root,
-        documents=sorted(loaded.documents, key=lambda d: d.doc_id),
-        previous=previous if reusable else None,
-        kept=kept,
-        fresh=fresh,
-        summary=summary,
-        interrupted=layout.pending.exists(),
-        committed=previous,
-    )
+    return plan
 
 
 def chunk(plan: Plan) -> None:

@@ -207,7 +207,7 @@ def _lexical_problem(corpus: CorpusVersion, rows: int) -> str | None:
 def vector_index_problem(settings: Settings) -> Damage | None:
     """Damage to the embedded store's persisted vector index (see kb/vector_index.py)."""
     if settings.chroma_url:
-        return None
+        return None  # a Chroma server guards its own files
     from kb.vector_index import vector_index_damage
 
     found = vector_index_damage(settings.data_dir / "chroma", settings.collection)

@@ -59,16 +59,12 @@ def forget_embedded_clients() -> None:
 def verify_vector_index(settings: Settings) -> None:
     """Refuse to open an embedded store whose persisted vector index is damaged (see
     `kb.vector_index`): hnswlib would crash the process on loading it."""
-    if settings.chroma_url:
-        return  # a Chroma server guards its own files
-    from kb.vector_index import vector_index_damage
+    from kb.check import vector_index_problem
 
-    found = vector_index_damage(settings.data_dir / "chroma", settings.collection)
-    if found is not None:
-        folder, problem = found
+    if damage := vector_index_problem(settings):
         raise CorpusDamagedError(
-            f"The vector index in {folder} is damaged: {problem}. Run `kb ingest PATH` to "
-            "rebuild it from the chunks (`kb check` lists all damage)."
+            f"The vector index in {damage.path} is damaged: {damage.problem}. Run `kb ingest "
+            "PATH` to rebuild it from the chunks (`kb check` lists all damage)."
         )
 
 
