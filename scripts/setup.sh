@@ -54,7 +54,7 @@ if ! .venv/bin/uv --version 2>/dev/null | grep -q "$(grep -oP '^uv==\K[0-9.]+' r
 fi
 
 source scripts/torch_source.sh
-export UV_HTTP_TIMEOUT=${UV_HTTP_TIMEOUT:-60} UV_LINK_MODE=${UV_LINK_MODE:-copy}
+export UV_HTTP_TIMEOUT=${UV_HTTP_TIMEOUT:-60}
 UV_PIP=(.venv/bin/uv pip --quiet)
 "${UV_PIP[@]}" sync --python .venv/bin/python --require-hashes "${TORCH_SOURCE[@]}" "$LOCK" \
     || fail "installing $LOCK failed"
