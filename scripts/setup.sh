@@ -23,7 +23,7 @@ esac
 fail() {  # fail WHAT: what failed and what to do, then stop
     echo "setup: $1" >&2
     echo "setup: the lines above name the package. If the package registry cannot be" \
-        "reached, check the network or proxy (PIP_INDEX_URL/UV_INDEX_URL) and run this" \
+        "reached, check the network, proxy or index settings (UV_DEFAULT_INDEX, PIP_INDEX_URL) and run this" \
         "again; if a pinned version is gone from the registry, run bash scripts/lock.sh" \
         "and commit the new lock files." >&2
     exit 1
