@@ -34,7 +34,7 @@ class ExtractBudget:
 
     @classmethod
     def for_file(cls, file_bytes: int) -> ExtractBudget:
-        return cls(file_bytes=file_bytes)
+        return cls(file_bytes=file_bytes, seconds=EXTRACT_SECONDS)
 
     @property
     def max_chars(self) -> int:
