@@ -4,6 +4,11 @@ Supported: .md .markdown .txt .rst (text), .html .htm (visible text, not markup)
 .pdf (text layer, via pypdf), .docx (paragraphs and tables, via python-docx) and
 .jsonl in the datasets' corpus format
 (one `{"doc_id", "title", "text"}` object per line).
+
+Files are found and opened by `ingest.corpus_files` (never through a link, checked
+before reading); PDF and DOCX text is extracted within an `ExtractBudget`
+(`ingest.extract_budget`). Whatever a file does, it ends as documents or as a
+skipped file with its reason.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ logger = logging.getLogger("ingest.watch")
 DEBOUNCE_S = 1.0  # quiet time after the last event before re-indexing
 LOCK_WAIT_S = 600.0  # how long a re-index waits for another ingest to finish
 SHOWN_NAMES = 3  # file names a summary line shows per kind before "and N more"
-RESTART_S = 1.0  # pause before watching again after the watcher failed
+RESTART_S = 1.0  # pause before watching again after the watcher failed...
+RESTART_MAX_S = 30.0  # ...doubling with each failure up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ def watch(
     `on_reindex` after each, until `stop` is set (or the process is interrupted).
     Changes inside the data directory are ignored; see the module doc for failures."""
     stop = stop or threading.Event()
+    failures = 0
     while not stop.is_set():
         try:
             _watch_once(settings, root, on_reindex, embedder, debounce_s, stop)
@@ -108,7 +110,8 @@ def watch(
         except Exception as exc:  # watchfiles' Rust errors, inotify limits, a vanished root
             why = f"{type(exc).__name__}: {exc}"
             logger.warning("the file watcher failed (%s); watching again", why)
-            if stop.wait(RESTART_S):
+            failures += 1
+            if stop.wait(min(RESTART_MAX_S, RESTART_S * 2 ** min(failures - 1, 5))):
                 return
             on_reindex(_reindex(settings, root, embedder, 0, watcher_error=why))
 
