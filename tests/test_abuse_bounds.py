@@ -27,8 +27,6 @@ from kb.conversation import TRANSCRIPT_CHARS, Turn, _RewriteCache, rewrite_cache
 from kb.embedding import Embedder
 from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 
-pytestmark = pytest.mark.fast
-
 LIMIT = 500  # the test settings' KB_MAX_QUESTION_CHARS
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 UPSTREAM = "http://upstream.internal.example:8000/v1"

@@ -12,12 +12,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from ingest.loaders import load_corpus
 from tests.conftest import write_corpus
-
-pytestmark = pytest.mark.fast
 
 SECRET = "SECRET-OUTSIDE-THE-CORPUS"
 SWAPS = 2_000  # each race: this many swaps...
