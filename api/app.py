@@ -11,6 +11,7 @@ error body has the shape `{"error": {"type", "message"}}`.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,8 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openai_routes, routes
-from api.deps import QUERY_THREADS, ServiceState
+from api.deps import QUERY_THREADS, ServiceState, holds_service_key, shown_error
 from api.docs import add_docs
+from api.logs import quiet_library_loggers
 from api.mcp_server import mount_http as mount_mcp_http
 from api.schemas import error_payload
 from kb.backends import AnswerBackend
@@ -68,6 +70,7 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app serving `settings.data_dir`. `embedder` lets tests share one loaded
     model; `backend` replaces the one `settings.backend` names."""
+    quiet_library_loggers()
     knowledge_base = KnowledgeBase(settings, backend=backend, embedder=embedder)
     state = ServiceState(settings=settings, kb=knowledge_base)
 
@@ -147,8 +150,10 @@ async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
         )
     if isinstance(exc, BackendError):
         logger.warning("backend %s failed: %s: %s", exc.provider or "?", exc.kind, exc.message)
+    settings: Settings = request.app.state.service.settings
+    operator = holds_service_key(settings, request.headers.get("authorization", ""))
     return JSONResponse(
-        error_payload(exc.kind, exc.message), status_code=exc.http_status, headers=headers
+        error_payload(*shown_error(exc, operator)), status_code=exc.http_status, headers=headers
     )
 
 
@@ -196,6 +201,11 @@ def _unparsable_body(cause: BaseException | None) -> str | None:
         return (
             f"The body is not valid UTF-8 (byte {cause.start} is {cause.object[cause.start]:#04x})"
             ": send JSON text encoded as UTF-8."
+        )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            f"The body holds an integer with more than {sys.get_int_max_str_digits():,} "
+            'digits: send numbers as small JSON integers, e.g. {"top_k": 8}.'
         )
     if isinstance(cause, RecursionError):
         return (

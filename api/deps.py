@@ -16,13 +16,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from kb.errors import AuthError, KBError, UserError
+from kb.errors import AuthError, BackendError, KBError, UserError
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 
@@ -165,6 +166,38 @@ def require_ingest_key(settings: SettingsDep, credentials: Credentials) -> None:
             "`kb ingest PATH` on the server."
         )
     _check_key(credentials, settings.service_api_key)
+
+
+def holds_service_key(settings: Settings, authorization: str) -> bool:
+    """Whether an `Authorization` header carries KB_SERVICE_API_KEY, the operator's key.
+    Only such a caller is shown internal detail: the corpus folder's absolute path, the
+    upstream URL and what the upstream server answered."""
+    expected = settings.service_api_key
+    scheme, _, token = authorization.partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    return key_matches(token.strip(), expected)
+
+
+def is_operator(request: Request, settings: SettingsDep) -> bool:
+    return holds_service_key(settings, request.headers.get("authorization", ""))
+
+
+Operator = Annotated[bool, Depends(is_operator)]
+
+
+def shown_error(exc: KBError, operator: bool) -> tuple[str, str]:
+    """(type, message) of `exc` as a caller may see it: a backend failure without the
+    upstream URL or body unless the caller holds the service key."""
+    if isinstance(exc, BackendError) and not operator:
+        return exc.kind, exc.public_message
+    return exc.kind, exc.message
+
+
+def shown_root(corpus_root: str, operator: bool) -> str:
+    """The corpus folder as a caller may see it: its name, or its whole path for the
+    operator."""
+    return corpus_root if operator else PurePath(corpus_root).name
 
 
 QueryAuth = Depends(require_query_key)

@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -31,10 +32,12 @@ from mcp_types import Resource as MCPResource
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import require_query_key
-from api.schemas import Citation, CorpusResponse, QueryResponse, Turn
+from api.deps import require_query_key, shown_error, shown_root
+from api.logs import quiet_library_loggers
+from api.mcp_bounds import MCP_BODY_BYTES, read_bounded, replay, request_problem
+from api.schemas import Citation, CorpusResponse, QueryResponse, Turn, error_payload
 from kb import __version__
 from kb.conversation import Turn as ConversationTurn
 from kb.conversation import ask_conversation
@@ -45,6 +48,7 @@ from kb.service import KnowledgeBase
 from kb.settings import Mode, Settings, check_top_k
 
 HTTP_PATH = "/mcp"
+HISTORY_TURNS = 50  # turns of `ask`'s history, as on /v1/query
 DOCUMENT_URI = "kb://documents/{+doc_id}"
 INSTRUCTIONS = (
     "Answers questions over a team's documents with cited sources. Use `ask` for an "
@@ -104,6 +108,8 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
     ) -> QueryResponse:
         from api.routes import to_response
 
+        if len(history or []) > HISTORY_TURNS:
+            raise ToolError(f"history has {len(history or [])} turns; at most {HISTORY_TURNS}.")
         turns = [ConversationTurn(t.role, t.content) for t in history or []]
         turns.append(ConversationTurn("user", question))
         return to_response(_call(ask_conversation, kb, turns, mode, top_k))
@@ -115,6 +121,11 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
     def search(query: str, top_k: int | None = None) -> SearchResult:
         if not query.strip():
             raise ToolError("Send a non-empty query.")
+        if len(query.strip()) > kb.settings.max_question_chars:
+            raise ToolError(
+                f"The query has {len(query.strip()):,} characters; the limit is "
+                f"{kb.settings.max_question_chars:,} (KB_MAX_QUESTION_CHARS)."
+            )
         cap = _call(check_top_k, kb.settings.top_k if top_k is None else top_k)
         corpus = _call(kb.corpus)
         hits = _call(kb.retriever(corpus).search, query.strip(), cap)
@@ -131,7 +142,10 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
     )
     def corpus_status() -> CorpusResponse:
         status = _call(kb.status)
-        return CorpusResponse.model_validate(asdict(status) | {"ingest_running": ingest_running()})
+        shown = {"corpus_root": shown_root(status.corpus_root, operator=False)}
+        return CorpusResponse.model_validate(
+            asdict(status) | shown | {"ingest_running": ingest_running()}
+        )
 
     @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain")
     def document(doc_id: str) -> str:
@@ -148,19 +162,22 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
 
 
 def _call(func: Callable[..., Any], *args: Any) -> Any:
-    """Run a kb call; its errors reach the client as a tool error with their message."""
+    """Run a kb call; its errors reach the client as a tool error with their message (a
+    backend's without its URL or upstream answer: MCP clients never hold the service key)."""
     try:
         return func(*args)
     except KBError as exc:
-        raise ToolError(f"{exc.kind}: {exc.message}") from exc
+        kind, message = shown_error(exc, operator=False)
+        raise ToolError(f"{kind}: {message}") from exc
 
 
 # ---- streamable HTTP beside `kb serve` ---------------------------------------------
 
 
-class _QueryKeyCheck:
-    """The API's query auth in front of the MCP endpoint: the same `require_query_key`,
-    so a missing or wrong key is the same 401 as on /v1/query."""
+class _McpEdge:
+    """In front of the MCP endpoint: the API's query auth (the same `require_query_key`,
+    so a missing or wrong key is the same 401 as on /v1/query), then the request's
+    bounds (`mcp_bounds`: body size, names, URIs), each a 4xx before the SDK reads it."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -174,7 +191,22 @@ class _QueryKeyCheck:
             else None
         )
         require_query_key(self.settings, credentials)  # raises AuthError -> 401
-        await self.app(scope, receive, send)
+        body = await read_bounded(receive, MCP_BODY_BYTES)
+        if body is None:
+            too_big = f"An MCP request may have at most {MCP_BODY_BYTES:,} bytes."
+            await _refuse(scope, send, 413, "PayloadTooLargeError", too_big)
+            return
+        if (problem := request_problem(body)) is not None:
+            await _refuse(scope, send, 422, "InvalidRequestError", problem)
+            return
+        await self.app(scope, replay(body, receive), send)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, kind: str, message: str) -> None:
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    await JSONResponse(error_payload(kind, message), status)(scope, nothing, send)
 
 
 def mount_http(app: FastAPI, kb: KnowledgeBase, ingest_running: Callable[[], bool]) -> Any:
@@ -188,7 +220,7 @@ def mount_http(app: FastAPI, kb: KnowledgeBase, ingest_running: Callable[[], boo
         host=kb.settings.host,
     )
     manager: StreamableHTTPSessionManager = server.session_manager
-    endpoint = _QueryKeyCheck(StreamableHTTPASGIApp(manager), kb.settings)
+    endpoint = _McpEdge(StreamableHTTPASGIApp(manager), kb.settings)
     app.router.routes.append(Route(HTTP_PATH, endpoint=endpoint))
     return manager
 
@@ -201,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     from kb.settings import load_settings
 
     settings = load_settings(data_dir=args.data_dir, backend=args.backend)
+    quiet_library_loggers()
     with KnowledgeBase(settings) as kb:
         kb.corpus()  # fail now, with the CLI's message, if nothing is ingested
         anyio.run(build_server(kb).run_stdio_async)

@@ -27,7 +27,7 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
-from api.deps import QueryAuth, State
+from api.deps import Operator, QueryAuth, State, shown_error
 from api.routes import QUERY_ERRORS, error_responses, logger, to_response
 from api.schemas import (
     ChatChoice,
@@ -161,7 +161,7 @@ def kb_details(answer: Answer) -> tuple[list[Citation], KBDetails]:
     dependencies=[QueryAuth],
 )
 async def chat_completions(
-    body: ChatCompletionRequest, state: State
+    body: ChatCompletionRequest, state: State, operator: Operator
 ) -> ChatCompletionResponse | StreamingResponse:
     turns = turns_of(body.messages)
     mode = mode_for_model(body.model)
@@ -172,7 +172,7 @@ async def chat_completions(
             converse(state.kb, turns, mode, None, stream=True), state.query_limiter
         )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        frames = _chunks(events, completion_id, created, body.model, include_usage)
+        frames = _chunks(events, completion_id, created, body.model, include_usage, operator)
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
     answer = await anyio.to_thread.run_sync(
         ask_conversation, state.kb, turns, mode, None, limiter=state.query_limiter
@@ -198,6 +198,7 @@ async def _chunks(
     created: int,
     model: str,
     include_usage: bool,
+    operator: bool,
 ) -> AsyncIterator[str]:
     def chunk(delta: ChatDelta | None, **extra: object) -> str:
         choices = [] if delta is None else [ChatChunkChoice(delta=delta)]
@@ -235,7 +236,7 @@ async def _chunks(
             if include_usage:
                 yield chunk(None, usage=chat_usage(event), system_fingerprint=fingerprint)
     except KBError as exc:
-        yield sse(error_payload(exc.kind, exc.message))
+        yield sse(error_payload(*shown_error(exc, operator)))
     except Exception:
         logger.exception("a streamed chat completion failed")
         yield sse(error_payload("InternalError", "The answer failed; see the server log."))

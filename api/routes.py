@@ -21,10 +21,13 @@ from api.deps import (
     Credentials,
     IngestAuth,
     NoCorpusDirError,
+    Operator,
     QueryAuth,
     ServiceState,
     State,
     key_matches,
+    shown_error,
+    shown_root,
 )
 from api.schemas import (
     CorpusResponse,
@@ -95,7 +98,9 @@ def to_response(answer: Answer) -> QueryResponse:
     },
     dependencies=[QueryAuth],
 )
-async def query(body: QueryRequest, state: State) -> QueryResponse | StreamingResponse:
+async def query(
+    body: QueryRequest, state: State, operator: Operator
+) -> QueryResponse | StreamingResponse:
     turns = [Turn(turn.role, turn.content) for turn in body.history]
     turns.append(Turn("user", body.question))
     if body.stream:
@@ -103,7 +108,7 @@ async def query(body: QueryRequest, state: State) -> QueryResponse | StreamingRe
             converse(state.kb, turns, body.mode, body.top_k, stream=True), state.query_limiter
         )
         return StreamingResponse(
-            _query_frames(events), media_type="text/event-stream", headers=SSE_HEADERS
+            _query_frames(events, operator), media_type="text/event-stream", headers=SSE_HEADERS
         )
     answer = await anyio.to_thread.run_sync(
         ask_conversation, state.kb, turns, body.mode, body.top_k, limiter=state.query_limiter
@@ -111,7 +116,9 @@ async def query(body: QueryRequest, state: State) -> QueryResponse | StreamingRe
     return to_response(answer)
 
 
-async def _query_frames(events: AsyncIterator[StreamDelta | Answer]) -> AsyncIterator[str]:
+async def _query_frames(
+    events: AsyncIterator[StreamDelta | Answer], operator: bool
+) -> AsyncIterator[str]:
     try:
         async for event in events:
             if isinstance(event, Answer):
@@ -119,7 +126,7 @@ async def _query_frames(events: AsyncIterator[StreamDelta | Answer]) -> AsyncIte
             else:
                 yield sse({"text": event.text}, "delta")
     except KBError as exc:
-        yield sse(error_payload(exc.kind, exc.message), "error")
+        yield sse(error_payload(*shown_error(exc, operator)), "error")
     except Exception:
         logger.exception("a streamed answer failed")
         yield sse(error_payload("InternalError", "The answer failed; see the server log."), "error")
@@ -168,14 +175,18 @@ async def ingest(state: State) -> IngestResponse:
     tags=["corpus"],
     summary="Corpus status",
     description="Documents, chunks, tokens, the committed version, the last ingest, and "
-    "which path `auto` would pick now and why.",
+    "which path `auto` would pick now and why. `corpus_root` is the folder's name; its "
+    "whole path only with the service key.",
     response_model=CorpusResponse,
     responses=error_responses(401, 409),
     dependencies=[QueryAuth],
 )
-async def corpus(state: State) -> CorpusResponse:
+async def corpus(state: State, operator: Operator) -> CorpusResponse:
     status = await anyio.to_thread.run_sync(state.kb.status, limiter=state.query_limiter)
-    return CorpusResponse.model_validate(asdict(status) | {"ingest_running": state.ingest_running})
+    shown = {"corpus_root": shown_root(status.corpus_root, operator)}
+    return CorpusResponse.model_validate(
+        asdict(status) | shown | {"ingest_running": state.ingest_running}
+    )
 
 
 @router.get(

@@ -12,6 +12,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from kb.settings import TOP_K_MAX, TOP_K_MIN, Mode
 
+MODEL_NAME_CHARS = 256  # a chat request's `model`, echoed in every chunk of a stream
+
 EXAMPLE_CITATION: dict[str, Any] = {
     "number": 1,
     "chunk_id": "deploys-3f2a9c1e-0002",
@@ -480,7 +482,9 @@ class ChatCompletionRequest(BaseModel):
     )
 
     model: UnicodeStr = Field(
-        default="kb-auto", description="`kb-<mode>` or any name (default mode)."
+        default="kb-auto",
+        description=f"`kb-<mode>` or any name (default mode), at most {MODEL_NAME_CHARS} "
+        "characters (it is echoed in every streamed chunk).",
     )
     messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
     stream: bool = Field(
@@ -489,6 +493,16 @@ class ChatCompletionRequest(BaseModel):
         description="A JSON boolean: stream `chat.completion.chunk` events (SSE).",
     )
     stream_options: StreamOptions | None = Field(default=None, description="Streaming options.")
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_short(cls, model: str) -> str:
+        # Not `max_length`: that constraint reads the string before the lone-surrogate check.
+        if len(model) > MODEL_NAME_CHARS:
+            raise ValueError(
+                f"at most {MODEL_NAME_CHARS} characters (got {len(model):,}): use `kb-<mode>`"
+            )
+        return model
 
 
 class ChatResponseMessage(BaseModel):

@@ -4,20 +4,27 @@ Supported: .md .markdown .txt .rst (text), .html .htm (visible text, not markup)
 .pdf (text layer, via pypdf), .docx (paragraphs and tables, via python-docx) and
 .jsonl in the datasets' corpus format
 (one `{"doc_id", "title", "text"}` object per line).
+
+Files are found and opened by `ingest.corpus_files` (never through a link, checked
+before reading); PDF and DOCX text is extracted within an `ExtractBudget`
+(`ingest.extract_budget`). Whatever a file does, it ends as documents or as a
+skipped file with its reason.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from ingest.corpus_files import FileSkipped, printable, read_file, walk_files
 from ingest.doc_ids import BadIdError, cap_title, normalize_id, valid_unicode
+from ingest.docx_text import docx_text
+from ingest.extract_budget import ExtractBudget
 from ingest.html_text import HtmlTooSlowError, html_text
+from ingest.pdf_text import pdf_text
 from kb.models import Document, SkippedFile
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst"}
@@ -25,8 +32,7 @@ HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl", ".docx"}
 
 
-class SkipFile(Exception):
-    """Raised by a loader: this file is skipped for the given reason."""
+SkipFile = FileSkipped  # raised by a loader: this file is skipped for the given reason
 
 
 @dataclass
@@ -35,36 +41,54 @@ class LoadResult:
     skipped: list[SkippedFile] = field(default_factory=list)
 
     def skip(self, path: str, reason: str) -> None:
-        self.skipped.append(SkippedFile(path=path, reason=reason))
+        """Record a skipped file; an undecodable name is shown with `\\xNN` escapes."""
+        self.skipped.append(SkippedFile(path=printable(path), reason=reason))
 
 
 def load_corpus(root: Path, max_file_bytes: int) -> LoadResult:
-    """Every document under `root` (a folder or a single file), in a stable order."""
+    """Every document under `root` (a folder or a single file), in a stable order.
+    Files are opened without following links (`ingest.corpus_files`)."""
     root = root.expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Corpus path {root} does not exist")
     result = LoadResult()
     real_root = root.resolve()
-    base = root if root.is_dir() else root.parent
-    paths = list(_walk(root, result))
-    # A symlink to a file the corpus holds anyway would index it twice.
-    own_files = {p.resolve(): p.relative_to(base).as_posix() for p in paths if not p.is_symlink()}
+    base = real_root if real_root.is_dir() else real_root.parent
+    symlinks: list[str] = []
     loaded: list[Document] = []
-    for path in paths:
-        rel = path.relative_to(base).as_posix()
-        if path.is_symlink() and path.resolve() in own_files:
-            result.skip(
-                rel, f"symlink to {own_files[path.resolve()]}, which is indexed under its own name"
-            )
-            continue
+    for file in walk_files(real_root, symlinks):
+        rel = file.rel
         try:
+            _check_suffix(rel)
+            raw = read_file(file, max_file_bytes)
             rel = normalize_id(rel)
-            loaded += _load_file(path, rel, real_root, max_file_bytes, result)
-        except (SkipFile, BadIdError) as skip:
+            loaded += _load_file(raw, rel, result)
+        except (SkipFile, FileSkipped, BadIdError) as skip:
             result.skip(rel, str(skip))
     _claim_ids(loaded, result)
+    own = {doc.source for doc in loaded}
+    for rel in symlinks:
+        result.skip(rel, _symlink_reason(base / rel, real_root, base, own))
     result.documents.sort(key=lambda d: d.doc_id)
     return result
+
+
+def _symlink_reason(link: Path, real_root: Path, base: Path, own: set[str]) -> str:
+    """Why a symlink is skipped (it is never opened; its target only names the reason)."""
+    try:
+        target = link.resolve()
+    except OSError:  # swapped back for a file since the walk met it
+        return "symlink is not followed"
+    if target.is_dir():
+        return "symlinked folder is not followed"
+    if not target.is_relative_to(real_root):
+        return f"symlink points outside the corpus root (to {target})"
+    if not target.exists():
+        return "broken symlink"
+    rel_target = target.relative_to(base).as_posix()
+    if rel_target in own:
+        return f"symlink to {rel_target}, which is indexed under its own name"
+    return f"symlink to {rel_target} is not followed; index that file under its own name"
 
 
 def _claim_ids(loaded: list[Document], result: LoadResult) -> None:
@@ -81,67 +105,25 @@ def _claim_ids(loaded: list[Document], result: LoadResult) -> None:
         result.documents.append(replace(doc, title=cap_title(doc.title)))
 
 
-def _walk(root: Path, result: LoadResult) -> Iterator[Path]:
-    if root.is_file():
-        yield root
-        return
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        kept = []
-        for name in sorted(dirs):
-            if name.startswith("."):
-                continue
-            if (here / name).is_symlink():
-                result.skip(
-                    (here / name).relative_to(root).as_posix(), "symlinked folder is not followed"
-                )
-                continue
-            kept.append(name)
-        dirs[:] = kept
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield here / name
-
-
-def _load_file(
-    path: Path, rel: str, real_root: Path, max_file_bytes: int, result: LoadResult
-) -> list[Document]:
-    if path.is_symlink():
-        target = path.resolve()
-        if not target.is_relative_to(real_root):
-            raise SkipFile(f"symlink points outside the corpus root (to {target})")
-        if not target.exists():
-            raise SkipFile("broken symlink")
-    suffix = path.suffix.lower()
+def _check_suffix(rel: str) -> None:
+    suffix = PurePosixPath(rel).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise SkipFile(
             f"unsupported file type {suffix or '(none)'!r}; supported: "
             + ", ".join(sorted(SUPPORTED_SUFFIXES))
         )
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError as exc:
-        raise SkipFile("file disappeared while the folder was read") from exc
-    except OSError as exc:
-        raise SkipFile(f"cannot read file: {exc.strerror or exc}") from exc
-    if size > max_file_bytes:
-        raise SkipFile(
-            f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit (KB_MAX_FILE_BYTES)"
-        )
-    if size == 0:
-        raise SkipFile("empty file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SkipFile("file disappeared while the folder was read") from exc
-    except OSError as exc:
-        raise SkipFile(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def _load_file(raw: bytes, rel: str, result: LoadResult) -> list[Document]:
+    path = PurePosixPath(rel)
+    suffix = path.suffix.lower()
+    budget = ExtractBudget.for_file(len(raw))
     if suffix == ".pdf":
-        text, title = _pdf_text(raw), path.stem
+        text, title = pdf_text(raw, budget), path.stem
     elif suffix == ".jsonl":
         return _jsonl_documents(_decode(raw), rel, result)
     elif suffix == ".docx":
-        text, title = _docx_text(raw, path.stem)
+        text, title = docx_text(raw, path.stem, budget)
     elif suffix in HTML_SUFFIXES:
         text, title = _html_text(_decode(raw), path.stem)
     else:
@@ -199,83 +181,6 @@ def _html_text(html: str, fallback_title: str) -> tuple[str, str]:
         return html_text(html, fallback_title)
     except HtmlTooSlowError as exc:
         raise SkipFile(str(exc)) from exc
-
-
-def _pdf_text(raw: bytes) -> str:
-    import io
-    import logging
-
-    from pypdf import PdfReader
-
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    try:
-        reader = PdfReader(io.BytesIO(raw))
-        if reader.is_encrypted:
-            raise SkipFile("encrypted PDF; decrypt it first")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except SkipFile:
-        raise
-    except Exception as exc:  # pypdf raises many kinds (LimitReachedError, AttributeError...)
-        raise SkipFile(f"unreadable PDF: {exc}") from exc
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
-    if not text:
-        raise SkipFile("PDF has no text layer (scanned?); run OCR first")
-    return text
-
-
-DOCX_MAX_UNCOMPRESSED = 200_000_000  # bytes a .docx may inflate to (zip bombs)
-
-
-def _docx_text(raw: bytes, fallback_title: str) -> tuple[str, str]:
-    """The text of a Word document, paragraphs and tables in reading order (a heading
-    as a Markdown heading, a table row as cells joined by ` | `), and its title: the
-    document's Title property, else its first Title or Heading 1 paragraph."""
-    import io
-    import zipfile
-
-    from docx import Document as open_docx
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            inflated = sum(info.file_size for info in archive.infolist())
-        if inflated > DOCX_MAX_UNCOMPRESSED:
-            raise SkipFile(f".docx inflates to {inflated:,} bytes, over {DOCX_MAX_UNCOMPRESSED:,}")
-        document = open_docx(io.BytesIO(raw))
-        lines, heading = _docx_lines(document)
-        title = (document.core_properties.title or "").strip() or heading
-    except SkipFile:
-        raise
-    except zipfile.BadZipFile as exc:
-        raise SkipFile("not a Word .docx file (encrypted, or an old .doc renamed?)") from exc
-    except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
-        raise SkipFile(f"unreadable .docx: {exc}") from exc
-    return "\n\n".join(lines), title or fallback_title
-
-
-def _docx_lines(document: object) -> tuple[list[str], str]:
-    from docx.table import Table
-
-    lines: list[str] = []
-    heading = ""
-    for block in document.iter_inner_content():  # type: ignore[attr-defined]
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = [" ".join(cell.text.split()) for cell in row.cells]
-                if any(cells):
-                    lines.append(" | ".join(cells))
-            continue
-        text = block.text.strip()
-        if not text:
-            continue
-        style = (block.style.name if block.style is not None else "") or ""
-        level = style.removeprefix("Heading ").strip()
-        if style == "Title" or (style.startswith("Heading ") and level.isdigit()):
-            depth = 1 if style == "Title" else min(int(level), 6)
-            if depth == 1 and not heading:
-                heading = text
-            text = f"{'#' * depth} {text}"
-        lines.append(text)
-    return lines, heading
 
 
 def _jsonl_documents(text: str, rel: str, result: LoadResult) -> list[Document]:

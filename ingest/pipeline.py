@@ -170,6 +170,8 @@ def _ingest_locked(
     repaired = repair_committed(settings, layout, lambda: embedder or shared_embedder(settings))
     plan = diff(settings, layout, root)
     plan.summary.repaired = repaired.repairs
+    plan.summary.chunks_embedded += repaired.embedded  # every vector embedded is counted
+    plan.summary.embed_seconds += repaired.embed_seconds
     plan.store_exact = repaired.store_exact
     progress("diff", len(plan.documents), len(plan.documents))
     if plan.nothing_changed:
@@ -269,14 +271,14 @@ def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress
         _ = embedder.model  # loaded before the clock: embed_seconds is the model's work only
     progress("embed", 0, len(todo))
     step = max(plan.settings.embed_batch_size, 1) * 4
-    for begin in range(0, len(todo), step):
+    for done, begin in enumerate(range(0, len(todo), step)):
         part = todo[begin : begin + step]
         embed_started = time.perf_counter()
         vectors = embedder.embed([embedding_text(c) for c in part])
         summary.embed_seconds += time.perf_counter() - embed_started
         store.upsert(part, vectors)
         summary.chunks_embedded += len(part)
-        progress("embed", summary.chunks_embedded, len(todo))
+        progress("embed", min(len(todo), (done + 1) * step), len(todo))
 
 
 def write(plan: Plan) -> CorpusVersion:

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +47,14 @@ REBUILT_PARTS = {"manifest", "chunks", "snapshot"}  # what only the documents ca
 
 @dataclass
 class Repaired:
-    """What `repair_committed` did, in words, and whether the store is known to hold
+    """What `repair_committed` did, in words, the vectors it embedded and the time the
+    model took (counted in the ingest's summary), and whether the store is known to hold
     exactly the committed version's vectors (then no other id needs looking up)."""
 
     repairs: list[str] = field(default_factory=list)
     store_exact: bool = False
+    embedded: int = 0
+    embed_seconds: float = 0.0
 
 
 def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFactory) -> Repaired:
@@ -70,7 +74,7 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
         return done
     corpus = CorpusVersion.at(layout, version)
     if broken := vector_index_problem(settings):
-        _rebuild_vector_index(settings, Path(broken.path), corpus.chunks, embedder())
+        _rebuild_vector_index(settings, Path(broken.path), corpus.chunks, embedder(), done)
         repairs.append(
             f"the vector index was damaged ({broken.problem}): rebuilt it from the "
             f"{corpus.manifest.chunk_count} chunks of version {version}"
@@ -84,7 +88,7 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     if missing:
         lost = set(missing)
         unique = {c.chunk_id: c for c in corpus.chunks if c.chunk_id in lost}  # same text, same id
-        _reembed(settings, list(unique.values()), embedder())
+        _reembed(settings, list(unique.values()), embedder(), done)
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
     return done
 
@@ -176,7 +180,7 @@ def _rebuild_lexical(folder: Path, chunks: list[Chunk]) -> None:
 
 
 def _rebuild_vector_index(
-    settings: Settings, folder: Path, chunks: list[Chunk], embedder: Embedder
+    settings: Settings, folder: Path, chunks: list[Chunk], embedder: Embedder, done: Repaired
 ) -> None:
     """Drop the collection without loading its damaged index (`folder`), then embed
     every chunk into a new one."""
@@ -188,10 +192,10 @@ def _rebuild_vector_index(
         chroma_client(settings).delete_collection(settings.collection)
     forget_embedded_clients()
     unique = {c.chunk_id: c for c in chunks}  # the same text has one id and one vector
-    _reembed(settings, list(unique.values()), embedder)
+    _reembed(settings, list(unique.values()), embedder, done)
 
 
-def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> None:
+def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder, done: Repaired) -> None:
     from ingest.pipeline import embedding_text
     from kb.store import VectorStore, forget_embedded_clients
 
@@ -202,9 +206,14 @@ def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> Non
         forget_embedded_clients()  # a client opened before the file went is no use
     store = VectorStore(settings)
     step = max(settings.embed_batch_size * 4, 256)
+    _ = embedder.model  # loaded before the clock, as in the ingest's embed phase
     for begin in range(0, len(chunks), step):
         part = chunks[begin : begin + step]
-        store.upsert(part, embedder.embed([embedding_text(c) for c in part]))
+        started = time.perf_counter()
+        vectors = embedder.embed([embedding_text(c) for c in part])
+        done.embed_seconds += time.perf_counter() - started
+        store.upsert(part, vectors)
+        done.embedded += len(part)
 
 
 def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:

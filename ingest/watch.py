@@ -6,10 +6,16 @@ checkout`) becomes one re-index. Re-indexes run one at a time in this loop, and
 the data directory's ingest lock keeps them from overlapping with any other
 `kb ingest` or `POST /v1/ingest` (the watcher waits for it). Each re-index is the
 ordinary incremental ingest, so only what changed is re-embedded.
+
+No single event or error ends the watch: a re-index that fails is reported and the
+next burst tries again, and when the watcher itself fails (watchfiles raises on a
+file name that is not valid UTF-8) it is reported, the folder is re-indexed (the
+burst's events are lost with the watcher) and watching starts again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +31,13 @@ from kb.settings import Settings
 if TYPE_CHECKING:
     from watchfiles import Change
 
+logger = logging.getLogger("ingest.watch")
+
 DEBOUNCE_S = 1.0  # quiet time after the last event before re-indexing
 LOCK_WAIT_S = 600.0  # how long a re-index waits for another ingest to finish
 SHOWN_NAMES = 3  # file names a summary line shows per kind before "and N more"
+RESTART_S = 1.0  # pause before watching again after the watcher failed...
+RESTART_MAX_S = 30.0  # ...doubling with each failure up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,7 @@ class Reindex:
     events: int
     summary: IngestSummary | None
     error: str | None = None
+    watcher_error: str | None = None  # the watcher failed and was restarted before this
 
 
 def name_some(names: list[str], shown: int = SHOWN_NAMES) -> str:
@@ -66,6 +77,8 @@ def describe(reindex: Reindex) -> str:
     """The line `kb ingest --watch` prints for one re-index."""
     stamp = time.strftime("%H:%M:%S")
     events = f"{reindex.events} file event{'s' if reindex.events != 1 else ''}"
+    if reindex.watcher_error:
+        events = f"the file watcher failed ({reindex.watcher_error}) and restarted"
     summary = reindex.summary
     if summary is None:
         return f"{stamp} re-index after {events} failed: {reindex.error}"
@@ -87,11 +100,32 @@ def watch(
 ) -> None:
     """Re-index `root` after each debounced burst of file changes under it, calling
     `on_reindex` after each, until `stop` is set (or the process is interrupted).
-    Changes inside the data directory are ignored."""
+    Changes inside the data directory are ignored; see the module doc for failures."""
+    stop = stop or threading.Event()
+    failures = 0
+    while not stop.is_set():
+        try:
+            _watch_once(settings, root, on_reindex, embedder, debounce_s, stop)
+            return
+        except Exception as exc:  # watchfiles' Rust errors, inotify limits, a vanished root
+            why = f"{type(exc).__name__}: {exc}"
+            logger.warning("the file watcher failed (%s); watching again", why)
+            failures += 1
+            if stop.wait(min(RESTART_MAX_S, RESTART_S * 2 ** min(failures - 1, 5))):
+                return
+            on_reindex(_reindex(settings, root, embedder, 0, watcher_error=why))
+
+
+def _watch_once(
+    settings: Settings,
+    root: Path,
+    on_reindex: Callable[[Reindex], None],
+    embedder: Embedder | None,
+    debounce_s: float,
+    stop: threading.Event,
+) -> None:
     from watchfiles import DefaultFilter
     from watchfiles import watch as watch_files
-
-    from ingest.pipeline import run_ingest
 
     data_dir = settings.data_dir.resolve()
 
@@ -109,9 +143,24 @@ def watch(
         rust_timeout=500,
         yield_on_timeout=False,
     ):
-        try:
-            summary = run_ingest(settings, root, embedder=embedder, wait_seconds=LOCK_WAIT_S)
-        except KBError as exc:
-            on_reindex(Reindex(len(changes), None, f"{exc.kind}: {exc.message}"))
-            continue
-        on_reindex(Reindex(len(changes), summary))
+        on_reindex(_reindex(settings, root, embedder, len(changes)))
+
+
+def _reindex(
+    settings: Settings,
+    root: Path,
+    embedder: Embedder | None,
+    events: int,
+    watcher_error: str | None = None,
+) -> Reindex:
+    """One re-index; any failure becomes the Reindex's error (the watch goes on)."""
+    from ingest.pipeline import run_ingest
+
+    try:
+        summary = run_ingest(settings, root, embedder=embedder, wait_seconds=LOCK_WAIT_S)
+    except KBError as exc:
+        return Reindex(events, None, f"{exc.kind}: {exc.message}", watcher_error)
+    except Exception as exc:  # unexpected: reported, and the next burst tries again
+        logger.exception("a re-index failed")
+        return Reindex(events, None, f"{type(exc).__name__}: {exc}", watcher_error)
+    return Reindex(events, summary, None, watcher_error)

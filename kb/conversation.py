@@ -44,7 +44,8 @@ Method = Literal["as_is", "rewrite", "recent_turns"]
 RECENT_USER_TURNS = 3  # the extractive reader's query: this many user turns, latest last
 TRANSCRIPT_TURNS = 6  # turns the rewrite call sees
 ASSISTANT_CHARS = 400  # an assistant turn is cut to this many characters in the transcript
-REWRITE_CACHE_SIZE = 512
+TRANSCRIPT_CHARS = 8_000  # the rewrite transcript keeps its latest lines within this
+REWRITE_CACHE_BYTES = 4_000_000  # the rewrite cache holds at most this much text
 SOURCES_MARK = "\n\nSources:\n"  # the list the chat endpoint appends to its answers
 # Words by which a follow-up refers back to the conversation, and its usual openings.
 REFERENCE_WORDS = frozenset(
@@ -104,25 +105,58 @@ def needs_context(question: str) -> bool:
     return len(content_words(question)) <= 1
 
 
+def check_turns(turns: Sequence[Turn], max_chars: int) -> None:
+    """Refuse, before any work, a conversation whose last message is not the user's or
+    any of whose user turns is longer than a question may be (each was a question)."""
+    if not any(turn.role == "user" for turn in turns):
+        raise InvalidRequestError(
+            "The conversation has no user message: the last user message is the question."
+        )
+    if turns[-1].role != "user":
+        raise InvalidRequestError(
+            "The conversation ends with an assistant message: end it with the user's "
+            "question (the last message must have role 'user')."
+        )
+    for number, turn in enumerate(turns, start=1):
+        if turn.role == "user" and len(turn.content.strip()) > max_chars:
+            raise InvalidRequestError(
+                f"User message {number} of the conversation has {len(turn.content.strip()):,} "
+                f"characters; the limit is {max_chars:,} (KB_MAX_QUESTION_CHARS) for every "
+                "user message. Shorten it."
+            )
+
+
 def transcript(turns: Sequence[Turn]) -> str:
     """The conversation before the last user turn, as the rewrite call reads it: one
-    `User:` / `Assistant:` line each, an assistant's `Sources:` list dropped."""
-    lines = []
-    for turn in list(turns[:-1])[-TRANSCRIPT_TURNS:]:
+    `User:` / `Assistant:` line each, an assistant's `Sources:` list dropped, and at most
+    TRANSCRIPT_CHARS characters (the latest lines kept)."""
+    lines: list[str] = []
+    size = 0
+    for turn in reversed(list(turns[:-1])[-TRANSCRIPT_TURNS:]):
         text = turn.content.split(SOURCES_MARK, 1)[0].strip()
         if turn.role == "assistant":
             text = text[:ASSISTANT_CHARS]
-        lines.append(f"{'User' if turn.role == 'user' else 'Assistant'}: {' '.join(text.split())}")
-    return "\n".join(lines)
+        line = f"{'User' if turn.role == 'user' else 'Assistant'}: {' '.join(text.split())}"
+        size += len(line) + 1
+        if size > TRANSCRIPT_CHARS:
+            break
+        lines.append(line)
+    return "\n".join(reversed(lines))
 
 
 class _RewriteCache:
-    """Rewrites by (backend, conversation), least recently used dropped first."""
+    """Rewrites by (backend, conversation), least recently used dropped first once the
+    text it holds (keys and rewrites) passes `max_bytes`."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._items: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _cost(key: tuple[str, str, str], value: str) -> int:
+        return sum(len(part.encode("utf-8", "surrogatepass")) for part in (*key, value))
 
     def get(self, key: tuple[str, str, str]) -> str | None:
         with self._lock:
@@ -133,29 +167,32 @@ class _RewriteCache:
 
     def put(self, key: tuple[str, str, str], value: str) -> None:
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= self._cost(key, old)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self.bytes += self._cost(key, value)
+            while self.bytes > self.max_bytes and self._items:
+                dropped, text = self._items.popitem(last=False)
+                self.bytes -= self._cost(dropped, text)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.bytes = 0
 
 
-rewrite_cache = _RewriteCache(REWRITE_CACHE_SIZE)
+rewrite_cache = _RewriteCache(REWRITE_CACHE_BYTES)
 
 
 def standalone_question(
     turns: Sequence[Turn], backend: AnswerBackend, max_chars: int
 ) -> Standalone:
-    """The last user turn made to stand on its own (see the module docstring)."""
-    asked = [turn.content for turn in turns if turn.role == "user"]
-    if not asked:
-        raise InvalidRequestError(
-            "The conversation has no user message: the last user message is the question."
-        )
-    last = asked[-1]
+    """The last user turn made to stand on its own (see the module docstring). The
+    conversation is checked first (`check_turns`): nothing over its bounds reaches a
+    model."""
+    check_turns(turns, max_chars)
+    last = turns[-1].content
     if not last.strip() or len(user_turns(turns)) == 1:
         return Standalone(last, last, "as_is")  # the question is checked where it is asked
     last = last.strip()
@@ -163,7 +200,7 @@ def standalone_question(
         if not needs_context(last):
             return Standalone(last, last, "as_is")
         return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
-    history = transcript(_through_last_user(turns))
+    history = transcript(turns)
     key = (backend.name, history, last)
     rewritten = rewrite_cache.get(key)
     if rewritten is None:
@@ -186,12 +223,6 @@ def trusted(rewritten: str, last: str, history: str) -> bool:
     if words == asked:
         return True
     return bool((words - asked) & content_words(history))
-
-
-def _through_last_user(turns: Sequence[Turn]) -> list[Turn]:
-    """The conversation up to and including its last user turn."""
-    end = max(i for i, turn in enumerate(turns) if turn.role == "user")
-    return list(turns[: end + 1])
 
 
 def _rewrite(backend: AnswerBackend, history: str, last: str, max_chars: int) -> str:

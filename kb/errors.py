@@ -20,7 +20,9 @@
         └── BackendUnavailableError  the provider could not be reached
 
 Each error carries a message that says what to do; `http_status` tells the
-edge (API or CLI) how to present it.
+edge (API or CLI) how to present it. A backend error's message names the server it
+reached and what that server said; `public_message` says what happened without
+either, for callers who do not hold the service key.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class ServiceError(KBError):
 
 class BackendError(KBError):
     http_status = 502
+    public_message = "The answer backend failed; the server log has the details."
 
     def __init__(self, message: str, *, provider: str = "", model: str = "") -> None:
         super().__init__(message)
@@ -105,19 +108,29 @@ class BackendError(KBError):
 
 class BackendAuthError(BackendError):
     http_status = 502
+    public_message = (
+        "The answer backend rejected the service's credentials; the operator must fix "
+        "KB_API_KEY (the server log has the details)."
+    )
 
 
 class BackendRateLimitError(BackendError):
     http_status = 503
+    public_message = "The answer backend is throttling requests; wait and retry."
 
 
 class ContextTooLongError(BackendError):
     http_status = 502
+    public_message = "The prompt does not fit the answer backend's context window; ask in rag mode."
 
 
 class BackendTimeoutError(BackendError):
     http_status = 504
+    public_message = (
+        "The answer backend did not answer in time; retry, or ask in rag mode for a shorter prompt."
+    )
 
 
 class BackendUnavailableError(BackendError):
     http_status = 503
+    public_message = "The answer backend is unavailable; retry in a moment."

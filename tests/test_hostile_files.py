@@ -13,6 +13,7 @@ import pytest
 
 import ingest.html_text
 import ingest.loaders
+from ingest.corpus_files import CorpusFile
 from ingest.doc_ids import MAX_ID_CHARS, MAX_TITLE_CHARS
 from ingest.loaders import LoadResult, load_corpus
 from ingest.pipeline import run_ingest
@@ -123,14 +124,15 @@ def test_a_file_deleted_while_the_folder_is_walked_is_skipped_with_a_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = write_corpus(tmp_path / "c", {"a.md": GOOD, "gone.md": "Soon gone.\n"})
-    walk = ingest.loaders._walk
+    walk = ingest.loaders.walk_files
 
-    def walk_then_delete(root_: Path, result: LoadResult) -> Iterator[Path]:
-        paths = list(walk(root_, result))
-        (root / "gone.md").unlink()  # another process deletes it after the listing
-        yield from paths
+    def walk_then_delete(root_: Path, symlinks: list[str]) -> Iterator[CorpusFile]:
+        for file in walk(root_, symlinks):
+            if file.name == "gone.md":
+                (root / "gone.md").unlink()  # another process deletes it after the listing
+            yield file
 
-    monkeypatch.setattr(ingest.loaders, "_walk", walk_then_delete)
+    monkeypatch.setattr(ingest.loaders, "walk_files", walk_then_delete)
     result = load_corpus(root, MAX)
     assert [d.doc_id for d in result.documents] == ["a.md"]
     assert _reasons(result) == {"gone.md": "file disappeared while the folder was read"}
