@@ -109,6 +109,12 @@ def _add_report_text_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip re-reading at threshold 0 (the extractive reader's refusal trade-off)",
     )
     parser.add_argument(
+        "--record",
+        action="store_true",
+        help="record the recommendation in the data dir: `auto` then follows it for this "
+        "backend until the corpus drifts past KB_RECOMMENDATION_MAX_DRIFT",
+    )
+    parser.add_argument(
         "--note", action="append", default=[], help="a paragraph for the report's setup section"
     )
     parser.add_argument(
@@ -154,8 +160,22 @@ def run(args: argparse.Namespace) -> int:
                 title=options.title or f"{corpus_name} (generated questions)",
             )
         result = run_report(base, options, progress=True)
-    written = write_report(result, args.out)
-    _print_outcome(result)
+        written = write_report(result, args.out)
+        _print_outcome(result)
+        if args.record:
+            from kb.report.recommendation import record_for_router
+
+            recorded = record_for_router(
+                settings.data_dir,
+                base.corpus().manifest,
+                result.summary,
+                f"'{result.summary.title}' ({args.out})",
+            )
+            print(
+                f"recorded: auto follows {recorded.path} for {recorded.backend} on this corpus "
+                f"while under {settings.recommendation_max_drift:.0%} of its documents and "
+                "tokens change (KB_RECOMMENDATION_MAX_DRIFT)"
+            )
     print(f"wrote {len(written)} files to {args.out}")
     return 0
 
