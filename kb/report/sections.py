@@ -71,39 +71,19 @@ def _cost_model(s: ReportSummary) -> str | None:
 
 
 def _paths(s: ReportSummary) -> Section:
-    model = _cost_model(s)
-    entry = s.costs.models.get(model) if model else None
-    table = [
-        [
-            "mode",
-            "accuracy",
-            "evidence coverage",
-            "p50 latency",
-            f"cost per 1,000 ({model}, cached)" if model else "cost per 1,000",
-        ]
-    ]
-    for mode, m in s.modes_that_ran.items():
-        cost = entry.modes.get(mode) if entry else None
-        table.append(
-            [
-                label(mode),
-                fmt(m.accuracy, "pct"),
-                fmt(m.evidence_coverage, "pct"),
-                fmt(m.latency_s.p50 if m.latency_s else None, "s"),
-                fmt(cost.per_1000_with_cache_usd if cost else None, "usd"),
-            ]
-        )
+    """How to read the opening table's evidence coverage and costs."""
     return Section(
-        "The paths side by side",
+        "What the opening table measures",
         [
-            "Evidence coverage is the share of questions with gold documents whose gold "
-            "documents were all inside the context the reader received: the whole corpus on "
-            "the long-context path, the retrieved passages on the retrieval path. With an "
-            "offline reader it is the fairest comparison of what each path gives a model to "
-            "read. Costs are "
+            "Accuracy is over the questions with a reference answer or marked unanswerable "
+            "(retrieval-only questions have none); the interval is the 95% Wilson interval "
+            "for that many questions. Evidence coverage is the share of questions with gold "
+            "documents whose gold documents were all inside the context the reader received: "
+            "the whole corpus on the long-context path, the retrieved passages on the "
+            "retrieval path. With an offline reader it is the fairest comparison of what "
+            "each path gives a model to read. Costs are "
             + ("this backend's." if s.recommendation.cost_model else "projections.")
         ],
-        table,
     )
 
 

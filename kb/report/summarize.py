@@ -253,6 +253,7 @@ def mode_summary(rows: Sequence[AnswerRow]) -> ModeSummary:
         first_error=first_error,
         answered=sum(not r.refused for r in done),
         accuracy=_rounded(mean(None if s.correct is None else float(s.correct) for s in scores)),
+        accuracy_questions=sum(s.correct is not None for s in scores),
         exact_match=_rounded(mean(s.exact_match for s in scores)),
         f1=_rounded(mean(s.f1 for s in scores)),
         contains=_rounded(mean(s.contains for s in scores)),

@@ -46,6 +46,7 @@ class ModeSummary:
     first_error: str | None = None
     answered: int | None = None
     accuracy: float | None = None
+    accuracy_questions: int = 0  # the questions accuracy is over (retrieval-only aside)
     exact_match: float | None = None
     f1: float | None = None
     contains: float | None = None
