@@ -59,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    parser.add_argument(
+        "--judge",
+        default=None,
+        metavar="PROVIDER:MODEL",
+        help="backend that judges generative answers (default: --backend itself when it "
+        "writes text; offline answers are scored by containment, exact match and F1)",
+    )
     parser.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
     _add_pricing_arguments(parser)
     _add_report_text_arguments(parser)
@@ -201,6 +208,7 @@ def _options(args: argparse.Namespace) -> ReportOptions:
         threshold_sweep=not args.no_threshold_sweep,
         notes=tuple(args.note),
         title=args.title,
+        judge=args.judge,
     )
 
 

@@ -201,6 +201,7 @@ def test_markdown_opens_with_a_one_line_verdict_its_numbers_then_the_reasoning()
         lines[lines.index("## Why") + 2] == "**Recommendation: retrieval** because of the numbers."
     )
     assert "projections from token counts" in text
+    assert "No judge: `extractive` does not write text" in text  # offline: as before
     assert "| self_route | not run: BackendError: down |" in text
     assert "1 retrieval-only" in text and "retrieval-only questions" in text
     assert "Note: A hand-built summary." in text

@@ -36,6 +36,7 @@ class ReportOptions:
     threshold_sweep: bool = True
     notes: tuple[str, ...] = ()
     title: str | None = None
+    judge: str | None = None  # provider:model; None: the run's backend when generative
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in MODES]

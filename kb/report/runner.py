@@ -23,8 +23,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kb.backends import AnswerBackend, get_backend
 from kb.errors import BackendError, InvalidRequestError
 from kb.models import Answer
+from kb.report.judge import judge_rows
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
 from kb.report.options import ReportOptions
 from kb.report.projection import CostCurve
@@ -83,6 +85,7 @@ def run_report(
     questions = sample_questions(
         load_questions(options.questions_path), options.limit, options.seed
     )
+    judge = judge_backend(kb, options)  # a judge that cannot judge fails here, first
     top_k = kb.settings.top_k if options.top_k is None else options.top_k
     sweep_paths = _sweep_paths(kb, options, questions)
     probed = [q for q in questions if q.has_evidence]
@@ -93,9 +96,14 @@ def run_report(
         warm_up = _warm_up(kb, options.modes, top_k, bar)
         rows: list[Row] = list(_retrieval_rows(kb, probed, options.recall_ks, bar))
         rows += _answer_rows(kb, questions, options, top_k, bar)
+        if judge is not None:
+            bar.phase(f"judging with {judge.name}")
+            judge_rows(judge, kb.corpus(), [r for r in rows if isinstance(r, AnswerRow)])
         best = _threshold_sweep(kb, questions, sweep_paths, top_k, rows, bar)
     finally:
         bar.close()
+        if judge is not None and judge is not kb.backend:
+            judge.close()
     for row in rows:
         if isinstance(row, AnswerRow) and row.best_score is None and row.path:
             row.best_score = best.get((row.qid, row.path))
@@ -105,9 +113,27 @@ def run_report(
         machine=Machine(os.cpu_count(), round(load_start, 2), round(os.getloadavg()[0], 2)),
         warm_up_s=warm_up,
         priced=kb.backend.priced,
+        judge=judge.name if judge is not None else None,
     )
     summary, curves = summarize(kb, options, questions, rows, facts)
     return ReportResult(rows=rows, summary=summary, curves=curves)
+
+
+def judge_backend(kb: KnowledgeBase, options: ReportOptions) -> AnswerBackend | None:
+    """The backend that judges the answers: `options.judge` when named, else the run's
+    own backend when it writes text; None offline (the extractive reader's answers are
+    its context's sentences: containment scores them). Raises InvalidRequestError for a
+    named judge that does not write text."""
+    if options.judge:
+        judge = get_backend(kb.settings, options.judge, embedder=kb.embedder)
+        if not judge.generative:
+            judge.close()
+            raise InvalidRequestError(
+                f"The judge {options.judge} does not write text: name a generative "
+                "backend (openai:<model>, anthropic:<model>, local)."
+            )
+        return judge
+    return kb.backend if kb.backend.generative else None
 
 
 def _warm_up(

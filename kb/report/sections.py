@@ -24,6 +24,7 @@ def sections(s: ReportSummary) -> list[Section]:
         _paths(s),
         _setup(s),
         _answer_quality(s),
+        _judge(s),
         _retrieval_recall(s),
         _latency(s),
         _tokens(s),
@@ -181,6 +182,45 @@ def _answer_quality(s: ReportSummary) -> Section:
             "metrics."
         )
     return Section("Answer quality", [text], table)
+
+
+def _judge(s: ReportSummary) -> Section:
+    """Who judged the answers, how often it agrees with containment, and where not."""
+    j = s.judge
+    if j is None:
+        return Section(
+            "Judge",
+            [
+                f"No judge: `{s.backend}` does not write text, it answers with sentences of "
+                "its context, so accuracy is containment of a reference answer, with exact "
+                "match and token F1 beside it, as in earlier reports."
+            ],
+        )
+    agreement = fmt(j.agreement_with_contains, "pct")
+    paragraphs = [
+        f"Answers were judged by `{j.judge}`: correctness against the reference answer "
+        "(any wording) and faithfulness to the passages each answer cites. Accuracy above "
+        "is the judge's verdict where it decided; exact match, containment and F1 stay "
+        f"beside it. On the {j.judged} answered questions (x modes) where both decide, the "
+        f"judge agrees with containment on {agreement}"
+        + (f"; {j.undecided} replies were not a verdict." if j.undecided else ".")
+        + (" The disagreements are listed for a person to check." if j.disagreements else "")
+    ]
+    table = [["mode", "judge accuracy", "faithful to cited passages"]]
+    table += [
+        [label(m), fmt(j.accuracy.get(m), "pct"), fmt(j.faithfulness.get(m), "pct")]
+        for m in s.modes_that_ran
+    ]
+    table += [["disagreement: qid (mode)", "judge / contains", "answer | reference"]]
+    table += [
+        [
+            f"{d['qid']} ({label(str(d['mode']))})",
+            f"{'right' if d['judge'] else 'wrong'} / {'right' if d['contains'] else 'wrong'}",
+            f"{str(d['answer'])[:160]} | {d['reference']}",
+        ]
+        for d in j.disagreements
+    ]
+    return Section("Judge", paragraphs, table)
 
 
 def _retrieval_recall(s: ReportSummary) -> Section | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
 from kb.models import Usage
+from kb.report.judge import judge_summary
 from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
 from kb.report.options import ReportOptions
 from kb.report.projection import BreakEven, CostCurve, TokenMix, break_even, cost_curve
@@ -50,6 +51,7 @@ class RunFacts:
     machine: Machine
     warm_up_s: dict[str, float]
     priced: bool
+    judge: str | None = None  # the judge backend's name, when answers were judged
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -99,7 +101,9 @@ def summarize(
     curves = _curves(price_models, options, answers)
     costs = _cost_summary(options, curves, answers)
     corpus = _corpus_info(kb, questions)
-    route = kb.router.route(kb.corpus().corpus_tokens, "auto", "", facts.top_k)
+    route = kb.router.route(
+        kb.corpus().corpus_tokens, "auto", "", facts.top_k, kb.corpus().manifest
+    )
     auto = AutoChoice(
         route.path, route.reason, modes["auto"].long_context_share if "auto" in modes else None
     )
@@ -143,6 +147,7 @@ def summarize(
             cost_model=kb.backend.name if facts.priced else None,
             max_cost_ratio=kb.settings.auto_max_cost_ratio,
         ),
+        judge=judge_summary(facts.judge, answers, options.modes) if facts.judge else None,
     )
     return summary, curves
 
