@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument(
+        "--grouped-modes",
+        action="store_true",
+        help="ask every question in one mode before the next (for a local server with one "
+        "prompt-cache slot, which interleaved modes would evict); default: interleaved",
+    )
+    parser.add_argument(
         "--judge",
         default=None,
         metavar="PROVIDER:MODEL",
@@ -209,6 +215,7 @@ def _options(args: argparse.Namespace) -> ReportOptions:
         notes=tuple(args.note),
         title=args.title,
         judge=args.judge,
+        grouped_modes=args.grouped_modes,
     )
 
 

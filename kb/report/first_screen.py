@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import math
 
-from kb.report.format import fmt, label
-from kb.report.sections import Table
+from kb.report.format import Table, fmt, label
 from kb.report.summary import ModeSummary, ReportSummary
 
 PATH_NAMES = {"long_context": "Long context", "rag": "Retrieval"}

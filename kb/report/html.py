@@ -6,9 +6,9 @@ import html
 import re
 
 from kb.report.first_screen import key_table, verdict
-from kb.report.format import CHART_TITLES
+from kb.report.format import CHART_TITLES, Table
 from kb.report.markdown import report_title
-from kb.report.sections import Table, headline, sections
+from kb.report.sections import headline, sections
 from kb.report.summary import ReportSummary
 
 _CSS = """

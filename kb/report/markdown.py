@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kb.report.first_screen import key_table, verdict
-from kb.report.format import CHART_TITLES
-from kb.report.sections import Table, headline, sections
+from kb.report.format import CHART_TITLES, Table
+from kb.report.sections import headline, sections
 from kb.report.summary import ReportSummary
 
 

@@ -192,13 +192,20 @@ def _answer_rows(
     modes (a seeded shuffle of them): over the questions each mode runs first, second,
     ... equally often and follows every other mode equally often, so neither its place
     nor its predecessor favours a mode. The question is embedded (untimed) before its
-    first mode, so no mode pays for the others' shared work."""
+    first mode, so no mode pays for the others' shared work. With `grouped_modes`, each
+    mode answers every question before the next mode starts (in the order given)."""
     bar.phase("answers (" + ", ".join(options.modes) + ")")
     corpus_doc_ids = set(kb.corpus().manifest.by_id())
     modes = list(options.modes)
     random.Random(options.seed).shuffle(modes)
     orders = [[modes[i] for i in row] for row in balanced_orders(len(modes))]
     rows = []
+    if options.grouped_modes:
+        for position, mode in enumerate(options.modes):
+            for question in questions:
+                rows.append(_answer_row(kb, question, mode, top_k, position, corpus_doc_ids))
+                bar.step()
+        return rows
     for number, question in enumerate(questions):
         kb.embedder.embed_one(question.question)
         for position, mode in enumerate(orders[number % len(orders)]):

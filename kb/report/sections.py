@@ -3,19 +3,9 @@ summary and shared by the Markdown and HTML renderers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from kb.report.format import fmt, label
+from kb.report.caching_rules import caching_rules
+from kb.report.format import Section, fmt, label
 from kb.report.summary import Machine, ReportSummary
-
-Table = list[list[str]]  # the first row is the header
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    heading: str
-    paragraphs: list[str]
-    table: Table = field(default_factory=list)
 
 
 def sections(s: ReportSummary) -> list[Section]:
@@ -29,6 +19,7 @@ def sections(s: ReportSummary) -> list[Section]:
         _latency(s),
         _tokens(s),
         *_costs(s),
+        caching_rules(s),
         _threshold(s),
     ]
     return [section for section in found if section is not None]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
+from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window, one_hour_write_extra
 from kb.models import Usage
 from kb.report.judge import judge_summary
 from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
@@ -52,6 +52,14 @@ class RunFacts:
     warm_up_s: dict[str, float]
     priced: bool
     judge: str | None = None  # the judge backend's name, when answers were judged
+
+
+ONE_HOUR = 60.0  # minutes: from this cache lifetime on, writes are priced at 1-hour rates
+GROUPED_NOTE = (
+    "Modes ran grouped (every question in one mode, then the next), not in the balanced "
+    "orders the latency section describes: the local server's one prompt-cache slot keeps "
+    "the long-context prefix only while no other prompt comes between."
+)
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -126,7 +134,7 @@ def summarize(
         assumptions=Assumptions(
             options.cache_ttl_minutes, options.monthly_questions, price_models, PRICE_SOURCE
         ),
-        notes=list(options.notes),
+        notes=list(options.notes) + ([GROUPED_NOTE] if options.grouped_modes else []),
         run_seconds=round(facts.seconds, 1),
         retrieval_recall=_recall(rows, options.recall_ks),
         retrieval_search_p50_s=_search_p50(rows, options.recall_ks),
@@ -318,7 +326,10 @@ def _curves(
     """A CostCurve per price model and mode, from the token mixes the modes used."""
 
     def pricer(model: str, usage: Usage) -> float | None:
-        return estimate_cost(model, usage)
+        cost = estimate_cost(model, usage)
+        if cost is None or options.cache_ttl_minutes < ONE_HOUR:
+            return cost
+        return cost + one_hour_write_extra(model, usage)  # a cache kept an hour costs more
 
     curves: dict[str, dict[str, CostCurve]] = {}
     for model in price_models:
