@@ -190,3 +190,30 @@ def test_bad_input_fails_before_any_work(
     assert "shares" in capsys.readouterr().err
     with pytest.raises(InvalidRequestError):
         Shares(0.7, 0.5)
+
+
+def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
+    corpus: CorpusVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = corpus.layout.data_dir
+    out = tmp_path / "report"
+    args = ["report", "--data-dir", str(data_dir), "--generate", "4", "--seed", "1"]
+    args += ["--modes", "long_context,rag", "--no-threshold-sweep", "--record", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "recorded: auto follows" in printed and "for extractive on this corpus" in printed
+    records = [json.loads(line) for line in (out / "questions" / "questions.jsonl").open()]
+    assert [r["question"] for r in records] == [
+        q.question for q in generate_questions(corpus, 4, seed=1).questions
+    ]
+    assert (
+        (out / "questions" / "review.md")
+        .read_text("utf-8")
+        .startswith("# Generated evaluation set: review before the run")
+    )
+    report = (out / "report.md").read_text("utf-8")
+    assert "generated from the corpus itself by known-item queries" in report
+    assert "4 questions (0 answerable, 0 unanswerable, 4 retrieval-only" in report
+    recorded = json.loads((data_dir / "recommendation.json").read_text("utf-8"))
+    assert recorded["backend"] == "extractive" and recorded["corpus_version"] == corpus.version
+    (data_dir / "recommendation.json").unlink()  # the module's corpus is shared
