@@ -217,3 +217,24 @@ def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
     recorded = json.loads((data_dir / "recommendation.json").read_text("utf-8"))
     assert recorded["backend"] == "extractive" and recorded["corpus_version"] == corpus.version
     (data_dir / "recommendation.json").unlink()  # the module's corpus is shared
+
+
+def test_a_reply_in_labelled_lines_is_read_and_an_unusable_one_shown_on_the_sheet(
+    corpus: CorpusVersion, tmp_path: Path
+) -> None:
+    def labelled(prompt: Prompt) -> str:
+        if "Tuesdays" in prompt.context:
+            return "**Question:** On which day do releases go out?\nAnswer: Tuesdays\n" + (
+                "Span: Deploys go out on Tuesdays."
+            )
+        return "I think this passage is about work."
+
+    generated = generate_questions(corpus, 5, 0, ScriptedBackend(labelled), Shares(0, 0))
+    assert [(q.question, q.answer) for q in generated.questions] == [
+        ("On which day do releases go out?", "Tuesdays")
+    ]
+    assert not generated.retrieval_only
+    _, review = write_generated(generated, tmp_path)
+    sheet = review.read_text("utf-8")
+    assert "(reply: 'I think this passage is about work.')" in sheet
+    assert "retrieval-only" not in sheet

@@ -37,7 +37,9 @@ from kb.report.metrics import normalize_answer
 from kb.report.sampling import SampledChunk, TermWeights, stratified_sample
 
 MAX_QUESTIONS = 1_000
+REPLY_EXCERPT = 120  # characters of an unusable reply shown on the review sheet
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_LABELLED = re.compile(r"^\W*(question|answer|span)\W*\s*[:=]\s*(.+?)\s*$", re.I | re.M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +167,12 @@ def _ask(
         prompt = generation_prompt(GENERATE_UNANSWERABLE_INSTRUCTIONS, [chunk.text])
     else:
         prompt = generation_prompt(GENERATE_SINGLE_INSTRUCTIONS, [chunk.text])
-    reply = _parse(backend.complete(prompt).text)
+    text = backend.complete(prompt).text
+    reply = parse_reply(text)
     question = reply.get("question") if reply else None
     if not isinstance(question, str) or not question.strip():
-        return Dropped("reply is not the JSON asked for", "", source)
+        excerpt = " ".join(text.split())[:REPLY_EXCERPT]
+        return Dropped("reply is not the JSON asked for", f"(reply: {excerpt!r})", source)
     question = " ".join(question.split())
     if kind == "unanswerable":
         return GeneratedQuestion(
@@ -198,13 +202,17 @@ def _span_problem(candidate: GeneratedQuestion, texts: dict[str, str]) -> str | 
     return None
 
 
-def _parse(text: str) -> dict[str, object] | None:
-    """The first JSON object in a reply (models wrap it in prose or code fences)."""
+def parse_reply(text: str) -> dict[str, object] | None:
+    """The first JSON object in a reply (models wrap it in prose or code fences), else
+    its labelled lines (`Question: ...`, `Answer: ...`, `Span: ...`), which small
+    models write more readily than JSON; None when it has neither."""
     match = _JSON_OBJECT.search(text)
-    if match is None:
-        return None
-    try:
-        value = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+    if match is not None:
+        try:
+            value = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return value
+    labelled = {m.group(1).lower(): m.group(2).strip(' *_"') for m in _LABELLED.finditer(text)}
+    return labelled if "question" in labelled else None

@@ -80,7 +80,7 @@ class GeneratedSet:
 
     @property
     def retrieval_only(self) -> bool:
-        return all(q.kind in RETRIEVAL_ONLY_KINDS for q in self.questions)
+        return bool(self.questions) and all(q.kind in RETRIEVAL_ONLY_KINDS for q in self.questions)
 
     def records(self) -> list[dict[str, object]]:
         return [
