@@ -181,8 +181,8 @@ def test_markdown_opens_with_a_one_line_verdict_its_numbers_then_the_reasoning()
     lines = text.splitlines()
     assert lines[0] == "# Long context or retrieval: handbook"
     assert lines[2] == (
-        "**Retrieval** for this corpus with `extractive`: accuracy 55.0% vs 62.0%; $30.00 vs "
-        "$250.00 a month on openai:gpt-4.1-mini (against long context)."
+        "**Retrieval** for this corpus with `extractive` (against long context): accuracy 55.0% "
+        "vs 62.0%; $30.00 vs $250.00 a month on openai:gpt-4.1-mini."
     )
     assert lines[4] == (
         "| mode | accuracy (95% interval) | evidence coverage | cost a month "

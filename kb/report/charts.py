@@ -172,7 +172,8 @@ def _chart_accuracy_cost(summary: ReportSummary, modes: dict[str, ModeSummary]) 
             points.append((c.per_1000_with_cache_usd, accuracy, mode, model, shape, True))
             points.append((c.per_1000_without_cache_usd, accuracy, mode, model, shape, False))
     if not points:
-        return _svg(width, height, [_empty(width, height, "no priced answers")], "empty")
+        why = "no answer accuracy (retrieval-only questions)" if costs else "no priced answers"
+        return _svg(width, height, [_empty(width, height, why)], "empty")
     values = [p[0] for p in points if p[0] > 0] or [0.01]
     x = _Axis(min(values), max(values), 70, 520, log=True)
     y = _Axis(0.0, 1.0, height - 60, 20, log=False)

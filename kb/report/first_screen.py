@@ -54,8 +54,9 @@ def verdict(s: ReportSummary) -> str:
             f"{fmt(costs[path].monthly_with_cache_usd, 'usd')} vs "
             f"{fmt(costs[other].monthly_with_cache_usd, 'usd')} a month on {model}"
         )
-    return f"**{PATH_NAMES[path]}** for this corpus with `{s.backend}`" + (
-        f": {'; '.join(facts)} (against {label(other)})." if facts else "."
+    versus = f" (against {PATH_NAMES[other].lower()})" if facts else ""
+    return f"**{PATH_NAMES[path]}** for this corpus with `{s.backend}`{versus}" + (
+        f": {'; '.join(facts)}." if facts else "."
     )
 
 
