@@ -1,4 +1,5 @@
-"""The `kb` command: ingest, ask, chat, serve, mcp, report. Errors become one-line messages here."""
+"""The `kb` command: ingest, ask, chat, serve, mcp, report, questions. Errors become
+one-line messages here."""
 
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from api import cli_check, cli_report, cli_serve
+    from api import cli_check, cli_questions, cli_report, cli_serve
 
     _add_ingest_arguments(_command(sub, "ingest", cmd_ingest, INGEST_HELP))
     _add_question_arguments(_command(sub, "ask", cmd_ask, ASK_HELP)).add_argument("question")
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp = _command(sub, "mcp", cmd_mcp, MCP_HELP)
     mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     cli_report.add_arguments(_command(sub, "report", cli_report.run, cli_report.HELP))
+    cli_questions.add_arguments(_command(sub, "questions", cli_questions.run, cli_questions.HELP))
     return parser
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from api import cli_questions
+from kb.errors import InvalidRequestError
 from kb.report import (
     DEFAULT_CACHE_TTL_MINUTES,
     DEFAULT_MODES,
@@ -14,6 +18,9 @@ from kb.report import (
     ReportOptions,
 )
 from kb.settings import load_settings
+
+if TYPE_CHECKING:
+    from kb.report.runner import ReportResult
 
 HELP = "Run an evaluation set through each mode and write a comparison report."
 
@@ -26,11 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--questions",
         type=Path,
-        required=True,
+        default=None,
         metavar="FILE",
         help="evaluation set, one JSON object a line: qid, question, answers, "
         "gold_doc_ids, is_impossible (the format of ../shared/datasets/*/questions.jsonl); "
-        "a question with gold_doc_ids and no answers is retrieval-only",
+        "a question with gold_doc_ids and no answers is retrieval-only; "
+        "or --generate N",
+    )
+    parser.add_argument(
+        "--generate",
+        type=int,
+        default=None,
+        metavar="N",
+        help="no question file: first write N questions from the corpus (as `kb questions` "
+        "does, with --backend and --seed) into OUT/questions/, with a review sheet",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
     parser.add_argument(
@@ -43,9 +59,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    parser.add_argument(
+        "--grouped-modes",
+        action="store_true",
+        help="ask every question in one mode before the next (for a local server with one "
+        "prompt-cache slot, which interleaved modes would evict); default: interleaved",
+    )
+    parser.add_argument(
+        "--judge",
+        default=None,
+        metavar="PROVIDER:MODEL",
+        help="backend that judges generative answers (default: --backend itself when it "
+        "writes text; offline answers are scored by containment, exact match and F1)",
+    )
     parser.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
     _add_pricing_arguments(parser)
     _add_report_text_arguments(parser)
+    cli_questions.add_share_arguments(parser)
 
 
 def _add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +122,12 @@ def _add_report_text_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip re-reading at threshold 0 (the extractive reader's refusal trade-off)",
     )
     parser.add_argument(
+        "--record",
+        action="store_true",
+        help="record the recommendation in the data dir: `auto` then follows it for this "
+        "backend until the corpus drifts past KB_RECOMMENDATION_MAX_DRIFT",
+    )
+    parser.add_argument(
         "--note", action="append", default=[], help="a paragraph for the report's setup section"
     )
     parser.add_argument(
@@ -108,25 +144,13 @@ def run(args: argparse.Namespace) -> int:
     from kb.report.writer import write_report
     from kb.service import KnowledgeBase
 
+    options = _options(args)  # bad input fails here, before any model loads
     settings = load_settings(
         data_dir=args.data_dir,
         backend=args.backend,
         long_context_budget=args.long_context_budget,
     )
     set_embedding_threads(threads_for(settings, "questions"))
-    options = ReportOptions(
-        questions_path=args.questions,
-        modes=_names(args.modes),
-        limit=args.limit,
-        seed=args.seed,
-        top_k=args.top_k,
-        price_models=_names(args.price_models),
-        cache_ttl_minutes=args.cache_ttl_minutes,
-        monthly_questions=args.monthly_questions,
-        threshold_sweep=not args.no_threshold_sweep,
-        notes=tuple(args.note),
-        title=args.title,
-    )
     if args.ingest is not None:
         from ingest.pipeline import run_ingest
 
@@ -137,8 +161,65 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     with KnowledgeBase(settings) as base:
+        if args.generate is not None:
+            path, note = cli_questions.generate_into(
+                base, args, args.generate, args.out / "questions"
+            )
+            corpus_name = Path(base.corpus().manifest.corpus_root).name
+            options = replace(
+                options,
+                questions_path=path,
+                notes=(*options.notes, note),
+                title=options.title or f"{corpus_name} (generated questions)",
+            )
         result = run_report(base, options, progress=True)
-    written = write_report(result, args.out)
+        written = write_report(result, args.out)
+        _print_outcome(result)
+        if args.record:
+            from kb.report.recommendation import record_for_router
+
+            recorded = record_for_router(
+                settings.data_dir,
+                base.corpus().manifest,
+                result.summary,
+                f"'{result.summary.title}' ({args.out})",
+            )
+            print(
+                f"recorded: auto follows {recorded.path} for {recorded.backend} on this corpus "
+                f"while under {settings.recommendation_max_drift:.0%} of its documents and "
+                "tokens change (KB_RECOMMENDATION_MAX_DRIFT)"
+            )
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> ReportOptions:
+    """The run's options, checked: one source of questions, valid modes and numbers."""
+    if (args.questions is None) == (args.generate is None):
+        raise InvalidRequestError("Give either --questions FILE or --generate N (one of them).")
+    if args.generate is not None:
+        from kb.report.generate import Shares, check_count
+
+        check_count(args.generate)
+        Shares(args.two_document_share, args.unanswerable_share)
+    return ReportOptions(
+        questions_path=args.questions or args.out / "questions" / "questions.jsonl",
+        modes=_names(args.modes),
+        limit=args.limit,
+        seed=args.seed,
+        top_k=args.top_k,
+        price_models=_names(args.price_models),
+        cache_ttl_minutes=args.cache_ttl_minutes,
+        monthly_questions=args.monthly_questions,
+        threshold_sweep=not args.no_threshold_sweep,
+        notes=tuple(args.note),
+        title=args.title,
+        judge=args.judge,
+        grouped_modes=args.grouped_modes,
+    )
+
+
+def _print_outcome(result: ReportResult) -> None:
     for mode, m in result.summary.modes.items():
         if not m.ran:
             print(f"{mode:>12}: not run ({m.first_error})")
@@ -152,8 +233,6 @@ def run(args: argparse.Namespace) -> int:
     print(advice.text.replace("**", ""))
     if advice.warning:
         print(f"warning: {advice.warning}")
-    print(f"wrote {len(written)} files to {args.out}")
-    return 0
 
 
 def _show(value: float | None) -> str:

@@ -165,3 +165,59 @@ def model_context_window(provider: str, model: str) -> int | None:
     except LookupError:
         return None
     return info.context_window
+
+
+@dataclass(frozen=True, slots=True)
+class CachingRates:
+    """A model's per-million-token rates for one request size, from the price table:
+    what the projection's caching rules rest on. None where the table has no entry."""
+
+    input_mtok: Decimal
+    cache_read_mtok: Decimal | None
+    cache_write_mtok: Decimal | None  # 5-minute lifetime (Anthropic), if priced apart
+    cache_write_1h_mtok: Decimal | None  # 1-hour lifetime (Anthropic)
+    tier_start: int | None  # input tokens above which the prices step up
+
+
+def caching_rates(model_ref: ModelRef, input_tokens: int) -> CachingRates | None:
+    """The table's rates for `model_ref` at a request of `input_tokens` (tiered prices
+    resolved for that size), or None when genai-prices does not know the model."""
+    provider, model = split_ref(model_ref)
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, provider or None, None)
+    except LookupError:
+        return None
+    prices = info.prices[-1].prices if isinstance(info.prices, list) else info.prices
+    starts: list[int] = []
+
+    def rate(name: str) -> Decimal | None:
+        value = getattr(prices, name, None)
+        if value is None or isinstance(value, Decimal | int | float):
+            return None if value is None else Decimal(str(value))
+        steps = [t for t in value.tiers if t.start < input_tokens]
+        starts.extend(t.start for t in value.tiers)
+        return Decimal(str(steps[-1].price if steps else value.base))
+
+    input_rate = rate("input_mtok")
+    if input_rate is None:
+        return None
+    return CachingRates(
+        input_mtok=input_rate,
+        cache_read_mtok=rate("cache_read_mtok"),
+        cache_write_mtok=rate("cache_write_mtok"),
+        cache_write_1h_mtok=rate("cache_write_1h_mtok"),
+        tier_start=min(starts) if starts else None,
+    )
+
+
+def one_hour_write_extra(model_ref: ModelRef, usage: Usage) -> float:
+    """What a cache write costs beyond the table's 5-minute write rate when the cache
+    is kept for an hour (Anthropic: 2x input instead of 1.25x); 0 where the table has
+    no 1-hour rate."""
+    if not usage.cache_write_tokens:
+        return 0.0
+    rates = caching_rates(model_ref, usage.total_input_tokens)
+    if rates is None or rates.cache_write_1h_mtok is None or rates.cache_write_mtok is None:
+        return 0.0
+    extra = rates.cache_write_1h_mtok - rates.cache_write_mtok
+    return float(usage.cache_write_tokens * extra / 1_000_000)

@@ -5,7 +5,9 @@ instructions, the question and the answer reserve fit the long-context limit
 (the smaller of the budget and the backend's context window); retrieval
 otherwise, or when a cached long-context question would cost far more than a
 retrieval one. self_route retrieves first and escalates to long context when the
-passages cannot answer. Every decision carries the numbers it compared, and
+passages cannot answer. A report's recorded recommendation (`kb report --record`)
+overrides auto's rule while the backend is the one it measured and the corpus has not
+drifted past KB_RECOMMENDATION_MAX_DRIFT. Every decision carries the numbers it compared, and
 `Router` makes all of them: the service only asks.
 """
 
@@ -16,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from kb.cost import estimate_cost
 from kb.errors import InvalidRequestError
-from kb.models import Route, Usage
+from kb.models import Manifest, Route, Usage
 from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
+from kb.recorded import RecordedRecommendation, load_recommendation, measure_drift
 from kb.settings import check_mode
 from kb.tokens import count_tokens
 
@@ -164,6 +167,49 @@ def _auto(
     )
 
 
+def follow_recorded(
+    route: Route,
+    sizes: Sizes,
+    recorded: RecordedRecommendation,
+    manifest: Manifest,
+    backend: str,
+    max_drift: float,
+) -> Route:
+    """`auto` with a recorded recommendation: follow it while it was measured with this
+    backend and the corpus has drifted no more than `max_drift` (share of documents
+    and of tokens) from the measured version; otherwise keep the size/cost `route`
+    and say why the recommendation no longer applies."""
+    said = f"report {recorded.report} recommended {recorded.path}"
+    if recorded.backend != backend:
+        why = f"{said} for backend {recorded.backend}, not {backend}"
+        return replace(route, reason=f"{route.reason} ({why}, so the size/cost rule decides)")
+    drift = measure_drift(recorded, manifest)
+    numbers = dict(route.numbers) | {
+        "recorded_report": recorded.report,
+        "recorded_path": recorded.path,
+        "recorded_corpus_version": recorded.corpus_version,
+        "drift_share": round(drift.share, 4),
+        "max_drift_share": max_drift,
+    }
+    since = f"on corpus version {recorded.corpus_version}; {drift.explain()}"
+    if drift.share > max_drift:
+        why = f"{said} {since}, past the {max_drift:.0%} drift limit"
+        return replace(
+            route, reason=f"{route.reason} ({why}, so the size/cost rule decides)", numbers=numbers
+        )
+    if recorded.path == "long_context" and not sizes.fits:
+        why = f"{said}, but {sizes.explain()}"
+        return replace(route, reason=f"{route.reason} ({why})", numbers=numbers)
+    measured = ", ".join(f"{k} {v:.3g}" for k, v in recorded.numbers.items() if v is not None)
+    return Route(
+        route.mode,
+        "long_context" if recorded.path == "long_context" else "rag",
+        f"following the recorded recommendation: {said} with {backend} {since}, within the "
+        f"{max_drift:.0%} drift limit" + (f" (measured: {measured})" if measured else ""),
+        numbers=numbers,
+    )
+
+
 class Router:
     """Every routing decision for one backend under one settings object: the sizes
     and costs it compares, the first route, and self_route's escalation."""
@@ -211,11 +257,33 @@ class Router:
             return None
         return Costs(long_context=long_context, rag=rag)
 
-    def route(self, corpus_tokens: int, mode: str, question: str, top_k: int) -> Route:
-        """The path a question in `mode` takes first."""
+    def route(
+        self,
+        corpus_tokens: int,
+        mode: str,
+        question: str,
+        top_k: int,
+        manifest: Manifest | None = None,
+    ) -> Route:
+        """The path a question in `mode` takes first. For `auto` on a corpus whose
+        `manifest` is given, a recorded report recommendation decides while it holds
+        (see `follow_recorded`)."""
         sizes = self.sizes(corpus_tokens, question)
-        return choose_path(
+        route = choose_path(
             mode, sizes, self.costs(sizes, question, top_k), self.settings.auto_max_cost_ratio
+        )
+        if route.mode != "auto" or manifest is None:
+            return route
+        recorded = load_recommendation(self.settings.data_dir)
+        if recorded is None:
+            return route
+        return follow_recorded(
+            route,
+            sizes,
+            recorded,
+            manifest,
+            self.backend.name,
+            self.settings.recommendation_max_drift,
         )
 
     @staticmethod

@@ -113,7 +113,9 @@ class KnowledgeBase:
             corpus_root=manifest.corpus_root,
             embedding_model=manifest.embedding_model,
             backend=self.backend.name,
-            auto_route=self.router.route(corpus.corpus_tokens, "auto", "", self.settings.top_k),
+            auto_route=self.router.route(
+                corpus.corpus_tokens, "auto", "", self.settings.top_k, manifest
+            ),
         )
 
     def sizes(self, corpus: CorpusVersion, question: str) -> Sizes:
@@ -156,7 +158,9 @@ class KnowledgeBase:
         started = time.perf_counter()
         question, mode, top_k = self._validate(question, mode, top_k)
         asking = _Asking(self.corpus(), question, stream=stream)  # pin one version
-        route = self.router.route(asking.corpus.corpus_tokens, mode, question, top_k)
+        route = self.router.route(
+            asking.corpus.corpus_tokens, mode, question, top_k, asking.corpus.manifest
+        )
         prompt = self._gather(asking, route, top_k)
         route, prompt, completion = yield from self._ask(asking, route, prompt)
         text, citations = _cite(completion, prompt)

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         description="`auto` retrieves instead when a cached long-context question "
         "costs more than this many times a retrieval question.",
     )
+    recommendation_max_drift: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="`auto` follows a report's recorded recommendation (`kb report --record`) "
+        "while the documents changed since, and their tokens, stay within this share.",
+    )
 
     # Answer backend: `extractive`, `openai:<model>`, `anthropic:<model>`, `local:<gguf>`.
     backend: str = "extractive"

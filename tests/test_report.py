@@ -175,7 +175,9 @@ def test_summary_recomputes_from_the_raw_results(report_dir: Path) -> None:
     assert advice["path"] in ("long_context", "rag") and advice["cost_model"] is None
     assert summary["auto"]["path"] == "long_context"
     markdown = (report_dir / "report.md").read_text("utf-8").splitlines()
-    assert markdown[2] == advice["text"] and markdown[2].startswith("**Recommendation: ")
+    assert markdown[markdown.index("## Why") + 2] == advice["text"]
+    assert advice["text"].startswith("**Recommendation: ")
+    assert markdown[2].startswith(("**Long context** for this corpus", "**Retrieval** for this"))
     costs = summary["costs"]
     assert costs["projection"] is True
     assert len(costs["models"]) == 3

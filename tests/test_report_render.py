@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from kb.models import Usage
-from kb.report.charts import render_charts
+from kb.report.charts import dodge, render_charts
 from kb.report.html import render_html
 from kb.report.markdown import render_markdown
 from kb.report.metrics import QuestionScore, ThresholdPoint
@@ -46,6 +46,7 @@ def _mode(accuracy: float, coverage: float, p50: float, lc_share: float) -> Mode
         errors=0,
         answered=9,
         accuracy=accuracy,
+        accuracy_questions=9,
         exact_match=0.1,
         f1=0.3,
         contains=accuracy,
@@ -175,14 +176,32 @@ def _curves() -> dict[str, dict[str, object]]:
     }
 
 
-def test_markdown_opens_with_the_recommendation_and_its_warning() -> None:
+def test_markdown_opens_with_a_one_line_verdict_its_numbers_then_the_reasoning() -> None:
     text = render_markdown(_summary(), ["latency"])
     lines = text.splitlines()
     assert lines[0] == "# Long context or retrieval: handbook"
-    assert lines[2] == "**Recommendation: retrieval** because of the numbers."
-    assert lines[4].startswith("> **Warning:** auto chooses long context")
+    assert lines[2] == (
+        "**Retrieval** for this corpus with `extractive` (against long context): accuracy 55.0% "
+        "vs 62.0%; $30.00 vs $250.00 a month on openai:gpt-4.1-mini."
+    )
+    assert lines[4] == (
+        "| mode | accuracy (95% interval) | evidence coverage | cost a month "
+        "(openai:gpt-4.1-mini, cached, 100,000 q) | p50 latency |"
+    )
+    # Wilson 95% intervals: 0.62 of 9 questions, 1.0 of 8.
+    assert (
+        lines[6]
+        == "| long context | 62.0% (32-85%, n=9) | 100.0% (68-100%, n=8) | $250.00 | 50 ms |"
+    )
+    assert lines[7].startswith("| retrieval (rag) | 55.0% (26-81%, n=9) | 90.0% (56-98%, n=8)")
+    assert "| self_route |" not in "\n".join(lines[4:10])  # only modes that ran
+    warning = lines.index("## Why") - 4
+    assert lines[warning].startswith("> **Warning:** auto chooses long context")
+    assert (
+        lines[lines.index("## Why") + 2] == "**Recommendation: retrieval** because of the numbers."
+    )
     assert "projections from token counts" in text
-    assert "| long context | 62.0% | 100.0% | 50 ms | $2.50 |" in text  # paths side by side
+    assert "No judge: `extractive` does not write text" in text  # offline: as before
     assert "| self_route | not run: BackendError: down |" in text
     assert "1 retrieval-only" in text and "retrieval-only questions" in text
     assert "Note: A hand-built summary." in text
@@ -202,6 +221,27 @@ def test_html_is_one_self_contained_page() -> None:
     assert set(re.findall(r"https?://[^\s\"'<>)]+", page)) == {"http://www.w3.org/2000/svg"}
     # The row of a mode that did not run spans the rest of the table.
     assert '<td colspan="10">not run: BackendError: down</td>' in page
+
+
+def test_coinciding_markers_are_drawn_side_by_side() -> None:
+    placed: list[tuple[float, float]] = []
+    assert [dodge(100.0, 50.0, placed) for _ in range(3)] == [100.0, 111.0, 89.0]
+    assert dodge(300.0, 50.0, placed) == 300.0  # far enough: not moved
+    assert dodge(100.0, 200.0, placed) == 100.0  # another accuracy: not moved
+    # auto priced exactly like long context: both markers visible, auto's said so.
+    base = _summary()
+    entry = base.costs.models[MODEL]
+    same = replace(entry, modes={**entry.modes, "auto": entry.modes["long_context"]})
+    summary = _summary(costs=replace(base.costs, models={MODEL: same}))
+    svg = render_charts(summary, _rows(), _curves())["accuracy_vs_cost"]  # type: ignore[arg-type]
+    ns = "{http://www.w3.org/2000/svg}"
+    markers = [
+        (e.get("cx"), e.get("cy"), e.get("x"), e.get("points"))
+        for e in ET.fromstring(svg).iter()
+        if "per 1,000" in (e.findtext(f"{ns}title") or "")
+    ]
+    assert len(markers) == len(set(markers)) == 6  # 3 modes, with and without caching
+    assert svg.count("drawn beside a marker with the same values") == 2
 
 
 def test_charts_are_valid_svg_with_one_mark_per_answer() -> None:

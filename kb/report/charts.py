@@ -172,18 +172,24 @@ def _chart_accuracy_cost(summary: ReportSummary, modes: dict[str, ModeSummary]) 
             points.append((c.per_1000_with_cache_usd, accuracy, mode, model, shape, True))
             points.append((c.per_1000_without_cache_usd, accuracy, mode, model, shape, False))
     if not points:
-        return _svg(width, height, [_empty(width, height, "no priced answers")], "empty")
+        why = "no answer accuracy (retrieval-only questions)" if costs else "no priced answers"
+        return _svg(width, height, [_empty(width, height, why)], "empty")
     values = [p[0] for p in points if p[0] > 0] or [0.01]
     x = _Axis(min(values), max(values), 70, 520, log=True)
     y = _Axis(0.0, 1.0, height - 60, 20, log=False)
     parts = _frame(x, y, "usd", "pct", "projected cost per 1,000 questions (log scale)", "accuracy")
+    placed: list[tuple[float, float]] = []
     for cost, accuracy, mode, model, shape, cached in points:
         tip = (
             f"{MODE_LABELS.get(mode, mode)} on {model}, "
             f"{'with' if cached else 'without'} caching: {fmt(cost, 'usd')} per 1,000, "
             f"accuracy {fmt(accuracy, 'pct')}"
         )
-        parts.append(_marker(shape, x(cost), y(accuracy), COLORS.get(mode, "#555"), cached, tip))
+        cx, cy = x(cost), y(accuracy)
+        shifted = dodge(cx, cy, placed)
+        if shifted != cx:
+            tip += " (drawn beside a marker with the same values)"
+        parts.append(_marker(shape, shifted, cy, COLORS.get(mode, "#555"), cached, tip))
     legend = _legend([(COLORS.get(m, "#555"), MODE_LABELS.get(m, m)) for m in modes], 540, 34)
     top = 34 + 16 * len(modes) + 14
     for i, (shape, model) in enumerate(zip(SHAPES * 4, costs, strict=False)):
@@ -200,6 +206,25 @@ def _chart_accuracy_cost(summary: ReportSummary, modes: dict[str, ModeSummary]) 
         f'<text x="540" y="{end + 30:.1f}" font-size="11" {FONT}>hollow: without caching</text>'
     )
     return _svg(width, height, parts + legend, CHART_TITLES["accuracy_vs_cost"])
+
+
+MARKER_GAP = 11.0  # px: markers closer than this would hide one another
+
+
+def dodge(cx: float, cy: float, placed: list[tuple[float, float]]) -> float:
+    """The x at which a marker at (cx, cy) hides none already placed: coinciding
+    markers (auto and long context on the same numbers) are drawn side by side,
+    alternately right and left, so every legend entry has a visible marker."""
+    for step in range(40):
+        offset = MARKER_GAP * ((step + 1) // 2) * (1 if step % 2 else -1) if step else 0.0
+        candidate = cx + offset
+        if all(
+            abs(candidate - px) >= MARKER_GAP or abs(cy - py) >= MARKER_GAP for px, py in placed
+        ):
+            placed.append((candidate, cy))
+            return candidate
+    placed.append((cx, cy))
+    return cx
 
 
 def _empty(width: int, height: int, text: str) -> str:

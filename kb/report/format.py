@@ -1,6 +1,20 @@
-"""Labels and number formats shared by the report's renderers."""
+"""Labels, number formats and the Section shape shared by the report's renderers."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Table = list[list[str]]  # the first row is the header
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One section of the report: a heading, paragraphs and an optional table."""
+
+    heading: str
+    paragraphs: list[str]
+    table: Table = field(default_factory=list)
+
 
 MODE_LABELS = {
     "long_context": "long context",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 import re
 
-from kb.report.format import CHART_TITLES
+from kb.report.first_screen import key_table, verdict
+from kb.report.format import CHART_TITLES, Table
 from kb.report.markdown import report_title
-from kb.report.sections import Table, headline, sections
+from kb.report.sections import headline, sections
 from kb.report.summary import ReportSummary
 
 _CSS = """
@@ -20,7 +21,7 @@ th{background:#f3f5f9;text-align:left}td:first-child,td.t{text-align:left}
 svg{max-width:100%;height:auto}
 .banner{background:#fff6dd;border:1px solid #e8c96a;padding:.6rem .8rem;border-radius:6px}
 .warning{background:#fde8e8;border:1px solid #e08a8a;padding:.6rem .8rem;border-radius:6px}
-.recommendation{font-size:1.05rem}
+.verdict{font-size:1.25rem;margin:.4rem 0 .2rem}
 figure{margin:1.2rem 0}figcaption{font-weight:600;margin-bottom:.3rem}
 code{background:#f3f5f9;padding:0 .2rem;border-radius:3px}
 """
@@ -60,7 +61,11 @@ def render_html(summary: ReportSummary, charts: dict[str, str]) -> str:
     """The whole report as one HTML page."""
     title = html.escape(report_title(summary))
     advice = summary.recommendation
-    body = [f"<h1>{title}</h1>", f'<p class="recommendation">{_inline(advice.text)}</p>']
+    body = [
+        f"<h1>{title}</h1>",
+        f'<p class="verdict">{_inline(verdict(summary))}</p>',
+        _table(key_table(summary)),
+    ]
     if advice.warning:
         body.append(f'<p class="warning"><strong>Warning:</strong> {_inline(advice.warning)}</p>')
     if summary.offline_reader:
@@ -69,6 +74,7 @@ def render_html(summary: ReportSummary, charts: dict[str, str]) -> str:
             f"{html.escape(summary.backend)}</code> reader. All dollar figures are "
             "<strong>projections from token counts</strong>, not bills.</p>"
         )
+    body += ["<h2>Why</h2>", f'<p class="recommendation">{_inline(advice.text)}</p>']
     body.append("<ul>" + "".join(f"<li>{_inline(p)}</li>" for p in headline(summary)) + "</ul>")
     for section in sections(summary):
         body.append(f"<h2>{html.escape(section.heading)}</h2>")

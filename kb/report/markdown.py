@@ -1,12 +1,13 @@
-"""report.md: the recommendation first, then the findings, the sections as Markdown
-tables and the charts linked from charts/."""
+"""report.md: the one-line verdict and its numbers first, then the reasoning, the
+findings, the sections as Markdown tables and the charts linked from charts/."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kb.report.format import CHART_TITLES
-from kb.report.sections import Table, headline, sections
+from kb.report.first_screen import key_table, verdict
+from kb.report.format import CHART_TITLES, Table
+from kb.report.sections import headline, sections
 from kb.report.summary import ReportSummary
 
 
@@ -16,7 +17,8 @@ def report_title(summary: ReportSummary) -> str:
 
 def render_markdown(summary: ReportSummary, chart_names: Sequence[str]) -> str:
     """The whole report as Markdown."""
-    lines = [f"# {report_title(summary)}", "", summary.recommendation.text, ""]
+    lines = [f"# {report_title(summary)}", "", verdict(summary), ""]
+    lines += _table(key_table(summary)) + [""]
     if summary.recommendation.warning:
         lines += [f"> **Warning:** {summary.recommendation.warning}", ""]
     if summary.offline_reader:
@@ -25,6 +27,7 @@ def render_markdown(summary: ReportSummary, chart_names: Sequence[str]) -> str:
             "figures are **projections from token counts**, not bills.",
             "",
         ]
+    lines += ["## Why", "", summary.recommendation.text, ""]
     lines += [f"- {point}" for point in headline(summary)] + [""]
     for section in sections(summary):
         lines += [f"## {section.heading}", ""]

@@ -36,6 +36,11 @@ class ReportOptions:
     threshold_sweep: bool = True
     notes: tuple[str, ...] = ()
     title: str | None = None
+    judge: str | None = None  # provider:model; None: the run's backend when generative
+    # Every question in one mode before the next mode (else a balanced Latin square per
+    # question): for a local server whose one prompt-cache slot a question in another
+    # mode would evict.
+    grouped_modes: bool = False
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modes if m not in MODES]

@@ -16,7 +16,8 @@ The rule, in order:
    nothing, the path with the higher evidence coverage, then the faster one.
 
 The router's `auto` choice for the corpus is stated beside it, with a warning when
-the two disagree.
+the two disagree. `record_for_router` stores the recommendation for `auto` to follow
+(`kb report --record`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.report.summary import AutoChoice, CostSummary, ModeSummary, Recommendation
+from kb.errors import InvalidRequestError
+from kb.models import Manifest
+from kb.recorded import RecordedRecommendation, record_recommendation
+from kb.report.summary import (
+    AutoChoice,
+    CostSummary,
+    ModeSummary,
+    Recommendation,
+    ReportSummary,
+)
 
 if TYPE_CHECKING:
     from kb.report.rows import AnswerRow
@@ -245,3 +256,31 @@ def _with_auto(path: str, text: str, auto: AutoChoice, cost_model: str | None) -
             "KB_AUTO_MAX_COST_RATIO and KB_LONG_CONTEXT_BUDGET."
         )
     return Recommendation(path=path, text=text, cost_model=cost_model, warning=warning)
+
+
+def record_for_router(
+    data_dir: Path, manifest: Manifest, summary: ReportSummary, report: str
+) -> RecordedRecommendation:
+    """Record the report's recommendation for `auto` (`kb report --record`), with the
+    numbers behind it: accuracy and evidence coverage per path, and the p50 seconds.
+    Raises InvalidRequestError when the corpus changed during the run."""
+    if manifest.corpus_version != summary.corpus.version:
+        raise InvalidRequestError(
+            f"The corpus changed during the run ({summary.corpus.version} measured, "
+            f"{manifest.corpus_version} now): run the report again to record it."
+        )
+    numbers: dict[str, float | None] = {}
+    for mode in ("long_context", "rag"):
+        m = summary.modes.get(mode)
+        if m is not None and m.ran:
+            numbers[f"{mode}_accuracy"] = m.accuracy
+            numbers[f"{mode}_evidence_coverage"] = m.evidence_coverage
+            numbers[f"{mode}_p50_s"] = m.latency_s.p50 if m.latency_s else None
+    return record_recommendation(
+        data_dir,
+        manifest,
+        path=summary.recommendation.path,
+        backend=summary.backend,
+        report=report,
+        numbers=numbers,
+    )

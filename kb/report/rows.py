@@ -66,6 +66,9 @@ class AnswerRow:
     best_score: float | None = None
     scores: QuestionScore | None = None
     evidence_covered: bool | None = None
+    # The judge's verdicts (generative backends): None when not judged or undecided.
+    judged_correct: bool | None = None
+    judged_faithful: bool | None = None
     kind: Literal["answer"] = "answer"
 
     @property

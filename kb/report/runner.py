@@ -23,8 +23,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kb.backends import AnswerBackend, get_backend
 from kb.errors import BackendError, InvalidRequestError
 from kb.models import Answer
+from kb.report.judge import judge_rows
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
 from kb.report.options import ReportOptions
 from kb.report.projection import CostCurve
@@ -83,6 +85,7 @@ def run_report(
     questions = sample_questions(
         load_questions(options.questions_path), options.limit, options.seed
     )
+    judge = judge_backend(kb, options)  # a judge that cannot judge fails here, first
     top_k = kb.settings.top_k if options.top_k is None else options.top_k
     sweep_paths = _sweep_paths(kb, options, questions)
     probed = [q for q in questions if q.has_evidence]
@@ -93,9 +96,14 @@ def run_report(
         warm_up = _warm_up(kb, options.modes, top_k, bar)
         rows: list[Row] = list(_retrieval_rows(kb, probed, options.recall_ks, bar))
         rows += _answer_rows(kb, questions, options, top_k, bar)
+        if judge is not None:
+            bar.phase(f"judging with {judge.name}")
+            judge_rows(judge, kb.corpus(), [r for r in rows if isinstance(r, AnswerRow)])
         best = _threshold_sweep(kb, questions, sweep_paths, top_k, rows, bar)
     finally:
         bar.close()
+        if judge is not None and judge is not kb.backend:
+            judge.close()
     for row in rows:
         if isinstance(row, AnswerRow) and row.best_score is None and row.path:
             row.best_score = best.get((row.qid, row.path))
@@ -105,9 +113,27 @@ def run_report(
         machine=Machine(os.cpu_count(), round(load_start, 2), round(os.getloadavg()[0], 2)),
         warm_up_s=warm_up,
         priced=kb.backend.priced,
+        judge=judge.name if judge is not None else None,
     )
     summary, curves = summarize(kb, options, questions, rows, facts)
     return ReportResult(rows=rows, summary=summary, curves=curves)
+
+
+def judge_backend(kb: KnowledgeBase, options: ReportOptions) -> AnswerBackend | None:
+    """The backend that judges the answers: `options.judge` when named, else the run's
+    own backend when it writes text; None offline (the extractive reader's answers are
+    its context's sentences: containment scores them). Raises InvalidRequestError for a
+    named judge that does not write text."""
+    if options.judge:
+        judge = get_backend(kb.settings, options.judge, embedder=kb.embedder)
+        if not judge.generative:
+            judge.close()
+            raise InvalidRequestError(
+                f"The judge {options.judge} does not write text: name a generative "
+                "backend (openai:<model>, anthropic:<model>, local)."
+            )
+        return judge
+    return kb.backend if kb.backend.generative else None
 
 
 def _warm_up(
@@ -166,13 +192,20 @@ def _answer_rows(
     modes (a seeded shuffle of them): over the questions each mode runs first, second,
     ... equally often and follows every other mode equally often, so neither its place
     nor its predecessor favours a mode. The question is embedded (untimed) before its
-    first mode, so no mode pays for the others' shared work."""
+    first mode, so no mode pays for the others' shared work. With `grouped_modes`, each
+    mode answers every question before the next mode starts (in the order given)."""
     bar.phase("answers (" + ", ".join(options.modes) + ")")
     corpus_doc_ids = set(kb.corpus().manifest.by_id())
     modes = list(options.modes)
     random.Random(options.seed).shuffle(modes)
     orders = [[modes[i] for i in row] for row in balanced_orders(len(modes))]
     rows = []
+    if options.grouped_modes:
+        for position, mode in enumerate(options.modes):
+            for question in questions:
+                rows.append(_answer_row(kb, question, mode, top_k, position, corpus_doc_ids))
+                bar.step()
+        return rows
     for number, question in enumerate(questions):
         kb.embedder.embed_one(question.question)
         for position, mode in enumerate(orders[number % len(orders)]):

@@ -3,19 +3,9 @@ summary and shared by the Markdown and HTML renderers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from kb.report.format import fmt, label
+from kb.report.caching_rules import caching_rules
+from kb.report.format import Section, fmt, label
 from kb.report.summary import Machine, ReportSummary
-
-Table = list[list[str]]  # the first row is the header
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    heading: str
-    paragraphs: list[str]
-    table: Table = field(default_factory=list)
 
 
 def sections(s: ReportSummary) -> list[Section]:
@@ -24,10 +14,12 @@ def sections(s: ReportSummary) -> list[Section]:
         _paths(s),
         _setup(s),
         _answer_quality(s),
+        _judge(s),
         _retrieval_recall(s),
         _latency(s),
         _tokens(s),
         *_costs(s),
+        caching_rules(s),
         _threshold(s),
     ]
     return [section for section in found if section is not None]
@@ -71,39 +63,19 @@ def _cost_model(s: ReportSummary) -> str | None:
 
 
 def _paths(s: ReportSummary) -> Section:
-    model = _cost_model(s)
-    entry = s.costs.models.get(model) if model else None
-    table = [
-        [
-            "mode",
-            "accuracy",
-            "evidence coverage",
-            "p50 latency",
-            f"cost per 1,000 ({model}, cached)" if model else "cost per 1,000",
-        ]
-    ]
-    for mode, m in s.modes_that_ran.items():
-        cost = entry.modes.get(mode) if entry else None
-        table.append(
-            [
-                label(mode),
-                fmt(m.accuracy, "pct"),
-                fmt(m.evidence_coverage, "pct"),
-                fmt(m.latency_s.p50 if m.latency_s else None, "s"),
-                fmt(cost.per_1000_with_cache_usd if cost else None, "usd"),
-            ]
-        )
+    """How to read the opening table's evidence coverage and costs."""
     return Section(
-        "The paths side by side",
+        "What the opening table measures",
         [
-            "Evidence coverage is the share of questions with gold documents whose gold "
-            "documents were all inside the context the reader received: the whole corpus on "
-            "the long-context path, the retrieved passages on the retrieval path. With an "
-            "offline reader it is the fairest comparison of what each path gives a model to "
-            "read. Costs are "
+            "Accuracy is over the questions with a reference answer or marked unanswerable "
+            "(retrieval-only questions have none); the interval is the 95% Wilson interval "
+            "for that many questions. Evidence coverage is the share of questions with gold "
+            "documents whose gold documents were all inside the context the reader received: "
+            "the whole corpus on the long-context path, the retrieved passages on the "
+            "retrieval path. With an offline reader it is the fairest comparison of what "
+            "each path gives a model to read. Costs are "
             + ("this backend's." if s.recommendation.cost_model else "projections.")
         ],
-        table,
     )
 
 
@@ -201,6 +173,45 @@ def _answer_quality(s: ReportSummary) -> Section:
             "metrics."
         )
     return Section("Answer quality", [text], table)
+
+
+def _judge(s: ReportSummary) -> Section:
+    """Who judged the answers, how often it agrees with containment, and where not."""
+    j = s.judge
+    if j is None:
+        return Section(
+            "Judge",
+            [
+                f"No judge: `{s.backend}` does not write text, it answers with sentences of "
+                "its context, so accuracy is containment of a reference answer, with exact "
+                "match and token F1 beside it, as in earlier reports."
+            ],
+        )
+    agreement = fmt(j.agreement_with_contains, "pct")
+    paragraphs = [
+        f"Answers were judged by `{j.judge}`: correctness against the reference answer "
+        "(any wording) and faithfulness to the passages each answer cites. Accuracy above "
+        "is the judge's verdict where it decided; exact match, containment and F1 stay "
+        f"beside it. On the {j.judged} answered questions (x modes) where both decide, the "
+        f"judge agrees with containment on {agreement}"
+        + (f"; {j.undecided} replies were not a verdict." if j.undecided else ".")
+        + (" The disagreements are listed for a person to check." if j.disagreements else "")
+    ]
+    table = [["mode", "judge accuracy", "faithful to cited passages"]]
+    table += [
+        [label(m), fmt(j.accuracy.get(m), "pct"), fmt(j.faithfulness.get(m), "pct")]
+        for m in s.modes_that_ran
+    ]
+    table += [["disagreement: qid (mode)", "judge / contains", "answer | reference"]]
+    table += [
+        [
+            f"{d['qid']} ({label(str(d['mode']))})",
+            f"{'right' if d['judge'] else 'wrong'} / {'right' if d['contains'] else 'wrong'}",
+            f"{str(d['answer'])[:160]} | {d['reference']}",
+        ]
+        for d in j.disagreements
+    ]
+    return Section("Judge", paragraphs, table)
 
 
 def _retrieval_recall(s: ReportSummary) -> Section | None:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
+from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window, one_hour_write_extra
 from kb.models import Usage
+from kb.report.judge import judge_summary
 from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
 from kb.report.options import ReportOptions
 from kb.report.projection import BreakEven, CostCurve, TokenMix, break_even, cost_curve
@@ -50,6 +51,15 @@ class RunFacts:
     machine: Machine
     warm_up_s: dict[str, float]
     priced: bool
+    judge: str | None = None  # the judge backend's name, when answers were judged
+
+
+ONE_HOUR = 60.0  # minutes: from this cache lifetime on, writes are priced at 1-hour rates
+GROUPED_NOTE = (
+    "Modes ran grouped (every question in one mode, then the next), not in the balanced "
+    "orders the latency section describes: the local server's one prompt-cache slot keeps "
+    "the long-context prefix only while no other prompt comes between."
+)
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -99,7 +109,9 @@ def summarize(
     curves = _curves(price_models, options, answers)
     costs = _cost_summary(options, curves, answers)
     corpus = _corpus_info(kb, questions)
-    route = kb.router.route(kb.corpus().corpus_tokens, "auto", "", facts.top_k)
+    route = kb.router.route(
+        kb.corpus().corpus_tokens, "auto", "", facts.top_k, kb.corpus().manifest
+    )
     auto = AutoChoice(
         route.path, route.reason, modes["auto"].long_context_share if "auto" in modes else None
     )
@@ -122,7 +134,7 @@ def summarize(
         assumptions=Assumptions(
             options.cache_ttl_minutes, options.monthly_questions, price_models, PRICE_SOURCE
         ),
-        notes=list(options.notes),
+        notes=list(options.notes) + ([GROUPED_NOTE] if options.grouped_modes else []),
         run_seconds=round(facts.seconds, 1),
         retrieval_recall=_recall(rows, options.recall_ks),
         retrieval_search_p50_s=_search_p50(rows, options.recall_ks),
@@ -143,6 +155,7 @@ def summarize(
             cost_model=kb.backend.name if facts.priced else None,
             max_cost_ratio=kb.settings.auto_max_cost_ratio,
         ),
+        judge=judge_summary(facts.judge, answers, options.modes) if facts.judge else None,
     )
     return summary, curves
 
@@ -253,6 +266,7 @@ def mode_summary(rows: Sequence[AnswerRow]) -> ModeSummary:
         first_error=first_error,
         answered=sum(not r.refused for r in done),
         accuracy=_rounded(mean(None if s.correct is None else float(s.correct) for s in scores)),
+        accuracy_questions=sum(s.correct is not None for s in scores),
         exact_match=_rounded(mean(s.exact_match for s in scores)),
         f1=_rounded(mean(s.f1 for s in scores)),
         contains=_rounded(mean(s.contains for s in scores)),
@@ -312,7 +326,10 @@ def _curves(
     """A CostCurve per price model and mode, from the token mixes the modes used."""
 
     def pricer(model: str, usage: Usage) -> float | None:
-        return estimate_cost(model, usage)
+        cost = estimate_cost(model, usage)
+        if cost is None or options.cache_ttl_minutes < ONE_HOUR:
+            return cost
+        return cost + one_hour_write_extra(model, usage)  # a cache kept an hour costs more
 
     curves: dict[str, dict[str, CostCurve]] = {}
     for model in price_models:

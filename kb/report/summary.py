@@ -46,6 +46,7 @@ class ModeSummary:
     first_error: str | None = None
     answered: int | None = None
     accuracy: float | None = None
+    accuracy_questions: int = 0  # the questions accuracy is over (retrieval-only aside)
     exact_match: float | None = None
     f1: float | None = None
     contains: float | None = None
@@ -174,6 +175,20 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeSummary:
+    """What the judge decided: its name, its accuracy and faithfulness per mode, its
+    agreement with containment where both decide, and the disagreements to check."""
+
+    judge: str
+    judged: int  # answered, answerable questions x modes with a correctness verdict
+    undecided: int  # replies that were not the JSON asked for
+    accuracy: dict[str, float | None]
+    faithfulness: dict[str, float | None]
+    agreement_with_contains: float | None
+    disagreements: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class ReportSummary:
     """Everything the report states, in one typed value."""
 
@@ -205,6 +220,7 @@ class ReportSummary:
     warm_up_s: dict[str, float]
     auto: AutoChoice
     recommendation: Recommendation
+    judge: JudgeSummary | None = None
 
     @property
     def modes_that_ran(self) -> dict[str, ModeSummary]:

@@ -1,0 +1,136 @@
+"""The judge of generative answers: the exact requests it is sent (correctness against
+the reference, faithfulness to the cited passages), its verdict as accuracy, its
+agreement with containment and the disagreements listed. Real ingest, retrieval and
+report runner; a scripted backend answers and judges where a paid provider would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import run_ingest
+from kb.embedding import Embedder
+from kb.errors import InvalidRequestError
+from kb.prompts import (
+    JUDGE_CORRECTNESS_INSTRUCTIONS,
+    JUDGE_FAITHFULNESS_INSTRUCTIONS,
+    REFUSAL,
+    Prompt,
+)
+from kb.report import ReportOptions
+from kb.report.markdown import render_markdown
+from kb.report.runner import run_report
+from kb.service import KnowledgeBase
+from kb.settings import load_settings
+from tests.conftest import write_corpus
+from tests.scripted import ScriptedBackend
+
+DOCS = {
+    "deploys.md": "# Deploys\n\nDeploys go out on Tuesdays. A rollback takes 5 minutes.",
+    "travel.md": "# Travel\n\nTrain travel is preferred for trips under 600 km.",
+}
+QUESTIONS = [
+    {
+        "qid": "day",
+        "question": "When do deploys go out?",
+        "answers": ["Tuesdays"],
+        "gold_doc_ids": ["deploys.md"],
+    },
+    {
+        "qid": "rollback",
+        "question": "How long does a rollback take?",
+        "answers": ["5 minutes"],
+        "gold_doc_ids": ["deploys.md"],
+    },
+    {"qid": "none", "question": "Who founded the company?", "answers": [], "is_impossible": True},
+]
+ANSWERS = {"When do": "On Tuesdays", "How long": "Within five minutes"}
+
+
+def answer_and_judge(prompt: Prompt) -> str:
+    """Answers (a paraphrase for the rollback) and the judge's verdicts, scripted."""
+    if prompt.instructions == JUDGE_CORRECTNESS_INSTRUCTIONS:
+        graded = prompt.context.split("Answer to grade: ")[1]
+        return json.dumps({"correct": graded.rstrip(".") in ANSWERS.values()})
+    if prompt.instructions == JUDGE_FAITHFULNESS_INSTRUCTIONS:
+        return 'Verdict: {"faithful": true}'
+    for start, text in ANSWERS.items():
+        if prompt.question.startswith(start):
+            marker = "[1]" if prompt.path == "rag" else f"[doc:{_ref(prompt, 'deploys.md')}]"
+            return f"{text} {marker}."
+    return REFUSAL
+
+
+def _ref(prompt: Prompt, doc_id: str) -> int:
+    assert prompt.corpus is not None
+    return next(d.ref for d in prompt.corpus.documents if d.doc_id == doc_id)
+
+
+def test_the_judge_scores_paraphrases_and_reports_its_agreement_with_containment(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    backend = ScriptedBackend(answer_and_judge, model="writer")
+    options = ReportOptions(questions, modes=("long_context", "rag"), threshold_sweep=False)
+    with KnowledgeBase(settings, backend=backend, embedder=embedder) as kb:
+        result = run_report(kb, options)
+        chunk_text = kb.corpus().chunks_by_doc["deploys.md"][0].text
+
+    correctness = [p for p in backend.prompts if p.instructions == JUDGE_CORRECTNESS_INSTRUCTIONS]
+    assert sorted(p.context for p in correctness) == sorted(
+        [
+            "Question: How long does a rollback take?\nReference answer: 5 minutes\n"
+            "Answer to grade: Within five minutes.",
+            "Question: When do deploys go out?\nReference answer: Tuesdays\n"
+            "Answer to grade: On Tuesdays.",
+        ]
+        * 2  # both paths; the refusal of the unanswerable question is not judged
+    )
+    faithful = [p for p in backend.prompts if p.instructions == JUDGE_FAITHFULNESS_INSTRUCTIONS]
+    assert len(faithful) == 4
+    assert {p.context for p in faithful} == {
+        f"Cited passage 1:\n{chunk_text}\n\nAnswer: On Tuesdays.",
+        f"Cited passage 1:\n{chunk_text}\n\nAnswer: Within five minutes.",
+    }
+    assert {p.question for p in faithful} == {"Is the answer faithful to the cited passages?"}
+
+    summary = result.summary
+    judge = summary.judge
+    assert judge is not None and judge.judge == "scripted:writer"
+    assert judge.judged == 4 and judge.agreement_with_contains == 0.5
+    assert judge.accuracy == {"long_context": 1.0, "rag": 1.0}
+    assert judge.faithfulness == {"long_context": 1.0, "rag": 1.0}
+    assert sorted(
+        (d["qid"], d["mode"], d["judge"], d["contains"]) for d in judge.disagreements
+    ) == [
+        ("rollback", "long_context", True, 0.0),
+        ("rollback", "rag", True, 0.0),
+    ]
+    lc = summary.modes["long_context"]
+    assert lc.accuracy == 1.0 and lc.contains == 0.5  # the judge decides; containment beside
+    text = render_markdown(summary, [])
+    assert "judged by `scripted:writer`" in text and "agrees with containment on 50.0%" in text
+    row = "| rollback (long context) | right / wrong | Within five minutes. \\| 5 minutes |"
+    assert row in text
+
+
+def test_a_named_judge_that_writes_no_text_is_refused_before_any_question(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps(QUESTIONS[0]) + "\n")
+    backend = ScriptedBackend(answer_and_judge)
+    options = ReportOptions(questions, modes=("rag",), judge="extractive")
+    with (
+        KnowledgeBase(settings, backend=backend, embedder=embedder) as kb,
+        pytest.raises(InvalidRequestError, match="does not write text"),
+    ):
+        run_report(kb, options)
+    assert backend.prompts == []

@@ -1,0 +1,240 @@
+"""An evaluation set written from the corpus: the exact requests a generative backend
+is sent (scripted here, where a paid provider would stand), the filters, determinism
+for a seed, and the offline known-item queries; on a real ingested corpus."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+from ingest.pipeline import run_ingest
+from kb.corpus import CorpusVersion
+from kb.embedding import Embedder
+from kb.errors import InvalidRequestError
+from kb.prompts import (
+    GENERATE_SINGLE_INSTRUCTIONS,
+    GENERATE_TWO_DOCUMENT_INSTRUCTIONS,
+    GENERATE_UNANSWERABLE_INSTRUCTIONS,
+    Prompt,
+)
+from kb.report.generate import Shares, generate_questions
+from kb.report.generated import Filters, GeneratedQuestion, write_generated
+from kb.report.questions import load_questions
+from kb.report.sampling import stratified_sample
+from kb.settings import load_settings
+from tests.conftest import write_corpus
+from tests.scripted import ScriptedBackend
+
+DOCS = {
+    "deploys.md": "# Deploys\n\nDeploys go out on Tuesdays. Quillfeather signs every release.",
+    "travel.md": "# Travel\n\nTrain travel is preferred under 600 km. Quillfeather approves "
+    "trips abroad.",
+    "security.md": "# Security\n\nSecrets rotate every 90 days. The vault is called keyring.",
+    "oncall.md": "# On call\n\nThe primary on-call hands over on Mondays at 10:00.",
+    "glossary.md": "# Glossary\n\nLantern is the dashboard service. Sieve consumes events.",
+}
+# What the scripted writer replies to a one-document request, by a word of its passage.
+CANNED = {
+    "Tuesdays": ("On which day do releases go out?", "Tuesdays", "Deploys go out on Tuesdays."),
+    "600 km": (
+        "Under what distance is the train preferred?",
+        "600 km",
+        "Train travel is preferred under 600 km.",
+    ),
+    # The answer is not in its span: dropped.
+    "90 days": ("How often do secrets rotate?", "every 45 days", "Secrets rotate every 90 days."),
+    # Names its document ("On call"): dropped.
+    "Mondays": (
+        "When does on call hand over?",
+        "Mondays",
+        "The primary on-call hands over on Mondays at 10:00.",
+    ),
+    # The same question as the deploys one: dropped as a duplicate.
+    "Lantern": ("On which day do releases go out?", "Lantern", "Lantern is the dashboard service."),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> CorpusVersion:
+    base = tmp_path_factory.mktemp("generate")
+    settings = load_settings(data_dir=base / "data")
+    run_ingest(settings, write_corpus(base / "docs", DOCS), embedder=embedder)
+    return CorpusVersion.open(settings.data_dir)
+
+
+def writer(prompt: Prompt) -> str:
+    """A generative backend's replies, scripted: JSON as the instructions ask."""
+    if prompt.instructions == GENERATE_UNANSWERABLE_INSTRUCTIONS:
+        return json.dumps({"question": "What colour is the logo of the office in Lisbon?"})
+    term = re.search(r'they share "([^"]+)"', prompt.instructions)
+    if term:
+        sentences = re.findall(r"[^.\n]*" + term.group(1) + r"[^.]*\.", prompt.context, re.I)
+        answer = {"question": "Who signs releases and also approves trips abroad?"}
+        return json.dumps(answer | {"answer": "Quillfeather", "spans": sentences})
+    for word, (question, answer, span) in CANNED.items():
+        if word in prompt.context:
+            fenced = json.dumps({"question": question, "answer": answer, "span": span})
+            return f"Here it is:\n```json\n{fenced}\n```"
+    return "no JSON here"
+
+
+def test_one_document_requests_are_exact_and_the_filters_drop_weak_questions(
+    corpus: CorpusVersion,
+) -> None:
+    backend = ScriptedBackend(writer, model="writer")
+    generated = generate_questions(corpus, 10, seed=3, backend=backend, shares=Shares(0, 0))
+    order = [s.chunk for s in stratified_sample(corpus.chunks, len(corpus.chunks), 3)]
+    assert [(p.instructions, p.context, p.question, p.path) for p in backend.prompts] == [
+        (GENERATE_SINGLE_INSTRUCTIONS, f"Passage 1:\n{c.text}", "Write the question.", "rag")
+        for c in order
+    ]
+    kept = {(q.question, q.answer, q.gold_doc_ids) for q in generated.questions}
+    assert kept == {
+        ("On which day do releases go out?", "Tuesdays", ("deploys.md",)),
+        ("Under what distance is the train preferred?", "600 km", ("travel.md",)),
+    }
+    reasons = sorted((d.reason, d.source) for d in generated.dropped)
+    assert reasons == [
+        ("answer not in its span", "security.md"),
+        ("duplicate", "glossary.md"),  # seed 3 asks deploys.md first
+        ("names its document", "oncall.md"),
+    ]
+
+
+def test_two_document_and_unanswerable_shares_and_the_files(
+    corpus: CorpusVersion, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend(writer, model="writer")
+    generated = generate_questions(corpus, 4, seed=0, backend=backend, shares=Shares(0.25, 0.25))
+    kinds = [q.kind for q in generated.questions]
+    assert kinds.count("unanswerable") == 1 and kinds.count("two_document") == 1
+    first = backend.prompts[0]
+    assert first.instructions == GENERATE_UNANSWERABLE_INSTRUCTIONS
+    pair = next(p for p in backend.prompts if "they share" in p.instructions)
+    assert pair.instructions == GENERATE_TWO_DOCUMENT_INSTRUCTIONS.format(term="quillfeather")
+    texts = {c.doc_id: c.text for c in corpus.chunks}
+    assert pair.context in (
+        f"Passage 1:\n{texts['deploys.md']}\n\nPassage 2:\n{texts['travel.md']}",
+        f"Passage 1:\n{texts['travel.md']}\n\nPassage 2:\n{texts['deploys.md']}",
+    )
+    two = next(q for q in generated.questions if q.kind == "two_document")
+    assert sorted(two.gold_doc_ids) == ["deploys.md", "travel.md"]
+    questions, review = write_generated(generated, tmp_path)
+    loaded = {q.qid: q for q in load_questions(questions)}
+    impossible = [q for q in loaded.values() if q.is_impossible]
+    assert len(impossible) == 1 and impossible[0].answers == () and not impossible[0].gold_doc_ids
+    assert "Quillfeather" in review.read_text("utf-8")
+    assert "the right reply is a refusal" in review.read_text("utf-8")
+
+
+def test_the_same_seed_writes_the_same_set_and_another_seed_another(
+    corpus: CorpusVersion,
+) -> None:
+    def run(seed: int) -> tuple[list[dict[str, object]], list[str]]:
+        backend = ScriptedBackend(writer, model="writer")
+        generated = generate_questions(corpus, 3, seed, backend, Shares(0, 0))
+        return generated.records(), [p.context for p in backend.prompts]
+
+    assert run(7) == run(7)
+    orders = {tuple(run(seed)[1]) for seed in range(6)}
+    assert len(orders) > 1
+
+
+def test_offline_known_item_queries_are_retrieval_only_and_seeded(
+    corpus: CorpusVersion, tmp_path: Path
+) -> None:
+    generated = generate_questions(corpus, 4, seed=1)
+    assert generated.retrieval_only and len(generated.questions) == 4
+    assert generated.records() == generate_questions(corpus, 4, seed=1).records()
+    queries = {q.question: q.gold_doc_ids for q in generated.questions}
+    assert queries["quillfeather signs every release"] == ("deploys.md",)
+    assert queries["secrets rotate 90 days"] == ("security.md",)
+    # "On call" and its sentence name their document ("oncall.md"): filtered.
+    assert {d.source for d in generated.dropped} == {"oncall.md"}
+    questions, review = write_generated(generated, tmp_path)
+    for question in load_questions(questions):
+        assert question.retrieval_only and len(question.gold_doc_ids) == 1
+        assert question.extra["kind"].startswith("known_item_")
+    assert "retrieval-only" in review.read_text("utf-8")
+
+
+def test_filters_drop_a_question_naming_its_document_a_duplicate_and_an_unfound_answer() -> None:
+    filters = Filters({"policies/travel.md": "Travel Policy"})
+
+    def candidate(question: str, answer: str = "", span: str = "") -> GeneratedQuestion:
+        return GeneratedQuestion("single", question, answer, ("policies/travel.md",), span, ())
+
+    assert filters.problem(candidate("What does the travel policy say?")) == "names its document"
+    assert filters.problem(candidate("How far by train?", "600 km", "Under 600 km.")) is None
+    assert (
+        filters.problem(candidate("How far by train ?", "600 km", "Under 600 km.")) == "duplicate"
+    )
+    assert filters.problem(candidate("Who books?", "Ana", "Bo books trips.")) == (
+        "answer not in its span"
+    )
+
+
+def test_bad_input_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "--out", str(tmp_path / "r"), "--data-dir", str(tmp_path)]) == 2
+    assert "--questions FILE or --generate N" in capsys.readouterr().err
+    assert main(["questions", "--out", str(tmp_path / "q"), "--count", "0"]) == 2
+    assert "must be 1-1,000, got 0" in capsys.readouterr().err
+    args = ["report", "--out", str(tmp_path / "r"), "--generate", "5", "--unanswerable-share", "2"]
+    assert main(args) == 2
+    assert "shares" in capsys.readouterr().err
+    with pytest.raises(InvalidRequestError):
+        Shares(0.7, 0.5)
+
+
+def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
+    corpus: CorpusVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = corpus.layout.data_dir
+    out = tmp_path / "report"
+    args = ["report", "--data-dir", str(data_dir), "--generate", "4", "--seed", "1"]
+    args += ["--modes", "long_context,rag", "--no-threshold-sweep", "--record", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "recorded: auto follows" in printed and "for extractive on this corpus" in printed
+    records = [json.loads(line) for line in (out / "questions" / "questions.jsonl").open()]
+    assert [r["question"] for r in records] == [
+        q.question for q in generate_questions(corpus, 4, seed=1).questions
+    ]
+    assert (
+        (out / "questions" / "review.md")
+        .read_text("utf-8")
+        .startswith("# Generated evaluation set: review before the run")
+    )
+    report = (out / "report.md").read_text("utf-8")
+    assert "generated from the corpus itself by known-item queries" in report
+    assert "4 questions (0 answerable, 0 unanswerable, 4 retrieval-only" in report
+    recorded = json.loads((data_dir / "recommendation.json").read_text("utf-8"))
+    assert recorded["backend"] == "extractive" and recorded["corpus_version"] == corpus.version
+    (data_dir / "recommendation.json").unlink()  # the module's corpus is shared
+
+
+def test_a_reply_in_labelled_lines_is_read_and_an_unusable_one_shown_on_the_sheet(
+    corpus: CorpusVersion, tmp_path: Path
+) -> None:
+    def labelled(prompt: Prompt) -> str:
+        if "Tuesdays" in prompt.context:
+            return "**Question:** On which day do releases go out?\nAnswer: Tuesdays\n" + (
+                "Span: Deploys go out on Tuesdays."
+            )
+        return "I think this passage is about work."
+
+    generated = generate_questions(corpus, 5, 0, ScriptedBackend(labelled), Shares(0, 0))
+    assert [(q.question, q.answer) for q in generated.questions] == [
+        ("On which day do releases go out?", "Tuesdays")
+    ]
+    assert not generated.retrieval_only
+    _, review = write_generated(generated, tmp_path)
+    sheet = review.read_text("utf-8")
+    assert "(reply: 'I think this passage is about work.')" in sheet
+    assert "retrieval-only" not in sheet
