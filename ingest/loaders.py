@@ -60,9 +60,8 @@ def load_corpus(root: Path, max_file_bytes: int) -> LoadResult:
         rel = file.rel
         try:
             _check_suffix(rel)
-            raw = read_file(file, max_file_bytes)
             rel = normalize_id(rel)
-            loaded += _load_file(raw, rel, result)
+            loaded += _load_file(read_file(file, max_file_bytes), rel, result)
         except (SkipFile, FileSkipped, BadIdError) as skip:
             result.skip(rel, str(skip))
     _claim_ids(loaded, result)
