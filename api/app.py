@@ -153,7 +153,9 @@ async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
     settings: Settings = request.app.state.service.settings
     operator = holds_service_key(settings, request.headers.get("authorization", ""))
     return JSONResponse(
-        error_payload(*shown_error(exc, operator)), status_code=exc.http_status, headers=headers
+        error_payload(*shown_error(exc, operator, settings)),
+        status_code=exc.http_status,
+        headers=headers,
     )
 
 

@@ -186,12 +186,24 @@ def is_operator(request: Request, settings: SettingsDep) -> bool:
 Operator = Annotated[bool, Depends(is_operator)]
 
 
-def shown_error(exc: KBError, operator: bool) -> tuple[str, str]:
-    """(type, message) of `exc` as a caller may see it: a backend failure without the
-    upstream URL or body unless the caller holds the service key."""
-    if isinstance(exc, BackendError) and not operator:
+def shown_error(exc: KBError, operator: bool, settings: Settings | None = None) -> tuple[str, str]:
+    """(type, message) of `exc` as a caller may see it. Without the service key: a
+    backend failure without the upstream URL or body, and the data and corpus folders
+    named, not spelled out (given `settings`)."""
+    if operator:
+        return exc.kind, exc.message
+    if isinstance(exc, BackendError):
         return exc.kind, exc.public_message
-    return exc.kind, exc.message
+    message = exc.message
+    if settings is not None:
+        for folder, name in (
+            (settings.data_dir, "the data directory"),
+            (settings.corpus_dir, "the corpus folder"),
+        ):
+            if folder is not None:
+                for spelled in {str(folder), str(folder.resolve())}:
+                    message = message.replace(spelled, name)
+    return exc.kind, message
 
 
 def shown_root(corpus_root: str, operator: bool) -> str:

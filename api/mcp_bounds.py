@@ -10,6 +10,7 @@ arguments (questions, queries, history) are checked by the tools.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from starlette.types import Message, Receive
@@ -56,7 +57,14 @@ def request_problem(body: bytes) -> str | None:
     A body that is not JSON is left to the SDK, which answers a parse error."""
     try:
         parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            return (
+                f"The body holds an integer with more than {sys.get_int_max_str_digits():,} "
+                "digits: send numbers as small JSON integers."
+            )
+        return None
+    except RecursionError:
         return None
     messages = parsed if isinstance(parsed, list) else [parsed]
     for message in messages:

@@ -29,12 +29,15 @@ class ExtractBudget:
 
     file_bytes: int
     seconds: float = EXTRACT_SECONDS
+    max_pages: int = MAX_PAGES
     started: float = field(default_factory=time.monotonic)
     chars: int = 0
 
     @classmethod
     def for_file(cls, file_bytes: int) -> ExtractBudget:
-        return cls(file_bytes=file_bytes, seconds=EXTRACT_SECONDS)
+        """The budget of a file of `file_bytes` (the bounds as this process sets them:
+        a worker process that spends it is given them whole)."""
+        return cls(file_bytes=file_bytes, seconds=EXTRACT_SECONDS, max_pages=MAX_PAGES)
 
     @property
     def max_chars(self) -> int:
@@ -62,8 +65,8 @@ class ExtractBudget:
             )
 
     def check_pages(self, pages: int) -> None:
-        if pages > MAX_PAGES:
-            raise FileSkipped(f"PDF has {pages:,} pages, over the {MAX_PAGES:,} allowed")
+        if pages > self.max_pages:
+            raise FileSkipped(f"PDF has {pages:,} pages, over the {self.max_pages:,} allowed")
 
     def check_inflated(self, inflated: int) -> None:
         if inflated > self.max_inflated:

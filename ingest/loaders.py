@@ -7,7 +7,8 @@ Supported: .md .markdown .txt .rst (text), .html .htm (visible text, not markup)
 
 Files are found and opened by `ingest.corpus_files` (never through a link, checked
 before reading); PDF and DOCX text is extracted within an `ExtractBudget`
-(`ingest.extract_budget`). Whatever a file does, it ends as documents or as a
+(`ingest.extract_budget`), in a worker process stopped at its hard time bound
+(`ingest.extract_worker`). Whatever a file does, it ends as documents or as a
 skipped file with its reason.
 """
 
@@ -23,6 +24,7 @@ from ingest.corpus_files import FileSkipped, printable, read_file, walk_files
 from ingest.doc_ids import BadIdError, cap_title, normalize_id, valid_unicode
 from ingest.docx_text import docx_text
 from ingest.extract_budget import ExtractBudget
+from ingest.extract_worker import ExtractWorker
 from ingest.html_text import HtmlTooSlowError, html_text
 from ingest.pdf_text import pdf_text
 from kb.models import Document, SkippedFile
@@ -56,15 +58,15 @@ def load_corpus(root: Path, max_file_bytes: int) -> LoadResult:
     base = real_root if real_root.is_dir() else real_root.parent
     symlinks: list[str] = []
     loaded: list[Document] = []
-    for file in walk_files(real_root, symlinks):
-        rel = file.rel
-        try:
-            _check_suffix(rel)
-            raw = read_file(file, max_file_bytes)
-            rel = normalize_id(rel)
-            loaded += _load_file(raw, rel, result)
-        except (SkipFile, FileSkipped, BadIdError) as skip:
-            result.skip(rel, str(skip))
+    with ExtractWorker() as worker:
+        for file in walk_files(real_root, symlinks):
+            rel = file.rel
+            try:
+                _check_suffix(rel)
+                rel = normalize_id(rel)
+                loaded += _load_file(read_file(file, max_file_bytes), rel, result, worker)
+            except (SkipFile, FileSkipped, BadIdError) as skip:
+                result.skip(rel, str(skip))
     _claim_ids(loaded, result)
     own = {doc.source for doc in loaded}
     for rel in symlinks:
@@ -114,16 +116,16 @@ def _check_suffix(rel: str) -> None:
         )
 
 
-def _load_file(raw: bytes, rel: str, result: LoadResult) -> list[Document]:
+def _load_file(raw: bytes, rel: str, result: LoadResult, worker: ExtractWorker) -> list[Document]:
     path = PurePosixPath(rel)
     suffix = path.suffix.lower()
     budget = ExtractBudget.for_file(len(raw))
     if suffix == ".pdf":
-        text, title = pdf_text(raw, budget), path.stem
+        text, title = worker.run(pdf_text, raw, budget=budget), path.stem
     elif suffix == ".jsonl":
         return _jsonl_documents(_decode(raw), rel, result)
     elif suffix == ".docx":
-        text, title = docx_text(raw, path.stem, budget)
+        text, title = worker.run(docx_text, raw, path.stem, budget=budget)
     elif suffix in HTML_SUFFIXES:
         text, title = _html_text(_decode(raw), path.stem)
     else:

@@ -14,6 +14,11 @@ routed, it is made to stand on its own:
   refers back, continues, or is a word or two); a question that does not is taken
   as a new topic and asked as written.
 
+Before anything else, the conversation is checked (`check_turns`): it must end on the
+user's turn, and every user turn is held to the question limit, so nothing over its
+bounds reaches a rewrite call; the rewrite transcript (`TRANSCRIPT_CHARS`) and cache
+(`REWRITE_CACHE_BYTES`) are bounded too.
+
 The first question of a conversation is used as written. The answer carries the
 question that was actually routed (`Answer.standalone_question`), so a client can
 show it next to the route.

@@ -270,6 +270,12 @@ def _mcp(server: LiveServer, method: str, params: dict[str, Any]) -> httpx.Respo
         )
 
 
+def _mcp_raw(server: LiveServer, body: bytes) -> httpx.Response:
+    with server.client() as client:
+        headers = MCP_HEADERS | {"Content-Type": "application/json"}
+        return client.post("/mcp", content=body, headers=headers)
+
+
 def test_mcp_names_and_uris_over_their_bounds_are_refused_quickly_and_quietly(
     server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -281,6 +287,8 @@ def test_mcp_names_and_uris_over_their_bounds_are_refused_quickly_and_quietly(
     assert f"at most {MCP_URI_CHARS:,}" in _error(uri, 422)
     assert f"at most {MCP_NAME_CHARS:,}" in _error(name, 422)
     assert seconds < 2
+    digits = _mcp_raw(server, b'{"jsonrpc": "2.0", "id": ' + b"7" * 5_000 + b', "method": "ping"}')
+    assert "more than 4,300 digits" in _error(digits, 422)
     unknown = _mcp(server, "tools/call", {"name": "n" * MCP_NAME_CHARS, "arguments": {}})
     assert unknown.status_code == 200  # a JSON-RPC error of the SDK's own, within bounds
     logged = sum(len(record.getMessage()) for record in caplog.records)
@@ -329,3 +337,18 @@ def test_mcp_search_holds_queries_to_the_question_limit(server: LiveServer) -> N
     assert "the limit is 500 (KB_MAX_QUESTION_CHARS)" in refused.content[0].text
     found = anyio.run(_search, url, "When are deploys frozen?")
     assert not found.is_error
+
+
+def test_error_messages_name_the_data_directory_without_spelling_it_out(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    empty = tmp_path / "nothing-ingested"
+    settings = make_settings(tmp_path, data_dir=empty, service_api_key=SERVICE_KEY)
+    question = {"question": "When are deploys frozen?"}
+    with serving(settings, embedder, wait_ready=False) as live:
+        with live.client() as client:
+            public = _error(client.post("/v1/query", json=question), 409)
+        with live.client(SERVICE_KEY) as client:
+            operator = _error(client.post("/v1/query", json=question), 409)
+    assert "No corpus has been ingested into the data directory" in public
+    assert str(empty) not in public and str(empty) in operator

@@ -16,6 +16,9 @@ from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
 import ingest.extract_budget
+from ingest.corpus_files import FileSkipped
+from ingest.extract_budget import ExtractBudget
+from ingest.extract_worker import ExtractWorker
 from ingest.loaders import load_corpus
 from tests.conftest import FIXTURES, write_corpus
 
@@ -132,3 +135,24 @@ def test_a_docx_past_the_time_bound_is_skipped_with_a_reason(
     monkeypatch.setattr(ingest.extract_budget, "EXTRACT_SECONDS", 0.0)
     reasons, _, _ = _load(tmp_path, "p.docx", paragraph_bomb_docx(10))
     assert reasons["p.docx"].startswith("text extraction took more than 0 s")
+
+
+def _stall(raw: bytes, budget: ExtractBudget) -> str:
+    """An extractor stuck inside one call (as pypdf can be on one page)."""
+    time.sleep(120)
+    return "never"
+
+
+def test_one_call_that_never_returns_is_stopped_at_the_hard_bound() -> None:
+    budget = ExtractBudget(file_bytes=10, seconds=0.5)
+    started = time.monotonic()
+    with ExtractWorker(slack_s=5.0) as worker, pytest.raises(FileSkipped, match="was stopped"):
+        worker.run(_stall, b"x", budget=budget)
+    assert time.monotonic() - started < 15
+    with ExtractWorker() as worker:  # a new worker reads the next file
+        text, _ = worker.run(pdf_text_and_title, b"", budget=ExtractBudget(file_bytes=1))
+    assert text == "ok"
+
+
+def pdf_text_and_title(raw: bytes, budget: ExtractBudget) -> tuple[str, str]:
+    return "ok", "title"
