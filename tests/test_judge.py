@@ -20,6 +20,7 @@ from kb.prompts import (
     Prompt,
 )
 from kb.report import ReportOptions
+from kb.report.judge import verdict
 from kb.report.markdown import render_markdown
 from kb.report.runner import run_report
 from kb.service import KnowledgeBase
@@ -134,3 +135,21 @@ def test_a_named_judge_that_writes_no_text_is_refused_before_any_question(
     ):
         run_report(kb, options)
     assert backend.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('{"correct": true}', True),
+        ('Verdict: {"correct": false} because', False),
+        ("Yes, the answer is correct.", True),
+        ("The answer is not correct. It says", False),
+        ("Incorrect.", False),
+        ("No.", False),
+        ("I am not sure what you mean.", None),
+    ],
+)
+def test_a_judge_verdict_is_read_from_json_or_a_plain_yes_or_no(
+    reply: str, expected: bool | None
+) -> None:
+    assert verdict(reply, "correct") is expected

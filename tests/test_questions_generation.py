@@ -238,3 +238,12 @@ def test_a_reply_in_labelled_lines_is_read_and_an_unusable_one_shown_on_the_shee
     sheet = review.read_text("utf-8")
     assert "(reply: 'I think this passage is about work.')" in sheet
     assert "retrieval-only" not in sheet
+
+
+def test_a_written_question_without_its_answer_is_dropped(corpus: CorpusVersion) -> None:
+    def no_answer(prompt: Prompt) -> str:
+        return "Question: Which day do releases go out?"
+
+    generated = generate_questions(corpus, 2, 0, ScriptedBackend(no_answer), Shares(0, 0))
+    assert generated.questions == []
+    assert {d.reason for d in generated.dropped} == {"no reference answer"}

@@ -179,6 +179,8 @@ def _ask(
             kind, question, "", (chunk.doc_id,), chunk.text, (chunk.chunk_id,), stratum
         )
     answer = " ".join(str(reply.get("answer", "")).split()) if reply else ""
+    if not answer:
+        return Dropped("no reference answer", question, source)
     if kind == "two_document" and partner is not None:
         spans = reply.get("spans") if reply else None
         span = " ... ".join(str(s) for s in spans) if isinstance(spans, list) else ""

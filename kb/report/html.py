@@ -70,8 +70,9 @@ def render_html(summary: ReportSummary, charts: dict[str, str]) -> str:
         body.append(f'<p class="warning"><strong>Warning:</strong> {_inline(advice.warning)}</p>')
     if summary.offline_reader:
         body.append(
-            f'<p class="banner">Answers come from the offline <code>'
-            f"{html.escape(summary.backend)}</code> reader. All dollar figures are "
+            f'<p class="banner">Answers come from <code>'
+            f"{html.escape(summary.backend)}</code>, which runs on this machine. All dollar "
+            "figures are "
             "<strong>projections from token counts</strong>, not bills.</p>"
         )
     body += ["<h2>Why</h2>", f'<p class="recommendation">{_inline(advice.text)}</p>']

@@ -36,11 +36,11 @@ def judge_rows(judge: AnswerBackend, corpus: CorpusVersion, rows: Sequence[Answe
             continue
         answer = strip_citation_markers(row.answer)
         reply = judge.complete(correctness_prompt(row.question, row.answers[0], answer)).text
-        row.judged_correct = _verdict(reply, "correct")
+        row.judged_correct = verdict(reply, "correct")
         passages = cited_passages(corpus, row)
         if passages:
             reply = judge.complete(faithfulness_prompt(passages, answer)).text
-            row.judged_faithful = _verdict(reply, "faithful")
+            row.judged_faithful = verdict(reply, "faithful")
         else:
             row.judged_faithful = False  # cites nothing: nothing supports it
         if row.judged_correct is not None and row.scores is not None:
@@ -65,7 +65,10 @@ def cited_passages(corpus: CorpusVersion, row: AnswerRow) -> list[str]:
     return found
 
 
-def _verdict(reply: str, key: str) -> bool | None:
+def verdict(reply: str, key: str) -> bool | None:
+    """The judge's yes or no: `{"<key>": true|false}` anywhere in the reply, else a
+    reply that opens with yes/no or with the key's word or its negation ("correct",
+    "incorrect", "not faithful"), as small models answer; None when it is neither."""
     for match in _JSON_OBJECT.finditer(reply):
         try:
             value = json.loads(match.group(0)).get(key)
@@ -73,6 +76,17 @@ def _verdict(reply: str, key: str) -> bool | None:
             continue
         if isinstance(value, bool):
             return value
+    first = re.split(r"[.!?\n]", reply.strip().lower(), maxsplit=1)[0]
+    words = re.findall(r"[a-z]+", first)
+    text = " ".join(words)
+    if not words:
+        return None
+    if words[0] in ("no", "false") or any(
+        f" {n} " in f" {text} " for n in (f"not {key}", f"in{key}", f"un{key}")
+    ):
+        return False
+    if words[0] in ("yes", "true") or key in words:
+        return True
     return None
 
 

@@ -23,7 +23,7 @@ def render_markdown(summary: ReportSummary, chart_names: Sequence[str]) -> str:
         lines += [f"> **Warning:** {summary.recommendation.warning}", ""]
     if summary.offline_reader:
         lines += [
-            f"> Answers come from the offline `{summary.backend}` reader. All dollar "
+            f"> Answers come from `{summary.backend}`, which runs on this machine. All dollar "
             "figures are **projections from token counts**, not bills.",
             "",
         ]
