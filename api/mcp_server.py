@@ -173,7 +173,8 @@ class _QueryKeyCheck:
             if scheme.lower() == "bearer" and token.strip()
             else None
         )
-        require_query_key(self.settings, credentials)  # raises AuthError -> 401
+        state = scope["app"].state.service  # scoped keys live on the app state
+        require_query_key(state, credentials)  # raises AuthError -> 401
         await self.app(scope, receive, send)
 
 
