@@ -111,7 +111,9 @@ def create_app(
     app.include_router(kb_routes.router)  # issue 19: /v1/kbs, /v1/keys
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_docs(app)
-    mcp_sessions = mount_mcp_http(app, knowledge_base, lambda: state.ingest_running)
+    mcp_sessions = mount_mcp_http(
+        app, knowledge_base, lambda: state.ingest_running, state.knowledge_bases
+    )
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

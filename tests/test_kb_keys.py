@@ -10,9 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
+import httpx2
 import openai
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from kb.embedding import Embedder
 from kb.keys import KeyStore
@@ -198,3 +202,34 @@ def test_the_openai_client_picks_a_knowledge_base_as_a_model(
     ids = [m.id for m in admin.models.list()]
     assert ids[:4] == ["kb-auto", "kb-long_context", "kb-rag", "kb-self_route"]
     assert {"travel", "lab"} <= set(ids[4:])
+
+
+async def mcp_calls(url: str, key: str | None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=120) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        return {
+            "bases": await client.call_tool("knowledge_bases", {}),
+            "travel": await client.call_tool("ask", {"question": HOTEL, "kb": "travel"}),
+            "lab": await client.call_tool("ask", {"question": HOTEL, "kb": "lab"}),
+            "default": await client.call_tool("corpus_status", {}),
+            "search": await client.call_tool("search", {"query": "hotel", "kb": "travel"}),
+        }
+
+
+def test_mcp_tools_take_the_knowledge_base_within_the_key_scope(
+    keyed: tuple[LiveServer, dict[str, str | None], Path],
+) -> None:
+    live, keys, _ = keyed
+    seen = anyio.run(mcp_calls, f"{live.url}/mcp", keys["read"])
+    bases = seen["bases"].structured_content["data"]
+    assert [b["name"] for b in bases] == ["travel"] and bases[0]["auto_route"]["path"]
+    assert "180 euros" in seen["travel"].structured_content["answer"]
+    assert seen["lab"].is_error and "No knowledge base named lab" in seen["lab"].content[0].text
+    assert seen["default"].is_error and "named default" in seen["default"].content[0].text
+    assert seen["search"].structured_content["passages"][0]["doc_id"].startswith("travel/")
+    admin = anyio.run(mcp_calls, f"{live.url}/mcp", keys["admin"])
+    assert {b["name"] for b in admin["bases"].structured_content["data"]} >= {"travel", "lab"}
+    assert "150 francs" in admin["lab"].structured_content["answer"]
