@@ -298,7 +298,7 @@ async def list_keys(state: State, caller: Caller) -> KeyList:
     tags=["keys"],
     summary="Revoke a scoped key",
     description="Admin key. The key stops working at once in every process that reads the file.",
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def delete_key(
     key_id: Annotated[str, PathParam(max_length=64)], state: State, caller: Caller

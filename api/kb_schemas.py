@@ -52,7 +52,7 @@ class KnowledgeBaseList(BaseModel):
 
 
 class KnowledgeBaseCreated(BaseModel):
-    kb: KnowledgeBaseInfo
+    kb: KnowledgeBaseInfo = Field(description="The new knowledge base.")
     ingest: IngestResponse | None = Field(description="The first ingest, when a source was given.")
 
 
@@ -72,7 +72,13 @@ class CrossQueryRequest(BaseModel):
         "its snapshot fits what is left of the budget, retrieval otherwise.",
     )
     mode: Mode | None = Field(default=None, description="As in /v1/query, for every base.")
-    top_k: int | None = Field(default=None, ge=TOP_K_MIN, le=TOP_K_MAX, strict=True)
+    top_k: int | None = Field(
+        default=None,
+        ge=TOP_K_MIN,
+        le=TOP_K_MAX,
+        strict=True,
+        description="As in /v1/query: most chunks a retrieving base puts in its prompt.",
+    )
 
 
 class CrossCitation(Citation):
@@ -82,18 +88,18 @@ class CrossCitation(Citation):
 class CrossPart(BaseModel):
     """One knowledge base's share: its own answer, route, usage and cost."""
 
-    kb: str
+    kb: str = Field(description="The knowledge base.")
     budget_left: int = Field(description="Long-context tokens left after this base.")
-    result: QueryResponse
+    result: QueryResponse = Field(description="Its answer, route, usage, cost and timings.")
 
 
 class CrossQueryResponse(BaseModel):
     answer: str = Field(description="Each base's answer under its name, `[n]` markers unique.")
     refused: bool = Field(description="True when no knowledge base could answer.")
-    citations: list[CrossCitation]
+    citations: list[CrossCitation] = Field(description="Every base's citations, with its `kb`.")
     per_kb: list[CrossPart] = Field(description="Route, usage and cost per knowledge base.")
     usage: Usage = Field(description="Tokens over every knowledge base.")
-    cost_usd: float | None
+    cost_usd: float | None = Field(description="USD over every base (null if one is unknown).")
 
 
 class KeyCreate(BaseModel):
@@ -108,21 +114,23 @@ class KeyCreate(BaseModel):
 
 
 class KeyInfo(BaseModel):
-    id: str
-    name: str
-    kbs: list[str]
-    ingest: bool
-    admin: bool
-    created_at: str
+    """A scoped key as stored, without its hash: the key itself is never kept."""
+
+    id: str = Field(description="The key's id: the part after `kb-` and before the dot.")
+    name: str = Field(description="The note it was created with.")
+    kbs: list[str] = Field(description="Knowledge bases it may read; `*`: all.")
+    ingest: bool = Field(description="Whether it may ingest into them.")
+    admin: bool = Field(description="Whether it may create and delete bases and keys.")
+    created_at: str = Field(description="When it was created (ISO 8601, UTC).")
 
 
 class KeyCreated(BaseModel):
     key: str = Field(description="The key: shown once, stored only as a salted hash.")
-    info: KeyInfo
+    info: KeyInfo = Field(description="Its id and scope.")
 
 
 class KeyList(BaseModel):
-    data: list[KeyInfo]
+    data: list[KeyInfo] = Field(description="Every key's id and scope.")
 
 
 def dump(value: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from kb.embedding import Embedder
 from kb.keys import KeyStore
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.live_server import SERVICE_KEY, LiveServer, ingest_handbook, make_settings, serving
 from tests.test_knowledge_bases import LAB, TRAVEL, ingest_named
 
@@ -233,3 +234,37 @@ def test_mcp_tools_take_the_knowledge_base_within_the_key_scope(
     admin = anyio.run(mcp_calls, f"{live.url}/mcp", keys["admin"])
     assert {b["name"] for b in admin["bases"].structured_content["data"]} >= {"travel", "lab"}
     assert "150 francs" in admin["lab"].structured_content["answer"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_the_web_page_selects_a_knowledge_base_within_the_key_scope(
+    keyed: tuple[LiveServer, dict[str, str | None], Path],
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    live, keys, _ = keyed
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page()
+        page.goto(live.url + "/")
+        page.click("details.key summary")
+        page.fill("#api-key", str(keys["read"]))
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector("#kb-label:not([hidden])", timeout=30_000)
+        assert page.locator("#kb option").all_inner_texts() == ["travel"]
+        page.wait_for_selector("#status-grid:not([hidden])", timeout=30_000)
+        assert "auto would use long context" in page.locator("#status-route").inner_text()
+        page.fill("#question", HOTEL)
+        page.click("#ask")
+        page.wait_for_selector("#result[data-state=done]", timeout=60_000)
+        assert "180 euros" in page.locator("#answer").inner_text()
+
+        page.fill("#api-key", str(keys["admin"]))
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector("#kb option:nth-child(3)", state="attached", timeout=30_000)
+        names = page.locator("#kb option").all_inner_texts()
+        assert {"default", "travel", "lab"} <= set(names)
+        browser.close()
