@@ -35,11 +35,10 @@ from api.keys import require_admin, require_ingest, require_read
 from api.routes import QUERY_ERRORS, _query_frames, error_responses, to_response
 from api.schemas import DocumentInfo, DocumentsPage, IngestResponse, QueryRequest, QueryResponse
 from api.streaming import SSE_HEADERS, prefetched
-from kb.across import ask_across
+from kb.across import CrossAnswer, ask_across
 from kb.conversation import Turn, ask_conversation, converse
 from kb.errors import IngestBusyError, KnowledgeBaseNotFoundError
 from kb.knowledge_bases import not_found
-from kb.settings import DEFAULT_KB, KB_NAME_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["knowledge bases"])
 KBName = Annotated[str, PathParam(max_length=64, description="The knowledge base's name.")]
@@ -239,10 +238,12 @@ async def query_across(body: CrossQueryRequest, state: State, caller: Caller) ->
     names = list(dict.fromkeys(body.kbs))
     for name in names:
         _readable(state, caller, name)
-    bases = [(name, state.knowledge_bases.get(name)) for name in names]
-    joined = await anyio.to_thread.run_sync(
-        ask_across, bases, body.question, body.mode, body.top_k, limiter=state.query_limiter
-    )
+
+    def ask() -> CrossAnswer:
+        bases = [(name, state.knowledge_bases.get(name)) for name in names]  # may load them
+        return ask_across(bases, body.question, body.mode, body.top_k)
+
+    joined = await anyio.to_thread.run_sync(ask, limiter=state.query_limiter)
     return CrossQueryResponse(
         answer=joined.answer,
         refused=joined.refused,
@@ -307,10 +308,3 @@ async def delete_key(
     if not await anyio.to_thread.run_sync(state.key_store.delete, key_id):
         raise KnowledgeBaseNotFoundError(f"No key with id {key_id[:64]!r}.")
     return Response(status_code=204)
-
-
-def default_is_readable(caller: Caller) -> bool:
-    return caller.can_read(DEFAULT_KB)
-
-
-__all__ = ["router", "KB_NAME_PATTERN"]

@@ -40,6 +40,7 @@ from bench.load_test import (  # noqa: E402
     rss_bytes,
     sample_rss,
 )
+from kb.knowledge_bases import UNLOAD_GRACE_S  # noqa: E402
 
 KEY = "bench-admin-key-3b9e"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
@@ -225,6 +226,9 @@ def cmd_memory(args: argparse.Namespace) -> int:
                 print(f"  {name} loaded: RSS {now / 2**20:.0f} MB (+{(deltas[-1]) / 2**20:.1f} "
                       f"MB), {load_avg()}")  # fmt: skip
             info = client.get(f"/v1/kbs/{names[-1]}").json()
+            time.sleep(UNLOAD_GRACE_S + 3)  # evicted bases are closed after a grace period
+            settled = rss_bytes(process.pid)
+            loaded = len([kb for kb in client.get("/v1/kbs").json()["data"] if kb["loaded"]])
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -233,6 +237,8 @@ def cmd_memory(args: argparse.Namespace) -> int:
           f"-> {previous / 2**20:.0f} MB; mean +{mean / 2**20:.1f} MB per base loaded "
           f"(each base: {info['documents']} documents, {info['corpus_tokens']:,} tokens, "
           f"{info['index_bytes'] / 2**20:.1f} MB on disk); {load_avg()}")  # fmt: skip
+    print(f"{UNLOAD_GRACE_S + 3:.0f} s later, {loaded} bases loaded (the default's included): "
+          f"RSS {settled / 2**20:.0f} MB; {load_avg()}")  # fmt: skip
     return 0
 
 

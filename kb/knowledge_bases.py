@@ -36,8 +36,12 @@ from kb.errors import (
 from kb.models import Route
 from kb.service import CorpusStatus, KnowledgeBase
 from kb.settings import DEFAULT_KB, KB_NAME_PATTERN, KB_NAME_RULE, KBS_FOLDER, Settings
+from kb.store import release_embedded_client
 
 RECORD = "kb.json"
+# An evicted knowledge base is closed this long after it leaves the LRU, so that a
+# question that picked it up just before finishes on it (questions take seconds).
+UNLOAD_GRACE_S = 15.0
 
 
 def check_name(name: object) -> str:
@@ -160,7 +164,7 @@ class KnowledgeBases:
             while len(self._loaded) > self.max_loaded:
                 evicted.append(self._loaded.popitem(last=False)[1])
         for old in evicted:
-            _unload(old)
+            _unload_later(old)
         return opened
 
     def unload(self, name: str) -> None:
@@ -268,8 +272,15 @@ def _unload(knowledge_base: KnowledgeBase) -> None:
     store = knowledge_base.loaded_store()
     knowledge_base.close()
     if store is not None and not knowledge_base.settings.chroma_url:
-        with contextlib.suppress(Exception):
-            store.client.close()  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):  # already stopped: nothing to release
+            release_embedded_client(store.client)
+
+
+def _unload_later(knowledge_base: KnowledgeBase) -> None:
+    """Unload an evicted knowledge base once questions already running on it are done."""
+    timer = threading.Timer(UNLOAD_GRACE_S, _unload, args=(knowledge_base,))
+    timer.daemon = True
+    timer.start()
 
 
 def _index_bytes(data_dir: Path, version: str) -> int:

@@ -5,6 +5,7 @@ question across knowledge bases routed per base within one budget."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from kb.errors import InvalidRequestError, KnowledgeBaseNotFoundError, SettingsE
 from kb.knowledge_bases import KnowledgeBases, check_name, record_source, root_settings
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
+from kb.store import forget_embedded_clients
 from tests.conftest import write_corpus
 from tests.live_server import HANDBOOK, make_settings
 
@@ -120,27 +122,36 @@ def test_an_existing_data_dir_is_taken_over_with_nothing_re_embedded(
 
 
 def test_bases_load_lazily_and_the_least_recently_used_is_closed(
-    tmp_path: Path, embedder: Embedder
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    import kb.knowledge_bases
+
+    monkeypatch.setattr(kb.knowledge_bases, "UNLOAD_GRACE_S", 0.0)
     ingest_named(tmp_path, "travel", TRAVEL, embedder)
     ingest_named(tmp_path, "lab", LAB, embedder)
+    forget_embedded_clients()  # as if `kb ingest` had run in its own process
     settings = make_settings(tmp_path, data_dir=tmp_path / "data", max_loaded_kbs=1)
+    travel_vectors = str(tmp_path / "data" / "kbs" / "travel" / "chroma")
     with KnowledgeBase(settings, embedder=embedder) as default:
         bases = KnowledgeBases(settings, default, embedder=embedder)
         assert bases.loaded() == []  # nothing until asked
         assert bases.describe("lab").loaded is False  # describing does not load
         travel = bases.get("travel")
-        assert "180 euros" in travel.ask("What is the hotel cap in Lisbon?").answer
-        assert bases.loaded() == ["travel"]
-        assert (
-            "every Monday"
-            in bases.get("lab").ask("When is the minus eighty freezer checked?").answer
-        )
+        assert "180 euros" in travel.ask("What is the hotel cap in Lisbon?", mode="rag").answer
+        assert bases.loaded() == ["travel"] and travel.loaded_store() is not None
+        assert travel_vectors in SharedSystemClient._identifier_to_system
+        lab = bases.get("lab")
+        assert "every Monday" in lab.ask("When is the minus eighty freezer checked?").answer
         assert bases.loaded() == ["lab"]  # travel was closed to stay within 1
+        deadline = time.monotonic() + 10
+        while travel_vectors in SharedSystemClient._identifier_to_system:
+            assert time.monotonic() < deadline, "the evicted base kept its vector index"
+            time.sleep(0.05)
         reopened = bases.get("travel")
         assert reopened is not travel and bases.loaded() == ["travel"]
         assert "180 euros" in reopened.ask("What is the hotel cap in Lisbon?", mode="rag").answer
-        assert reopened.loaded_store() is not None  # retrieval opened its vectors
 
         bases.delete("lab")
         assert bases.names() == ["travel"] and not (tmp_path / "data" / "kbs" / "lab").exists()
