@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from kb.settings import load_settings
 
@@ -57,9 +58,13 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--ingest", action="store_true", help="may also ingest into them")
     create.add_argument("--admin", action="store_true", help="may create/delete bases and keys")
     create.add_argument("--name", default="", help="a note for whom the key is")
-    actions.add_parser("list", help="list key ids and scopes (never the keys)")
+    listing = actions.add_parser("list", help="list key ids and scopes (never the keys)")
     delete = actions.add_parser("delete", help="revoke a key by its id")
     delete.add_argument("key_id")
+    for action in (create, listing, delete):  # `kb keys create ... --data-dir DIR` too
+        action.add_argument(
+            "--data-dir", type=Path, default=argparse.SUPPRESS, help="index folder (KB_DATA_DIR)"
+        )
 
 
 def run_keys(args: argparse.Namespace) -> int:

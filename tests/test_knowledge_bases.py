@@ -15,6 +15,7 @@ from ingest.pipeline import run_ingest
 from kb.across import ask_across
 from kb.embedding import Embedder
 from kb.errors import InvalidRequestError, KnowledgeBaseNotFoundError, SettingsError
+from kb.keys import KeyStore
 from kb.knowledge_bases import KnowledgeBases, check_name, record_source, root_settings
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
@@ -198,3 +199,25 @@ def test_a_question_across_bases_routes_each_within_the_budget_and_cites_both(
     assert joined.usage.total_input_tokens == total > 0
     with pytest.raises(InvalidRequestError, match="1 to 8"):
         ask_across([], question)
+
+
+def test_cli_keys_are_printed_once_and_stored_as_salted_hashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path / "data")
+    assert main(["keys", "create", "--kb", "travel", "--ingest", "--data-dir", data]) == 0
+    out = capsys.readouterr()
+    key = out.out.strip()
+    assert key.startswith("kb-") and "reads travel; ingest" in out.err
+    stored = (tmp_path / "data" / "keys.json").read_text()
+    assert key.split(".")[1] not in stored and key not in stored
+    store = KeyStore(tmp_path / "data" / "keys.json")
+    access = store.verify(key)
+    assert access is not None and access.can_ingest("travel") and not access.can_read("lab")
+    assert store.verify(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert main(["keys", "list", "--data-dir", data]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["kbs"] == ["travel"] and "hash" not in listed
+    assert main(["keys", "delete", listed["id"], "--data-dir", data]) == 0
+    assert store.verify(key) is None  # revoked: the file changed
+    assert main(["keys", "create", "--kb", "Bad Name", "--data-dir", data]) == 2
