@@ -7,6 +7,8 @@ rather than left open, whatever the bind address (run `kb ingest` on the host
 instead). Queries (`/v1/query`, `/v1/chat/completions`, `/v1/corpus`,
 `/v1/documents`, `/v1/models`) need the key only when
 `KB_REQUIRE_KEY_FOR_QUERIES` is true. Keys are compared with `hmac.compare_digest`.
+Once scoped keys exist (api.keys, kb.keys), every request needs a key, and these routes
+(the default knowledge base's) need one that may read `default` (and ingest, for ingest).
 """
 
 from __future__ import annotations

@@ -148,6 +148,10 @@ def cmd_load(args: argparse.Namespace) -> int:
                     f"What does {t} say?" for t in _titles(client, name)
                 ]
                 client.post(f"/v1/kbs/{name}/query", json={"question": pools[name][0]})  # load
+                print(f"  loaded {name}: server RSS {rss_bytes(process.pid) / 2**20:.0f} MB "
+                      f"({load_avg()})")  # fmt: skip
+            if args.cross:
+                _cross(client, args.cross, args.kb)
         print(f"warm: every base loaded ({load_avg()})")
         results, errors, paths, rss = asyncio.run(
             run_load(url, pools, args.clients, args.duration, process.pid)
@@ -169,6 +173,19 @@ def cmd_load(args: argparse.Namespace) -> int:
     print(f"target (0 errors, RSS flat within 5% after warm-up): "
           f"{'met' if flat and not errors else 'missed'}")  # fmt: skip
     return 0 if not errors else 1
+
+
+def _cross(client: httpx.Client, question: str, names: list[str]) -> None:
+    """Ask one question across `names` and print each base's route and what it cites."""
+    body = client.post("/v1/kbs/query", json={"question": question, "kbs": names}).json()
+    print(f"across {', '.join(names)}: {question!r}\n  answer: {body['answer']!r}")
+    for part in body["per_kb"]:
+        result = part["result"]
+        print(f"  {part['kb']}: {result['route']['path']} ({result['route']['reason']}); "
+              f"{result['usage']['total_input_tokens']:,} prompt tokens, "
+              f"{part['budget_left']:,} budget left")  # fmt: skip
+    for cited in body["citations"]:
+        print(f"  [{cited['number']}] {cited['kb']}: {cited['title']} ({cited['doc_id']})")
 
 
 def _ms(values: list[float]) -> str:
@@ -201,6 +218,13 @@ def make_bases(data_dir: Path, count: int, per_kb: int = 40) -> list[str]:
     return names
 
 
+def _touch(client: httpx.Client, name: str) -> None:
+    """Load a base: a retrieval question (its vectors) and a long-context one (its reader)."""
+    for mode in ("rag", "long_context"):
+        body = {"question": "Which film came out first?", "mode": mode}
+        client.post(f"/v1/kbs/{name}/query", json=body).raise_for_status()
+
+
 def cmd_memory(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     names = make_bases(args.data_dir, args.kbs)
@@ -216,15 +240,17 @@ def cmd_memory(args: argparse.Namespace) -> int:
                   f"({load_avg()})")  # fmt: skip
             previous, deltas = before, []
             for name in names[1:]:
-                for mode in ("rag", "long_context"):  # open its vectors and its reader index
-                    body = {"question": "Which film came out first?", "mode": mode}
-                    response = client.post(f"/v1/kbs/{name}/query", json=body)
-                    response.raise_for_status()
+                _touch(client, name)
                 now = rss_bytes(process.pid)
                 deltas.append(now - previous)
                 previous = now
                 print(f"  {name} loaded: RSS {now / 2**20:.0f} MB (+{(deltas[-1]) / 2**20:.1f} "
                       f"MB), {load_avg()}")  # fmt: skip
+            for n in range(2, args.passes + 1):  # again: is memory reused or does it grow?
+                for name in names:
+                    _touch(client, name)
+                print(f"pass {n} over all {len(names)}: RSS {rss_bytes(process.pid) / 2**20:.0f} "
+                      f"MB, {load_avg()}")  # fmt: skip
             info = client.get(f"/v1/kbs/{names[-1]}").json()
             time.sleep(UNLOAD_GRACE_S + 3)  # evicted bases are closed after a grace period
             settled = rss_bytes(process.pid)
@@ -250,11 +276,13 @@ def main() -> int:
     load.add_argument("--kb", action="append", required=True, help="a base to load (repeat)")
     load.add_argument("--clients", type=int, default=32)
     load.add_argument("--duration", type=float, default=60.0)
+    load.add_argument("--cross", metavar="QUESTION", help="first ask this across every --kb")
     load.set_defaults(func=cmd_load)
     memory = sub.add_parser("memory", help="RSS as bases are loaded one after another")
     memory.add_argument("--data-dir", type=Path, required=True)
     memory.add_argument("--kbs", type=int, default=20)
     memory.add_argument("--max-loaded", type=int, default=20)
+    memory.add_argument("--passes", type=int, default=1, help="times over every base")
     memory.set_defaults(func=cmd_memory)
     args = parser.parse_args()
     return int(args.func(args))
