@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from api.deps import Caller, ServiceState, State
+from api.deps import Caller, NoCorpusDirError, ServiceState, State
 from api.kb_schemas import (
     CrossQueryRequest,
     CrossQueryResponse,
@@ -141,7 +141,6 @@ async def ingest_kb(name: KBName, state: State, caller: Caller) -> IngestRespons
 
 
 async def _ingest(state: ServiceState, name: str) -> IngestResponse:
-    from api.deps import NoCorpusDirError
     from ingest.pipeline import run_ingest
 
     base = state.knowledge_bases.get(name)
