@@ -21,7 +21,14 @@ from mcp.client.streamable_http import streamable_http_client
 from kb.embedding import Embedder
 from kb.keys import KeyStore
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.live_server import SERVICE_KEY, LiveServer, ingest_handbook, make_settings, serving
+from tests.live_server import (
+    SERVICE_KEY,
+    LiveServer,
+    ingest_handbook,
+    make_settings,
+    parse_sse,
+    serving,
+)
 from tests.test_knowledge_bases import LAB, TRAVEL, ingest_named
 
 HOTEL = "What is the nightly hotel cap?"
@@ -268,3 +275,23 @@ def test_the_web_page_selects_a_knowledge_base_within_the_key_scope(
         names = page.locator("#kb option").all_inner_texts()
         assert {"default", "travel", "lab"} <= set(names)
         browser.close()
+
+
+def test_a_conversation_streams_from_one_knowledge_base(
+    keyed: tuple[LiveServer, dict[str, str | None], Path],
+) -> None:
+    live, keys, _ = keyed
+    body = {
+        "question": "And which class is allowed on long trains?",
+        "history": [
+            {"role": "user", "content": "What is the hotel cap in Lisbon?"},
+            {"role": "assistant", "content": "The nightly hotel cap in Lisbon is 180 euros."},
+        ],
+        "stream": True,
+    }
+    response = send(live, keys["read"], ("POST", "/v1/kbs/travel/query", body))
+    assert response.headers["content-type"].startswith("text/event-stream")
+    frames = parse_sse(response.text)
+    answer = json.loads(next(data for name, data in frames if name == "answer"))
+    assert "First class" in answer["answer"] and answer["standalone_question"]
+    assert "travel/trains.md" in {c["doc_id"] for c in answer["citations"]}
