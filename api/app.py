@@ -26,7 +26,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import openai_routes, routes
+from api import kb_routes, openai_routes, routes
 from api.deps import QUERY_THREADS, ServiceState, holds_service_key, shown_error
 from api.docs import add_docs
 from api.logs import quiet_library_loggers
@@ -35,6 +35,8 @@ from api.schemas import error_payload
 from kb.backends import AnswerBackend
 from kb.embedding import Embedder, set_embedding_threads, threads_for
 from kb.errors import BackendError, KBError, SettingsError
+from kb.keys import KeyStore
+from kb.knowledge_bases import KnowledgeBases
 from kb.service import KnowledgeBase
 from kb.settings import Settings, load_settings
 
@@ -50,6 +52,9 @@ question between the whole corpus in a cached long-context prompt and retrieval.
 * `/mcp` serves the same knowledge base to MCP clients (streamable HTTP).
 * `POST /v1/ingest` re-indexes the configured folder; `GET /v1/corpus` and
   `GET /v1/documents` describe what is indexed.
+* `/v1/kbs` lists, describes, creates and deletes named knowledge bases;
+  `/v1/kbs/{name}/query`, `/documents` and `/ingest` work on one, `POST /v1/kbs/query`
+  asks several. `/v1/keys` manages keys scoped to them (admin key).
 
 Errors always look like `{"error": {"type": "...", "message": "..."}}`.
 """
@@ -58,6 +63,8 @@ TAGS = [
     {"name": "query", "description": "Ask questions; get answers with citations."},
     {"name": "corpus", "description": "Re-index and inspect the corpus."},
     {"name": "openai", "description": "OpenAI-compatible chat completions and models."},
+    {"name": "knowledge bases", "description": "Named knowledge bases, one route each."},
+    {"name": "keys", "description": "API keys scoped to knowledge bases (admin key)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -73,6 +80,10 @@ def create_app(
     quiet_library_loggers()
     knowledge_base = KnowledgeBase(settings, backend=backend, embedder=embedder)
     state = ServiceState(settings=settings, kb=knowledge_base)
+    # ---- knowledge bases and scoped keys (issue 19) ----
+    state.kbs = KnowledgeBases(settings, knowledge_base, embedder=knowledge_base.embedder)
+    state.keys = KeyStore(settings.keys_path())
+    # ---- end knowledge bases and scoped keys ----
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +96,7 @@ def create_app(
                 yield
         finally:
             state.stopping.set()
+            state.knowledge_bases.close()  # issue 19: the named ones loaded
             state.kb.close()
 
     app = FastAPI(
@@ -99,9 +111,12 @@ def create_app(
     app.state.service = state
     app.include_router(routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(kb_routes.router)  # issue 19: /v1/kbs, /v1/keys
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_docs(app)
-    mcp_sessions = mount_mcp_http(app, knowledge_base, lambda: state.ingest_running)
+    mcp_sessions = mount_mcp_http(
+        app, knowledge_base, lambda: state.ingest_running, state.knowledge_bases
+    )
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

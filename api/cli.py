@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kb import __version__
 from kb.errors import KBError, ServiceError, UserError
 from kb.models import IngestSummary
-from kb.settings import MODES, Settings, load_settings
+from kb.settings import DEFAULT_KB, MODES, Settings, load_settings
 
 if TYPE_CHECKING:
     from kb.embedding import Purpose
@@ -37,6 +37,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _bound_threads(settings, "ingest")
+    if settings.kb_name != DEFAULT_KB:  # issue 19: a named knowledge base remembers its source
+        from kb.knowledge_bases import record_source
+
+        record_source(settings, Path(args.path))
     progress = None if args.json else IngestProgress(sys.stderr)
     try:
         summary = run_ingest(settings, Path(args.path), progress=progress, wait_seconds=args.wait)
@@ -112,17 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from api import cli_check, cli_questions, cli_report, cli_serve
+    from api import cli_check, cli_kbs, cli_questions, cli_report, cli_serve
 
     _add_ingest_arguments(_command(sub, "ingest", cmd_ingest, INGEST_HELP))
     _add_question_arguments(_command(sub, "ask", cmd_ask, ASK_HELP)).add_argument("question")
     _add_question_arguments(_command(sub, "chat", cmd_chat, CHAT_HELP))
     cli_check.add_arguments(_command(sub, "check", cli_check.run, cli_check.HELP))
-    cli_serve.add_arguments(_command(sub, "serve", cli_serve.run, cli_serve.HELP))
+    cli_serve.add_arguments(_command(sub, "serve", cli_serve.run, cli_serve.HELP, kb=False))
     mcp = _command(sub, "mcp", cmd_mcp, MCP_HELP)
     mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     cli_report.add_arguments(_command(sub, "report", cli_report.run, cli_report.HELP))
     cli_questions.add_arguments(_command(sub, "questions", cli_questions.run, cli_questions.HELP))
+    # ---- knowledge bases and scoped keys (issue 19) ----
+    kbs = _command(sub, "kbs", cli_kbs.run_kbs, cli_kbs.KBS_HELP, kb=False)
+    cli_kbs.add_kbs_arguments(kbs)
+    keys = _command(sub, "keys", cli_kbs.run_keys, cli_kbs.KEYS_HELP, kb=False)
+    cli_kbs.add_keys_arguments(keys)
     return parser
 
 
@@ -147,8 +156,11 @@ def _command(
     name: str,
     func: Callable[[argparse.Namespace], int],
     help: str,
+    *,
+    kb: bool = True,
 ) -> argparse.ArgumentParser:
-    """A subcommand that runs `func`, with the `--data-dir` every command takes."""
+    """A subcommand that runs `func`, with the `--data-dir` every command takes (and
+    `--kb NAME`, the knowledge base it works on, where `kb`)."""
     cmd = sub.add_parser(name, help=help, description=help)
     cmd.add_argument(
         "--data-dir",
@@ -156,6 +168,14 @@ def _command(
         default=None,
         help="index folder (default: KB_DATA_DIR or .kb-data)",
     )
+    if kb:
+        cmd.add_argument(
+            "--kb",
+            default=None,
+            metavar="NAME",
+            help="the knowledge base (default: KB_KNOWLEDGE_BASE, else the default one, "
+            "DATA_DIR itself); a named one lives in DATA_DIR/kbs/NAME",
+        )
     cmd.set_defaults(func=func)
     return cmd
 
@@ -248,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        _select_knowledge_base(args)
         return int(args.func(args))
     except UserError as exc:
         print(f"kb: {exc.message}", file=sys.stderr)
@@ -263,6 +284,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `kb ingest --json | head`
         sys.stderr.close()
         return 0
+
+
+def _select_knowledge_base(args: argparse.Namespace) -> None:
+    """`--kb NAME`: every command below builds its settings from KB_* at this edge, so
+    the choice is made once here, for all of them (and the processes they start)."""
+    from kb.knowledge_bases import check_name
+
+    if getattr(args, "kb", None):
+        os.environ["KB_KNOWLEDGE_BASE"] = check_name(args.kb)
 
 
 def entry() -> None:

@@ -7,6 +7,8 @@ rather than left open, whatever the bind address (run `kb ingest` on the host
 instead). Queries (`/v1/query`, `/v1/chat/completions`, `/v1/corpus`,
 `/v1/documents`, `/v1/models`) need the key only when
 `KB_REQUIRE_KEY_FOR_QUERIES` is true. Keys are compared with `hmac.compare_digest`.
+Once scoped keys exist (api.keys, kb.keys), every request needs a key, and these routes
+(the default knowledge base's) need one that may read `default` (and ingest, for ingest).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.keys import access_of, require_ingest, require_read
 from kb.errors import AuthError, BackendError, KBError, UserError
+from kb.keys import Access, KeyStore
+from kb.knowledge_bases import KnowledgeBases
 from kb.service import KnowledgeBase
-from kb.settings import Settings
+from kb.settings import DEFAULT_KB, Settings
 
 logger = logging.getLogger("api")
 
@@ -60,6 +65,28 @@ class ServiceState:
     query_limiter: anyio.CapacityLimiter | None = None
     ingest_limiter: anyio.CapacityLimiter | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    # ---- knowledge bases and scoped keys (issue 19) ----
+    kbs: KnowledgeBases | None = None
+    keys: KeyStore | None = None
+    kb_ingest_locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    @property
+    def knowledge_bases(self) -> KnowledgeBases:
+        assert self.kbs is not None, "create_app sets kbs"
+        return self.kbs
+
+    @property
+    def key_store(self) -> KeyStore:
+        assert self.keys is not None, "create_app sets keys"
+        return self.keys
+
+    def ingest_lock_of(self, name: str) -> threading.Lock:
+        """The lock that keeps one ingest at a time per knowledge base in this service."""
+        if name == DEFAULT_KB:
+            return self.ingest_lock
+        return self.kb_ingest_locks.setdefault(name, threading.Lock())
+
+    # ---- end knowledge bases and scoped keys ----
 
     @property
     def ingest_running(self) -> bool:
@@ -151,14 +178,33 @@ def _check_key(credentials: HTTPAuthorizationCredentials | None, expected: str) 
         )
 
 
-def require_query_key(settings: SettingsDep, credentials: Credentials) -> None:
-    """Queries need the key only when KB_REQUIRE_KEY_FOR_QUERIES is set."""
+# ---- scoped keys (issue 19) ----
+def get_access(state: State, credentials: Credentials) -> Access:
+    """The caller's scope (api.keys): the service key, a scoped key, or open queries."""
+    return access_of(state.settings, state.key_store, credentials)
+
+
+Caller = Annotated[Access, Depends(get_access)]
+# ---- end scoped keys ----
+
+
+def require_query_key(state: State, credentials: Credentials) -> None:
+    """Queries need the key only when KB_REQUIRE_KEY_FOR_QUERIES is set (or, once scoped
+    keys exist, a key that may read the default knowledge base)."""
+    settings = state.settings
+    if state.keys is not None and state.keys.any():
+        require_read(get_access(state, credentials), DEFAULT_KB)
+        return
     if settings.require_key_for_queries and settings.service_api_key:
         _check_key(credentials, settings.service_api_key)
 
 
-def require_ingest_key(settings: SettingsDep, credentials: Credentials) -> None:
+def require_ingest_key(state: State, credentials: Credentials) -> None:
     """Ingest always needs the key; with no key configured it is refused outright."""
+    settings = state.settings
+    if state.keys is not None and state.keys.any():
+        require_ingest(get_access(state, credentials), DEFAULT_KB)
+        return
     if not settings.service_api_key:
         raise IngestDisabledError(
             "POST /v1/ingest is disabled because no KB_SERVICE_API_KEY is configured. "

@@ -7,6 +7,9 @@ documents:
   an exact character span of a document;
 - `search`: the passages retrieval finds for a query, cited the same way, no answer;
 - `corpus_status`: documents, chunks, tokens, version and the path `auto` would pick;
+- `knowledge_bases`: the knowledge bases the caller may read, each with the path `auto`
+  takes and why; `ask`, `search` and `corpus_status` take one as `kb` (default: the
+  default knowledge base);
 - resources `kb://documents/{doc_id}`: each document's text.
 
 Two transports: stdio (`kb mcp`, one process per client) and streamable HTTP at
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import asdict
 from typing import Any
 
@@ -34,7 +38,9 @@ from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import require_query_key, shown_error, shown_root
+from api.deps import get_access, shown_error, shown_root
+from api.kb_schemas import KnowledgeBaseInfo, KnowledgeBaseList, dump
+from api.keys import require_read
 from api.logs import quiet_library_loggers
 from api.mcp_bounds import MCP_BODY_BYTES, read_bounded, replay, request_problem
 from api.schemas import Citation, CorpusResponse, QueryResponse, Turn, error_payload
@@ -43,9 +49,11 @@ from kb.conversation import Turn as ConversationTurn
 from kb.conversation import ask_conversation
 from kb.corpus import CorpusVersion
 from kb.errors import KBError
+from kb.keys import ADMIN, NOBODY, Access
+from kb.knowledge_bases import KnowledgeBases
 from kb.passages import build_passages
 from kb.service import KnowledgeBase
-from kb.settings import Mode, Settings, check_top_k
+from kb.settings import DEFAULT_KB, Mode, Settings, check_top_k
 
 HTTP_PATH = "/mcp"
 HISTORY_TURNS = 50  # turns of `ask`'s history, as on /v1/query
@@ -91,9 +99,44 @@ def document_uri(doc_id: str) -> str:
     return DOCUMENT_URI.replace("{+doc_id}", doc_id)
 
 
-def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda: False) -> KBServer:
-    """The MCP server over `kb`: tools `ask`, `search`, `corpus_status`, and documents."""
+# ---- knowledge bases (issue 19) ----
+# The caller's scope for this request: set by the key check in front of /mcp, and to
+# ADMIN for `kb mcp` (stdio: the local user). Unset means no access at all.
+CALLER: ContextVar[Access] = ContextVar("kb_mcp_caller", default=NOBODY)
+KB_ARGUMENT = "The knowledge base (see the `knowledge_bases` tool); default: the default one."
+
+
+class Picker:
+    """The knowledge base a tool call names, if the caller may read it (else the same
+    'no such knowledge base' as for a missing one)."""
+
+    def __init__(self, kb: KnowledgeBase, bases: KnowledgeBases) -> None:
+        self.kb = kb
+        self.bases = bases
+
+    def __call__(self, name: str | None) -> KnowledgeBase:
+        name = name or DEFAULT_KB
+        require_read(CALLER.get(), name)
+        return self.bases.get(name)
+
+    def readable(self) -> KnowledgeBaseList:
+        names = CALLER.get().readable(self.bases.names())
+        infos = [KnowledgeBaseInfo.model_validate(dump(self.bases.describe(n))) for n in names]
+        return KnowledgeBaseList(data=infos)
+
+
+# ---- end knowledge bases ----
+
+
+def build_server(
+    kb: KnowledgeBase,
+    ingest_running: Callable[[], bool] = lambda: False,
+    bases: KnowledgeBases | None = None,
+) -> KBServer:
+    """The MCP server over `kb` (and the other knowledge bases of `bases`): tools `ask`,
+    `search`, `corpus_status`, `knowledge_bases`, and the default one's documents."""
     server = KBServer(kb, name="kb", version=__version__, instructions=INSTRUCTIONS)
+    pick = Picker(kb, bases or KnowledgeBases(kb.settings, kb, embedder=kb.embedder))
 
     @server.tool(
         description="Answer a question from the documents, with citations (exact spans) "
@@ -105,31 +148,36 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
         mode: Mode | None = None,
         top_k: int | None = None,
         history: list[Turn] | None = None,
+        kb: str | None = Field(None, description=KB_ARGUMENT),
     ) -> QueryResponse:
         from api.routes import to_response
 
         if len(history or []) > HISTORY_TURNS:
             raise ToolError(f"history has {len(history or [])} turns; at most {HISTORY_TURNS}.")
+        base = _call(pick, kb)
         turns = [ConversationTurn(t.role, t.content) for t in history or []]
         turns.append(ConversationTurn("user", question))
-        return to_response(_call(ask_conversation, kb, turns, mode, top_k))
+        return to_response(_call(ask_conversation, base, turns, mode, top_k))
 
     @server.tool(
         description="Search the documents: the passages retrieval finds for `query`, "
         "numbered and cited with exact spans, without an answer."
     )
-    def search(query: str, top_k: int | None = None) -> SearchResult:
+    def search(
+        query: str, top_k: int | None = None, kb: str | None = Field(None, description=KB_ARGUMENT)
+    ) -> SearchResult:
         if not query.strip():
             raise ToolError("Send a non-empty query.")
-        if len(query.strip()) > kb.settings.max_question_chars:
+        base = _call(pick, kb)
+        if len(query.strip()) > base.settings.max_question_chars:
             raise ToolError(
                 f"The query has {len(query.strip()):,} characters; the limit is "
-                f"{kb.settings.max_question_chars:,} (KB_MAX_QUESTION_CHARS)."
+                f"{base.settings.max_question_chars:,} (KB_MAX_QUESTION_CHARS)."
             )
-        cap = _call(check_top_k, kb.settings.top_k if top_k is None else top_k)
-        corpus = _call(kb.corpus)
-        hits = _call(kb.retriever(corpus).search, query.strip(), cap)
-        passages = build_passages(corpus, hits, kb.settings.rag_context_tokens, cap)
+        cap = _call(check_top_k, base.settings.top_k if top_k is None else top_k)
+        corpus = _call(base.corpus)
+        hits = _call(base.retriever(corpus).search, query.strip(), cap)
+        passages = build_passages(corpus, hits, base.settings.rag_context_tokens, cap)
         return SearchResult(
             query=query.strip(),
             corpus_version=corpus.version,
@@ -140,12 +188,20 @@ def build_server(kb: KnowledgeBase, ingest_running: Callable[[], bool] = lambda:
         description="What is indexed: documents, chunks, tokens, the corpus version, the "
         "last ingest, the backend and the path `auto` would pick now, and why."
     )
-    def corpus_status() -> CorpusResponse:
-        status = _call(kb.status)
+    def corpus_status(kb: str | None = Field(None, description=KB_ARGUMENT)) -> CorpusResponse:
+        status = _call(_call(pick, kb).status)
         shown = {"corpus_root": shown_root(status.corpus_root, operator=False)}
         return CorpusResponse.model_validate(
             asdict(status) | shown | {"ingest_running": ingest_running()}
         )
+
+    @server.tool(
+        description="The knowledge bases you may read: documents, tokens, and the path "
+        "`auto` takes for each (long context or retrieval) and why. Pass a name as `kb` "
+        "to `ask`, `search` or `corpus_status`."
+    )
+    def knowledge_bases() -> KnowledgeBaseList:
+        return _call(pick.readable)  # type: ignore[no-any-return]
 
     @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain")
     def document(doc_id: str) -> str:
@@ -175,8 +231,8 @@ def _call(func: Callable[..., Any], *args: Any) -> Any:
 
 
 class _McpEdge:
-    """In front of the MCP endpoint: the API's query auth (the same `require_query_key`,
-    so a missing or wrong key is the same 401 as on /v1/query), then the request's
+    """In front of the MCP endpoint: the caller's scope (`get_access`, so a missing or
+    wrong key is the same 401 as on /v1/query), then the request's
     bounds (`mcp_bounds`: body size, names, URIs), each a 4xx before the SDK reads it."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
@@ -190,16 +246,20 @@ class _McpEdge:
             if scheme.lower() == "bearer" and token.strip()
             else None
         )
-        require_query_key(self.settings, credentials)  # raises AuthError -> 401
-        body = await read_bounded(receive, MCP_BODY_BYTES)
-        if body is None:
-            too_big = f"An MCP request may have at most {MCP_BODY_BYTES:,} bytes."
-            await _refuse(scope, send, 413, "PayloadTooLargeError", too_big)
-            return
-        if (problem := request_problem(body)) is not None:
-            await _refuse(scope, send, 422, "InvalidRequestError", problem)
-            return
-        await self.app(scope, replay(body, receive), send)
+        state = scope["app"].state.service  # scoped keys live on the app state
+        caller = CALLER.set(get_access(state, credentials))  # raises AuthError -> 401
+        try:
+            body = await read_bounded(receive, MCP_BODY_BYTES)
+            if body is None:
+                too_big = f"An MCP request may have at most {MCP_BODY_BYTES:,} bytes."
+                await _refuse(scope, send, 413, "PayloadTooLargeError", too_big)
+                return
+            if (problem := request_problem(body)) is not None:
+                await _refuse(scope, send, 422, "InvalidRequestError", problem)
+                return
+            await self.app(scope, replay(body, receive), send)
+        finally:
+            CALLER.reset(caller)
 
 
 async def _refuse(scope: Scope, send: Send, status: int, kind: str, message: str) -> None:
@@ -209,10 +269,15 @@ async def _refuse(scope: Scope, send: Send, status: int, kind: str, message: str
     await JSONResponse(error_payload(kind, message), status)(scope, nothing, send)
 
 
-def mount_http(app: FastAPI, kb: KnowledgeBase, ingest_running: Callable[[], bool]) -> Any:
+def mount_http(
+    app: FastAPI,
+    kb: KnowledgeBase,
+    ingest_running: Callable[[], bool],
+    bases: KnowledgeBases | None = None,
+) -> Any:
     """Serve MCP over streamable HTTP at `/mcp` on `app`. Returns the session manager,
     whose `run()` the app's lifespan must enter."""
-    server = build_server(kb, ingest_running)
+    server = build_server(kb, ingest_running, bases)
     server.streamable_http_app(
         streamable_http_path=HTTP_PATH,
         stateless_http=True,
@@ -236,5 +301,6 @@ def run(args: argparse.Namespace) -> int:
     quiet_library_loggers()
     with KnowledgeBase(settings) as kb:
         kb.corpus()  # fail now, with the CLI's message, if nothing is ingested
+        CALLER.set(ADMIN)  # the local user may read every knowledge base
         anyio.run(build_server(kb).run_stdio_async)
     return 0

@@ -27,7 +27,8 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
-from api.deps import Operator, QueryAuth, State, shown_error
+from api.deps import Caller, Operator, ServiceState, State, shown_error
+from api.keys import require_read
 from api.routes import QUERY_ERRORS, error_responses, logger, to_response
 from api.schemas import (
     ChatChoice,
@@ -51,8 +52,11 @@ from api.streaming import SSE_HEADERS, prefetched, sse
 from kb.backends import StreamDelta
 from kb.conversation import Turn, ask_conversation, converse
 from kb.errors import InvalidRequestError, KBError
+from kb.keys import Access
+from kb.knowledge_bases import not_found
 from kb.models import Answer
-from kb.settings import MODES
+from kb.service import KnowledgeBase
+from kb.settings import DEFAULT_KB, MODES
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -158,24 +162,23 @@ def kb_details(answer: Answer) -> tuple[list[Citation], KBDetails]:
         },
         **QUERY_ERRORS,
     },
-    dependencies=[QueryAuth],
 )
 async def chat_completions(
-    body: ChatCompletionRequest, state: State, operator: Operator
+    body: ChatCompletionRequest, state: State, caller: Caller, operator: Operator
 ) -> ChatCompletionResponse | StreamingResponse:
     turns = turns_of(body.messages)
-    mode = mode_for_model(body.model)
+    base, mode = model_target(state, caller, body.model)  # issue 19: a model per knowledge base
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
         events = await prefetched(
-            converse(state.kb, turns, mode, None, stream=True), state.query_limiter
+            converse(base, turns, mode, None, stream=True), state.query_limiter
         )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = _chunks(events, completion_id, created, body.model, include_usage, operator)
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
     answer = await anyio.to_thread.run_sync(
-        ask_conversation, state.kb, turns, mode, None, limiter=state.query_limiter
+        ask_conversation, base, turns, mode, None, limiter=state.query_limiter
     )
     citations, details = kb_details(answer)
     return ChatCompletionResponse(
@@ -246,34 +249,77 @@ async def _chunks(
 @router.get(
     "/models",
     summary="List the kb models",
-    description="One model name per mode, so OpenAI clients and chat front-ends can pick one.",
+    description="One model name per mode over the default knowledge base (`kb-<mode>`), and "
+    "one per named knowledge base the key may read (its name; `NAME:<mode>` picks a mode), "
+    "so a chat front-end picks a knowledge base the way it picks a model.",
     response_model=ModelList,
     responses=error_responses(401),
-    dependencies=[QueryAuth],
 )
-async def list_models(state: State) -> ModelList:
-    return ModelList(data=[_card(mode, state.started_at) for mode in MODES])
+async def list_models(state: State, caller: Caller) -> ModelList:
+    cards = []
+    if caller.can_read(DEFAULT_KB):
+        cards = [_card(mode, state.started_at) for mode in MODES]
+    names = caller.readable(state.knowledge_bases.names())
+    cards += [_kb_card(name, state.started_at) for name in names if name != DEFAULT_KB]
+    return ModelList(data=cards)
 
 
 @router.get(
     "/models/{model_id}",
     summary="Describe one kb model",
-    description="The card of one `kb-<mode>` model name; 404 for any other name.",
+    description="The card of one `kb-<mode>` model name or knowledge base the key may read; "
+    "404 for any other name.",
     response_model=ModelCard,
     responses=error_responses(401, 422)
     | {404: {"model": ErrorResponse, "description": "Not a kb model name."}},
-    dependencies=[QueryAuth],
 )
-async def get_model(model_id: str, state: State) -> ModelCard:
+async def get_model(model_id: str, state: State, caller: Caller) -> ModelCard:
     mode = mode_for_model(model_id)
-    if mode is None:
-        raise HTTPException(
-            404, f"No model {model_id!r}: use one of {', '.join(f'kb-{m}' for m in MODES)}."
-        )
-    return _card(mode, state.started_at)
+    if mode is not None and caller.can_read(DEFAULT_KB):
+        return _card(mode, state.started_at)
+    name = model_id.partition(":")[0]
+    if name != DEFAULT_KB and caller.can_read(name) and state.knowledge_bases.exists(name):
+        return _kb_card(name, state.started_at)
+    raise HTTPException(
+        404, f"No model {model_id[:80]!r}: GET /v1/models lists the models your key may use."
+    )
 
 
 def _card(mode: str, created: int) -> ModelCard:
     return ModelCard(
         id=f"kb-{mode}", created=created, owned_by="kb", description=MODEL_DESCRIPTIONS[mode]
     )
+
+
+# ---- a model per knowledge base (issue 19) ----
+
+
+def _kb_card(name: str, created: int) -> ModelCard:
+    return ModelCard(
+        id=name,
+        created=created,
+        owned_by="kb",
+        description=f"Knowledge base {name}: the router picks long context or retrieval "
+        f"for it (`{name}:rag`, `{name}:long_context` pick a path).",
+    )
+
+
+def model_target(
+    state: ServiceState, caller: Access, model: str
+) -> tuple[KnowledgeBase, str | None]:
+    """The knowledge base and mode a chat `model` names: `kb-<mode>` (or any name that is
+    not a knowledge base) the default one, `NAME` or `NAME:<mode>` a named one. A name
+    the key may not read is answered like a missing one."""
+    name, _, mode_name = model.strip().partition(":")
+    if name != DEFAULT_KB and mode_for_model(model) is None and state.knowledge_bases.exists(name):
+        if not caller.can_read(name):
+            raise not_found(name)
+        mode = mode_for_model(f"kb-{mode_name}") if mode_name else None
+        if mode_name and mode is None:
+            raise InvalidRequestError(
+                f"Unknown mode {mode_name!r} in model {model[:80]!r}: use one of "
+                f"{', '.join(MODES)}."
+            )
+        return state.knowledge_bases.get(name), mode
+    require_read(caller, DEFAULT_KB)
+    return state.kb, mode_for_model(model)

@@ -6,7 +6,11 @@
     │   │                        operator: the CLI exits 2, the API answers 500)
     │   ├── NotIngestedError     no corpus in the data directory yet
     │   ├── InvalidRequestError  a question, mode, top-k or body is unusable
-    │   └── AuthError            missing or wrong API key for the service
+    │   ├── AuthError            missing or wrong API key for the service
+    │   │   └── ScopeError       the key may not do this (ingest, administer): HTTP 403
+    │   ├── KnowledgeBaseNotFoundError  no such knowledge base, or not one the key
+    │   │                        may read (the same 404 either way)
+    │   └── KnowledgeBaseExistsError    creating a knowledge base that exists (409)
     ├── IngestError              ingestion could not run (HTTP 409/500, CLI exit 1)
     │   ├── IngestBusyError      another ingest holds the data directory
     │   └── DiskFullError        no space left while writing; nothing was committed
@@ -62,6 +66,29 @@ class InvalidRequestError(UserError):
 
 class AuthError(UserError):
     http_status = 401
+
+
+# ---- knowledge bases and scoped keys (issue 19) ----
+
+
+class ScopeError(AuthError):
+    """The key is valid but its scope does not cover this (ingest, administer)."""
+
+    http_status = 403
+
+
+class KnowledgeBaseNotFoundError(UserError):
+    """No knowledge base by that name, or none the caller's key may read: the two are
+    answered alike, so a key never learns what exists beyond its scope."""
+
+    http_status = 404
+
+
+class KnowledgeBaseExistsError(UserError):
+    http_status = 409
+
+
+# ---- end knowledge bases and scoped keys ----
 
 
 class IngestError(KBError):

@@ -7,10 +7,11 @@ down; nothing below reads the environment itself.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kb.errors import InvalidRequestError, SettingsError
@@ -23,6 +24,16 @@ RAG_CONTEXT_TOKENS_DEFAULT = 6_000
 TOP_K_DEFAULT = 60
 MODES: tuple[str, ...] = get_args(Mode)
 TOP_K_MIN, TOP_K_MAX = 1, 100  # passages a retrieval question may ask for
+
+# ---- knowledge bases (issue 19) ----
+DEFAULT_KB = "default"  # the knowledge base in KB_DATA_DIR itself (the single-corpus layout)
+KB_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?$"
+KB_NAME_RULE = (
+    "1-32 characters: lowercase letters, digits, '-' and '_', starting and ending with a "
+    "letter or digit"
+)
+KBS_FOLDER = "kbs"  # DATA_DIR/kbs/<name>/ holds each named knowledge base
+# ---- end knowledge bases ----
 
 
 def check_mode(mode: str) -> str:
@@ -153,8 +164,65 @@ class Settings(BaseSettings):
         None, description="Bearer key that protects ingest, and queries if required."
     )
     require_key_for_queries: bool = False
+
+    # ---- knowledge bases and scoped keys (issue 19) ----
+    knowledge_base: str | None = Field(
+        None,
+        description="The knowledge base a command works on (`--kb NAME`): its index lives in "
+        "DATA_DIR/kbs/NAME with the Chroma collection COLLECTION-NAME. Unset or `default`: "
+        "DATA_DIR itself (the single-corpus layout).",
+    )
+    keys_file: Path | None = Field(
+        None,
+        description="JSON file of scoped API keys, stored as salted scrypt hashes "
+        "(default: DATA_DIR/keys.json; `kb keys create` writes it). Once it holds a key, "
+        "every request needs a key.",
+    )
+    max_loaded_kbs: int = Field(
+        8,
+        ge=1,
+        le=1_000,
+        description="Most named knowledge bases a server keeps loaded; the least recently "
+        "used one is closed when another is needed.",
+    )
+    # ---- end knowledge bases and scoped keys ----
     max_question_chars: int = Field(4_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1_000)
+
+    # ---- knowledge bases (issue 19) ----
+    @property
+    def kb_name(self) -> str:
+        """The knowledge base these settings describe (`default` for DATA_DIR itself)."""
+        return self.knowledge_base or DEFAULT_KB
+
+    @property
+    def kb_root(self) -> Path:
+        """KB_DATA_DIR as configured: the default knowledge base, and `kbs/` beneath it."""
+        if self.kb_name == DEFAULT_KB:
+            return self.data_dir
+        return self.data_dir.parent.parent
+
+    def keys_path(self) -> Path:
+        """Where scoped keys are kept."""
+        return self.keys_file or self.kb_root / "keys.json"
+
+    def _derive_knowledge_base(self) -> None:
+        """Point data_dir and collection at the named knowledge base (once)."""
+        name = self.kb_name
+        derived = self.data_dir.name == name and self.data_dir.parent.name == KBS_FOLDER
+        if name == DEFAULT_KB or derived:
+            return
+        self.data_dir = self.data_dir / KBS_FOLDER / name
+        self.collection = f"{self.collection}-{name}"
+
+    @field_validator("knowledge_base")
+    @classmethod
+    def _check_kb_name(cls, name: str | None) -> str | None:
+        if name is not None and not re.match(KB_NAME_PATTERN, name):
+            raise ValueError(f"knowledge base name {name!r} is invalid: use {KB_NAME_RULE}")
+        return name
+
+    # ---- end knowledge bases ----
 
     def model_cache_dir(self) -> Path:
         """The folder for derived model files (the ONNX export)."""
@@ -169,6 +237,7 @@ class Settings(BaseSettings):
             )
         if self.require_key_for_queries and not self.service_api_key:
             raise ValueError("KB_REQUIRE_KEY_FOR_QUERIES needs KB_SERVICE_API_KEY")
+        self._derive_knowledge_base()  # issue 19: a named knowledge base's own folder
         return self
 
 

@@ -56,6 +56,21 @@ def forget_embedded_clients() -> None:
     SharedSystemClient.clear_system_cache()
 
 
+def release_embedded_client(client: ClientAPI) -> None:
+    """Stop the embedded Chroma system behind `client` (its in-memory vector index), unless
+    the path has been handed to a newer client since (`forget_embedded_clients`): then
+    that one owns what is cached for the path, and closing would stop it instead."""
+    from chromadb.api import ServerAPI
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    identifier = getattr(client, "_identifier", None)
+    system = SharedSystemClient._identifier_to_system.get(identifier or "")
+    server = system.instance(ServerAPI) if system is not None else None  # type: ignore[type-abstract]
+    if server is None or server is not getattr(client, "_server", None):
+        return  # the cache forgot this client's system: it goes with the client
+    client.close()  # type: ignore[attr-defined]
+
+
 def verify_vector_index(settings: Settings) -> None:
     """Refuse to open an embedded store whose persisted vector index is damaged (see
     `kb.vector_index`): hnswlib would crash the process on loading it."""

@@ -60,9 +60,9 @@ async def session_over_stdio(data_dir: Path) -> dict[str, Any]:
     return seen
 
 
-def test_stdio_session_lists_three_tools_and_gets_a_cited_answer(data_dir: Path) -> None:
+def test_stdio_session_lists_four_tools_and_gets_a_cited_answer(data_dir: Path) -> None:
     seen = anyio.run(session_over_stdio, data_dir)
-    assert seen["tools"] == ["ask", "corpus_status", "search"]
+    assert seen["tools"] == ["ask", "corpus_status", "knowledge_bases", "search"]
 
     ask = seen["ask"]
     assert "eight hours" in ask["answer"] and not ask["refused"]

@@ -48,10 +48,31 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
+// ---- knowledge bases (issue 19): the selector, and the routes of the chosen one ----
+const kbName = () => $("kb").value || "default";
+const kbPath = (tail) =>
+  kbName() === "default" ? { query: "/v1/query", status: "/v1/corpus" }[tail]
+    : `/v1/kbs/${encodeURIComponent(kbName())}` + (tail === "query" ? "/query" : "");
+
+async function loadKbs() {
+  // The knowledge bases this key may read; the selector shows when there is a choice.
+  const select = $("kb");
+  const chosen = select.value;
+  try {
+    const response = await fetch("/v1/kbs", { headers: headers(false) });
+    if (!response.ok) return;
+    const names = (await response.json()).data.map((kb) => kb.name);
+    select.replaceChildren(...names.map((name) => el("option", "", name)));
+    if (names.includes(chosen)) select.value = chosen;
+    $("kb-label").hidden = names.length < 2 && names[0] === "default";
+  } catch (_) { /* the status line says what is wrong */ }
+}
+// ---- end knowledge bases ----
+
 async function loadStatus() {
   const text = $("status-text");
   try {
-    const response = await fetch("/v1/corpus", { headers: headers(false) });
+    const response = await fetch(kbPath("status"), { headers: headers(false) });
     if (!response.ok) {
       text.textContent = await errorMessage(response);
       text.className = "error-inline";
@@ -61,13 +82,20 @@ async function loadStatus() {
     }
     const s = await response.json();
     text.hidden = true;
+    if (!s.auto_route) {  // a named knowledge base with nothing ingested yet
+      text.textContent = `Nothing is ingested into ${kbName()} yet.`;
+      text.hidden = false;
+      $("status-grid").hidden = true;
+      $("status-route").hidden = true;
+      return;
+    }
     fillGrid($("status-grid"), [
       ["Documents", fmt(s.documents)],
       ["Chunks", fmt(s.chunks)],
       ["Tokens", fmt(s.corpus_tokens)],
       ["Version", s.corpus_version, "mono"],
-      ["Last ingest", when(s.last_ingest)],
-      ["Backend", s.backend],
+      s.last_ingest ? ["Last ingest", when(s.last_ingest)] : ["Knowledge base", s.name],
+      s.backend ? ["Backend", s.backend] : ["Loaded", s.loaded ? "yes" : "not yet"],
     ]);
     $("status-grid").hidden = false;
     const hint = $("status-route");
@@ -230,7 +258,7 @@ async function ask(event) {
   $("result").dataset.state = "pending";
   let streamed = "";
   try {
-    const response = await fetch("/v1/query", {
+    const response = await fetch(kbPath("query"), {
       method: "POST",
       headers: headers(true),
       body: JSON.stringify(body),
@@ -266,8 +294,15 @@ document.addEventListener("DOMContentLoaded", () => {
   // The key lives for this tab's session only: never written to disk (localStorage).
   localStorage.removeItem(KEY_STORAGE);
   keyInput.value = sessionStorage.getItem(KEY_STORAGE) || "";
-  keyInput.addEventListener("change", () => {
+  keyInput.addEventListener("change", async () => {
     sessionStorage.setItem(KEY_STORAGE, keyInput.value.trim());
+    await loadKbs();
+    loadStatus();
+  });
+  $("kb").addEventListener("change", () => {  // another knowledge base: a new conversation
+    history = [];
+    renderConversation();
+    $("result").hidden = true;
     loadStatus();
   });
   $("ask-form").addEventListener("submit", ask);
@@ -280,5 +315,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("question").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("ask-form").requestSubmit();
   });
-  loadStatus();
+  loadKbs().then(loadStatus);
 });
