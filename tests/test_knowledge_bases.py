@@ -20,6 +20,7 @@ from kb.knowledge_bases import KnowledgeBases, check_name, record_source, root_s
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 from kb.store import forget_embedded_clients
+from tests.chroma_server import ChromaServer
 from tests.conftest import write_corpus
 from tests.live_server import HANDBOOK, make_settings
 
@@ -28,6 +29,7 @@ TRAVEL = {
     "Breakfast is included in every booking made through the travel desk.\n",
     "travel/trains.md": "# Trains\n\nFirst class is allowed on trains longer than four hours.\n",
 }
+HOTEL_LISBON = "What is the hotel cap in Lisbon?"
 LAB = {
     "lab/freezers.md": "# Freezers\n\nThe minus eighty freezer in room 4 is checked every Monday.\n"
     "An alarm on it pages the lab manager within two minutes.\n",
@@ -221,3 +223,29 @@ def test_cli_keys_are_printed_once_and_stored_as_salted_hashes(
     assert main(["keys", "delete", listed["id"], "--data-dir", data]) == 0
     assert store.verify(key) is None  # revoked: the file changed
     assert main(["keys", "create", "--kb", "Bad Name", "--data-dir", data]) == 2
+
+
+def test_on_a_chroma_server_each_base_has_its_own_collection(
+    chroma_server: ChromaServer, tmp_path: Path, embedder: Embedder
+) -> None:
+    import chromadb
+
+    root = tmp_path / "data"
+    for name, files in (("travel", TRAVEL), ("lab", LAB)):
+        corpus = write_corpus(tmp_path / name, dict(files))
+        settings = make_settings(
+            tmp_path, data_dir=root, knowledge_base=name, chroma_url=chroma_server.url
+        )
+        record_source(settings, corpus)
+        run_ingest(settings, corpus, embedder=embedder)
+    host, port = chroma_server.url.removeprefix("http://").split(":")
+    client = chromadb.HttpClient(host=host, port=int(port))
+    names = {c.name for c in client.list_collections()}
+    assert {"kb_chunks-travel", "kb_chunks-lab"} <= names
+    settings = make_settings(tmp_path, data_dir=root, chroma_url=chroma_server.url)
+    with KnowledgeBase(settings, embedder=embedder) as default:
+        bases = KnowledgeBases(settings, default, embedder=embedder)
+        assert "180 euros" in bases.get("travel").ask(HOTEL_LISBON, mode="rag").answer
+        bases.delete("travel")
+    assert "kb_chunks-travel" not in {c.name for c in client.list_collections()}
+    assert "kb_chunks-lab" in {c.name for c in client.list_collections()}
