@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ class Repaired:
 
     repairs: list[str] = field(default_factory=list)
     store_exact: bool = False
+    embedded: int = 0  # chunk vectors re-embedded
+    embed_seconds: float = 0.0
 
 
 def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFactory) -> Repaired:
@@ -70,7 +73,9 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
         return done
     corpus = CorpusVersion.at(layout, version)
     if broken := vector_index_problem(settings):
-        _rebuild_vector_index(settings, Path(broken.path), corpus.chunks, embedder())
+        done.embedded, done.embed_seconds = _rebuild_vector_index(
+            settings, Path(broken.path), corpus.chunks, embedder()
+        )
         repairs.append(
             f"the vector index was damaged ({broken.problem}): rebuilt it from the "
             f"{corpus.manifest.chunk_count} chunks of version {version}"
@@ -84,7 +89,7 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     if missing:
         lost = set(missing)
         unique = {c.chunk_id: c for c in corpus.chunks if c.chunk_id in lost}  # same text, same id
-        _reembed(settings, list(unique.values()), embedder())
+        done.embedded, done.embed_seconds = _reembed(settings, list(unique.values()), embedder())
         repairs.append(f"re-embedded {len(missing)} missing vectors of version {version}")
     return done
 
@@ -177,7 +182,7 @@ def _rebuild_lexical(folder: Path, chunks: list[Chunk]) -> None:
 
 def _rebuild_vector_index(
     settings: Settings, folder: Path, chunks: list[Chunk], embedder: Embedder
-) -> None:
+) -> tuple[int, float]:
     """Drop the collection without loading its damaged index (`folder`), then embed
     every chunk into a new one."""
     from kb.store import chroma_client, forget_embedded_clients
@@ -188,10 +193,11 @@ def _rebuild_vector_index(
         chroma_client(settings).delete_collection(settings.collection)
     forget_embedded_clients()
     unique = {c.chunk_id: c for c in chunks}  # the same text has one id and one vector
-    _reembed(settings, list(unique.values()), embedder)
+    return _reembed(settings, list(unique.values()), embedder)
 
 
-def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> None:
+def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> tuple[int, float]:
+    """Embed and store `chunks`; how many were embedded, in how many seconds."""
     from ingest.pipeline import embedding_text
     from kb.store import VectorStore, forget_embedded_clients
 
@@ -202,9 +208,14 @@ def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder) -> Non
         forget_embedded_clients()  # a client opened before the file went is no use
     store = VectorStore(settings)
     step = max(settings.embed_batch_size * 4, 256)
+    seconds = 0.0
     for begin in range(0, len(chunks), step):
         part = chunks[begin : begin + step]
-        store.upsert(part, embedder.embed([embedding_text(c) for c in part]))
+        started = time.perf_counter()
+        vectors = embedder.embed([embedding_text(c) for c in part])
+        seconds += time.perf_counter() - started
+        store.upsert(part, vectors)
+    return len(chunks), seconds
 
 
 def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:

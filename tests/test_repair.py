@@ -139,6 +139,8 @@ def test_missing_vectors_are_reembedded_not_the_rest(
     summary = run_ingest(settings, pristine[0], embedder=embedder)
     assert embedder.texts_embedded - embedded_before == 2
     assert summary.repaired == [f"re-embedded 2 missing vectors of version {report.version}"]
+    assert summary.vectors_repaired == 2  # the summary counts every vector embedded
+    assert summary.embed_seconds > 0
     assert check_data_dir(settings).ok
 
 
