@@ -17,6 +17,8 @@ Dev sets (paths relative to the repository root):
   handbook      corpora/handbook with corpora/handbook.questions.jsonl (answerable)
   pydoc         the installed Python's reference topics (corpora/pydoc/build_corpus.py)
                 with bench/dev/pydoc.questions.jsonl, written for this project
+  hotpotqa-low-overlap  the 40 hotpotqa-100 questions sharing the fewest words with
+                their gold paragraphs (bench/dev/low_overlap.py), whole corpus
 
 Each corpus is ingested once into DATA/<set> (default: a folder under the system
 temp dir) and reused by later runs: re-ingesting an unchanged corpus embeds nothing.
@@ -80,6 +82,13 @@ def _squad_questions() -> list[dict[str, Any]]:
     return random.Random(0).sample(rows, min(SQUAD_SAMPLE, len(rows)))
 
 
+def _low_overlap_questions() -> list[dict[str, Any]]:
+    chosen = json.loads((ROOT / "bench" / "dev" / "hotpotqa-low-overlap.qids.json").read_text())
+    ids = {row["qid"] for row in chosen["questions"]}
+    rows = _answerable(_jsonl(DATASETS / "hotpotqa-100" / "questions.jsonl"))
+    return [r for r in rows if r["qid"] in ids]
+
+
 def _pydoc_corpus(folder: Path) -> Path:
     out = folder / "topics"
     if not out.exists():
@@ -106,6 +115,11 @@ DEV_SETS = {
         "pydoc",
         _pydoc_corpus,
         lambda: _answerable(_jsonl(ROOT / "bench" / "dev" / "pydoc.questions.jsonl")),
+    ),
+    "hotpotqa-low-overlap": DevSet(
+        "hotpotqa-low-overlap",
+        lambda _: DATASETS / "hotpotqa-100" / "corpus.jsonl",
+        _low_overlap_questions,
     ),
 }
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from ingest.chunking import chunk_document
@@ -49,9 +50,10 @@ from kb.corpus import (
 )
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.errors import IngestBusyError, IngestError, KBError, UserError
+from kb.late_chunking import DocumentUnits, Passage, embed_passages
 from kb.lexical import LexicalIndex
 from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
-from kb.sentence_index import build_sentence_index, corpus_documents
+from kb.sentence_index import build_sentence_index, corpus_documents, needs_sentence_index
 from kb.settings import Settings
 from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
 from kb.store import VectorStore
@@ -60,8 +62,11 @@ from kb.tokens import count_tokens
 # A phase's progress: (phase, done, total). Called once when a phase ends, and for
 # `embed` after every batch as well.
 Progress = Callable[[str, int, int], None]
+EMBED_STEP = 256  # chunks per model call: sorted by length inside it, so little padding
 KEEP_VERSIONS = 2  # the new one and the one before, for queries still reading it
-SNAPSHOT_FORMAT = "snapshot-v2"  # "§ref title" headers, refs.json beside the snapshot
+# "§ref title" headers (the title left out when the document before has it), refs.json
+# beside the snapshot
+SNAPSHOT_FORMAT = "snapshot-v3"
 
 
 def content_hash(doc: Document) -> str:
@@ -108,6 +113,8 @@ class Plan:
     summary: IngestSummary
     interrupted: bool
     new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
+    # Reader unit vectors pooled from the chunks' forward passes (kb/late_chunking.py).
+    unit_vectors: dict[int, np.ndarray] = field(default_factory=dict)
     wrote_version: bool = False  # False: an earlier, killed run left the folder complete
     store_exact: bool = False  # the store holds just the committed version's vectors
 
@@ -171,6 +178,7 @@ def _ingest_locked(
     plan = diff(settings, layout, root)
     plan.summary.repaired = repaired.repairs
     plan.summary.chunks_embedded += repaired.embedded  # every vector embedded is counted
+    plan.summary.vectors_repaired = repaired.embedded
     plan.summary.embed_seconds += repaired.embed_seconds
     plan.store_exact = repaired.store_exact
     progress("diff", len(plan.documents), len(plan.documents))
@@ -256,7 +264,9 @@ def chunk(plan: Plan) -> None:
 
 
 def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress) -> None:
-    """Embed the chunk texts the store does not hold yet, batch by batch."""
+    """Embed the chunk texts the store does not hold yet, in steps of `EMBED_STEP` (the
+    model sorts each step by length, so larger steps pad less). When the reader needs
+    unit vectors, they come from the same forward passes (`chunk_vectors`)."""
     summary = plan.summary
     unique = {c.chunk_id: c for chunks in plan.new_chunks.values() for c in chunks}
     # The committed version's vectors are all stored: ask the store only about the rest.
@@ -270,15 +280,38 @@ def embed(plan: Plan, store: VectorStore, embedder: Embedder, progress: Progress
     if todo:
         _ = embedder.model  # loaded before the clock: embed_seconds is the model's work only
     progress("embed", 0, len(todo))
-    step = max(plan.settings.embed_batch_size, 1) * 4
-    for done, begin in enumerate(range(0, len(todo), step)):
-        part = todo[begin : begin + step]
+    texts = {doc.doc_id: doc.text for doc in plan.fresh}
+    pooled = plan.settings.reader_vectors == "pooled"
+    units = DocumentUnits() if pooled and needs_sentence_index(plan.settings.backend) else None
+    for done, begin in enumerate(range(0, len(todo), EMBED_STEP)):
+        part = todo[begin : begin + EMBED_STEP]
         embed_started = time.perf_counter()
-        vectors = embedder.embed([embedding_text(c) for c in part])
+        vectors = chunk_vectors(plan, part, texts, embedder, units)
         summary.embed_seconds += time.perf_counter() - embed_started
         store.upsert(part, vectors)
         summary.chunks_embedded += len(part)
-        progress("embed", min(len(todo), (done + 1) * step), len(todo))
+        progress("embed", min(len(todo), (done + 1) * EMBED_STEP), len(todo))
+
+
+def chunk_vectors(
+    plan: Plan,
+    chunks: list[Chunk],
+    texts: dict[str, str],
+    embedder: Embedder,
+    units: DocumentUnits | None,
+) -> np.ndarray:
+    """The chunks' vectors; with `units`, the reader's unit vectors pooled from the same
+    forward passes go into `plan.unit_vectors`."""
+    if units is None:
+        return embedder.embed([embedding_text(c) for c in chunks])
+    passages = [
+        Passage(c.doc_id, c.title, texts[c.doc_id], c.start, c.end, embedding_text(c),
+                len(c.title) + 1)
+        for c in chunks
+    ]  # fmt: skip
+    vectors, pooled = embed_passages(passages, embedder, units)
+    plan.unit_vectors.update(pooled)
+    return vectors
 
 
 def write(plan: Plan) -> CorpusVersion:
@@ -323,6 +356,10 @@ class Derivation:
     embedder: Embedder
     progress: Progress  # report as (its name, done, total)
     summary: IngestSummary  # where a derived index reports what it embedded
+    unit_vectors: dict[int, np.ndarray]  # reader unit vectors the embed phase pooled
+    # The committed version if its vectors are this model's and runtime's (chunking or
+    # snapshot format may differ): reader unit vectors are reused from it by text.
+    same_vectors: CorpusVersion | None
 
 
 def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Progress) -> None:
@@ -330,7 +367,12 @@ def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Pro
     that the first question after an ingest is as fast as the tenth. Each is a
     function of a `Derivation` that reuses what it can from the previous version and
     is idempotent (a killed run repeats it)."""
-    job = Derivation(plan.settings, version, plan.previous, embedder, progress, plan.summary)
+    committed = plan.committed
+    same = committed and committed.manifest.config_key.startswith(f"{vector_key(plan.settings)}/")
+    job = Derivation(
+        plan.settings, version, plan.previous, embedder, progress, plan.summary, plan.unit_vectors,
+        committed if same else None,
+    )  # fmt: skip
     for build in DERIVED_INDEXES:
         build(job)
 
@@ -342,10 +384,12 @@ def sentence_index(job: Derivation) -> None:
         job.version.version,
         corpus_documents(job.version),
         job.embedder,
-        previous_version=job.previous.version if job.previous else None,
+        previous_version=job.same_vectors.version if job.same_vectors else None,
         progress=lambda done, total: job.progress("derive", done, total),
+        pooled=job.unit_vectors,
     )
     job.summary.sentences_embedded, job.summary.sentences_reused = built.embedded, built.reused
+    job.summary.sentences_pooled = built.pooled
     job.summary.embed_seconds += built.embed_seconds
 
 

@@ -181,9 +181,13 @@ def _snapshot_problem(corpus: CorpusVersion) -> str | None:
         return "its text or reference map differs from what the version was made of"
     if [d.doc_id for d in documents] != [e.doc_id for e in entries]:
         return f"the reference map lists {len(documents)} documents; the manifest {len(entries)}"
+    # Versions written before snapshot-v3 repeated every title.
+    repeats_titles = corpus.manifest.config_key.endswith("/snapshot-v2")
+    previous = ""
     for doc, entry in zip(documents, entries, strict=True):
         text = snapshot[doc.start : doc.end]
-        head = header(doc.ref, doc.title, text)
+        head = header(doc.ref, doc.title, text, previous)
+        previous = "" if repeats_titles else doc.title
         intact = (
             len(text) == entry.chars
             and snapshot[doc.start - len(head) : doc.start] == head

@@ -172,6 +172,49 @@ class Embedder:
         self.texts_embedded += len(texts)
         return np.asarray(vectors, dtype=np.float32)
 
+    def embed_with_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        heads: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's unit vector and, from the same forward pass, one unit vector per
+        character span of it (`spans[i]` for `texts[i]`): the mean of the contextual
+        token embeddings inside the span, normalised ("late chunking", Günther et al.
+        2024). The tokens of the first `heads[i]` characters (a title line: the span's
+        subject) are pooled into every span of text i as well. A span the model did not
+        see whole (cut off by the model's length limit, or holding no token) gets a row
+        of zeros: the caller embeds it on its own. Costs one encode of the texts (the
+        pooling is a few array sums); `kb.late_chunking` says what it costs in accuracy."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32), []
+        model = self.model
+        started = time.perf_counter()
+        # The model's own pooling is the mean over all its tokens: the same sums give it.
+        outputs = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            show_progress_bar=False,
+        )
+        offsets = model.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=model.max_seq_length,
+            return_offsets_mapping=True,
+        )["offset_mapping"]
+        vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        pooled = []
+        for row, (output, text_offsets) in enumerate(zip(outputs, offsets, strict=True)):
+            tokens = output.float().numpy()
+            vectors[row] = tokens.mean(axis=0)
+            seen = np.asarray(text_offsets)[: len(tokens)]  # the same tokenizer and limit
+            head = heads[row] if heads else 0
+            pooled.append(span_means(tokens[: len(seen)], seen, spans[row], head))
+        self.seconds += time.perf_counter() - started
+        self.texts_embedded += len(texts)
+        return _normalised(vectors), pooled
+
     def embed_one(self, text: str) -> np.ndarray:
         """One text's vector (read-only). The last few texts embedded on this thread are
         remembered: retrieval and then the reader embed the same question in one request
@@ -187,6 +230,32 @@ class Embedder:
             if len(recent) > RECENT_TEXTS:
                 recent.popitem(last=False)
         return vector
+
+
+def span_means(
+    tokens: np.ndarray, offsets: np.ndarray, spans: Sequence[tuple[int, int]], head: int = 0
+) -> np.ndarray:
+    """Per character span, the normalised mean of the token rows inside it and inside
+    [0, head) (`offsets`: each token's [start, end) in the text, (0, 0) for the model's
+    special tokens); zeros for a span past the last token the model saw, or holding none."""
+    out = np.zeros((len(spans), tokens.shape[1]), dtype=np.float32)
+    real = offsets[:, 1] > offsets[:, 0]
+    seen_end = int(offsets[real, 1].max()) if real.any() else 0
+    in_head = real & (offsets[:, 1] <= head)
+    head_sum, head_count = tokens[in_head].sum(axis=0), int(in_head.sum())
+    for n, (start, end) in enumerate(spans):
+        if end > seen_end:
+            continue
+        inside = real & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
+        if inside.any():
+            out[n] = (tokens[inside].sum(axis=0) + head_sum) / (inside.sum() + head_count)
+    return _normalised(out)
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out: np.ndarray = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return out
 
 
 _shared: dict[tuple[str, int, Path | None], Embedder] = {}

@@ -93,6 +93,8 @@ class IngestSummary(BaseModel):
     # The extractive reader's sentence index of the new version (kb/sentence_index.py).
     sentences_embedded: int = 0
     sentences_reused: int = 0
+    sentences_pooled: int = 0  # from the chunks' forward passes, no model call of their own
+    vectors_repaired: int = 0  # chunk vectors a repair re-embedded before the ingest
     documents: int = 0
     chunks: int = 0
     corpus_tokens: int = 0

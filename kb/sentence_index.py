@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -87,6 +87,7 @@ class SentenceIndexSummary:
     units: int = 0
     embedded: int = 0
     reused: int = 0
+    pooled: int = 0  # vectors pooled from a chunk's forward pass (`kb.late_chunking`)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -230,14 +231,16 @@ class SentenceIndex:
         previous: SentenceIndex | None = None,
         progress: Progress | None = None,
         summary: SentenceIndexSummary | None = None,
+        pooled: Mapping[int, np.ndarray] | None = None,
     ) -> SentenceIndex:
         """Index `documents` (in doc_id order), embedding only the units whose text
-        `previous` did not hold. A document whose title and text `previous` indexed
+        `previous` did not hold and `pooled` (unit text hash -> vector, from the
+        chunks' forward passes) does not give. A document whose title and text `previous` indexed
         (under any id: renamed and moved files too) has its rows copied as a block, so
         the work besides embedding grows with what changed, not with the corpus."""
         summary = summary if summary is not None else SentenceIndexSummary()
         docs = sorted(documents, key=lambda d: d.doc_id)
-        blocks = _Blocks(previous)
+        blocks = _Blocks(previous, pooled or {})
         for number, doc in enumerate(docs):
             digest = document_hash(doc)
             if not blocks.copy(number, digest):
@@ -248,7 +251,11 @@ class SentenceIndex:
                 vectors[new : new + size] = previous.vectors[old : old + size]
             if blocks.kept_new:
                 vectors[blocks.kept_new] = previous.vectors[blocks.kept_old]
-        summary.units, summary.reused = blocks.rows, blocks.rows - len(blocks.todo)
+        for row, unit_hash in blocks.pooled_rows:
+            vectors[row] = blocks.pooled[unit_hash]
+        summary.pooled = len(blocks.pooled_rows)
+        summary.units = blocks.rows
+        summary.reused = blocks.rows - len(blocks.todo) - summary.pooled
         _embed_into(vectors, blocks.todo, embedder, progress, summary)
         return cls(blocks.arrays(docs), vectors)
 
@@ -262,8 +269,10 @@ class _Blocks:
     previous index, or the document's units read afresh (each unit's vector reused
     when the previous index embedded the same text)."""
 
-    def __init__(self, previous: SentenceIndex | None) -> None:
+    def __init__(self, previous: SentenceIndex | None, pooled: Mapping[int, np.ndarray]) -> None:
         self.previous = previous
+        self.pooled = pooled
+        self.pooled_rows: list[tuple[int, int]] = []  # (new row, unit hash in `pooled`)
         self.by_hash: dict[int, int] = {}  # document hash -> its number in `previous`
         if previous is not None:
             self.by_hash = {int(h): n for n, h in enumerate(previous.doc_hash) if h}
@@ -316,7 +325,10 @@ class _Blocks:
             row = self.rows + len(lengths)
             old = self.unit_row(unit_hash)
             if old < 0:
-                self.todo.append((row, text))
+                if unit_hash in self.pooled:
+                    self.pooled_rows.append((row, unit_hash))
+                else:
+                    self.todo.append((row, text))
                 unit_words = word_hashes(content_words(text), self._word_cache)
             else:
                 assert self.previous is not None
@@ -448,6 +460,7 @@ def build_sentence_index(
     *,
     previous_version: str | None = None,
     progress: Progress | None = None,
+    pooled: Mapping[int, np.ndarray] | None = None,
 ) -> SentenceIndexSummary:
     """The ingest step that gives `version` its reader index before it is committed.
 
@@ -467,7 +480,7 @@ def build_sentence_index(
         summary.units = summary.reused = len(existing)
     else:
         previous = indexes.load(previous_version) if previous_version else None
-        index = SentenceIndex.build(documents, embedder, previous, progress, summary)
+        index = SentenceIndex.build(documents, embedder, previous, progress, summary, pooled)
         index.save(indexes.folder(version))
     summary.seconds = time.perf_counter() - started
     return summary

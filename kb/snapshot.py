@@ -8,7 +8,10 @@ text, with a few tokens of markup per document.
     Demon Dice, originally published as Chaos Progenitus, is a collectible dice game ...
 
 A document starts on a line of its own: `§`, its reference number (its position in
-the snapshot) and its title, left out when the text already begins with it. The
+the snapshot) and its title, left out when the text already begins with it or the
+document before has the same title (the paragraphs of one article: the number alone
+still opens each, for citations; on short paragraphs a repeated title was most of the
+markup). The
 reference-to-source map (doc id, title, source, where the text lies in the snapshot)
 is kept beside the snapshot, never in the prompt. A document's text cannot open a
 document: a line of it that starts with `§` and a digit has that `§` written as
@@ -59,9 +62,11 @@ def escape_text(text: str) -> str:
     return _FORGED.sub(ESCAPED_MARK, text) if MARK in text else text
 
 
-def header(ref: int, title: str, text: str) -> str:
+def header(ref: int, title: str, text: str, previous_title: str = "") -> str:
+    """The line that opens document `ref`; `previous_title`: the title of the document
+    before it in the snapshot."""
     title = " ".join(title.split())
-    if not title or text.startswith(title):
+    if not title or text.startswith(title) or title == " ".join(previous_title.split()):
         return f"{MARK}{ref}\n"
     return f"{MARK}{ref} {title}\n"
 
@@ -92,8 +97,10 @@ def build_snapshot(entries: list[SnapshotEntry]) -> Snapshot:
     parts: list[str] = []
     documents: list[SnapshotDocument] = []
     offset = tokens = 0
+    previous = ""
     for ref, entry in enumerate(entries, start=1):
-        head = header(ref, entry.title, entry.text)
+        head = header(ref, entry.title, entry.text, previous)
+        previous = entry.title
         start = offset + len(head)
         parts += [head, escape_text(entry.text), SEPARATOR]
         documents.append(

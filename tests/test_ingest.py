@@ -167,8 +167,10 @@ def test_snapshot_holds_every_document_in_a_stable_order_with_markers(
     documents = sorted(
         load_corpus(corpus, settings.max_file_bytes).documents, key=lambda d: d.doc_id
     )
+    titles = [""] + [d.title for d in documents]
     expected = "".join(
-        header(ref, d.title, d.text) + d.text + "\n\n" for ref, d in enumerate(documents, 1)
+        header(ref, d.title, d.text, titles[ref - 1]) + d.text + "\n\n"
+        for ref, d in enumerate(documents, 1)
     )
     assert version.snapshot == expected
     refs = {d.doc_id: ref for ref, d in enumerate(documents, 1)}
@@ -232,6 +234,24 @@ def test_snapshot_tokens_are_the_sum_of_document_segments() -> None:
         SnapshotEntry(d["doc_id"], d["title"], "", d["text"], body_tokens(d["text"])) for d in docs
     ]
     snapshot = build_snapshot(entries)
+    assert snapshot.tokens == count_tokens(snapshot.text)
+
+
+def test_a_title_repeated_from_the_document_before_is_not_repeated() -> None:
+    """Paragraphs of one article: each still opens with its own reference, for citations."""
+    texts = ["Rollo swore fealty to the king.", "The Normans spoke Norman.", "They boil water."]
+    titles = ["Normans", "Normans", "Kettles"]
+    entries = [
+        SnapshotEntry(f"d{n}", title, "", text, body_tokens(text))
+        for n, (title, text) in enumerate(zip(titles, texts, strict=True))
+    ]
+    snapshot = build_snapshot(entries)
+    assert snapshot.text.startswith("§1 Normans\nRollo")
+    assert "\n\n§2\nThe Normans" in snapshot.text
+    assert "\n\n§3 Kettles\nThey boil" in snapshot.text
+    assert [(ref, start, end) for ref, _, start, end in parse_snapshot(snapshot.text)] == [
+        (d.ref, d.start, d.end) for d in snapshot.documents
+    ]
     assert snapshot.tokens == count_tokens(snapshot.text)
 
 

@@ -141,6 +141,7 @@ def test_missing_vectors_are_reembedded_not_the_rest(
     assert summary.repaired == [f"re-embedded 2 missing vectors of version {report.version}"]
     # Issue 20: the summary counts them (it said chunks_embedded 0, embed_seconds 0.0).
     assert summary.chunks_embedded == 2 and summary.embed_seconds > 0
+    assert summary.vectors_repaired == 2
     assert check_data_dir(settings).ok
 
 
