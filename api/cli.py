@@ -267,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # plain `kb`: what it can do
         parser.print_help()
         return 0
+    chosen_before = os.environ.get("KB_KNOWLEDGE_BASE")
     try:
         _select_knowledge_base(args)
         return int(args.func(args))
@@ -284,6 +285,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `kb ingest --json | head`
         sys.stderr.close()
         return 0
+    finally:  # `main` called in-process (tests, library use) leaves the environment as it was
+        _restore_env("KB_KNOWLEDGE_BASE", chosen_before)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _select_knowledge_base(args: argparse.Namespace) -> None:

@@ -92,7 +92,7 @@ async def describe_kb(name: KBName, state: State, caller: Caller) -> KnowledgeBa
     description="Admin key. Records the knowledge base and, when `source` (a folder or file "
     "on the server) is given, indexes it at once.",
     response_model=KnowledgeBaseCreated,
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(400, 401, 403, 409, 413, 422),
 )
 async def create_kb(
     body: KnowledgeBaseCreate, state: State, caller: Caller
@@ -267,7 +267,7 @@ async def query_across(body: CrossQueryRequest, state: State, caller: Caller) ->
     description="Admin key. The new key is in the answer once; the service keeps only its "
     "salted scrypt hash (KB_KEYS_FILE).",
     response_model=KeyCreated,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(400, 401, 403, 413, 422),
 )
 async def create_key(body: KeyCreate, state: State, caller: Caller) -> KeyCreated:
     require_admin(caller)
