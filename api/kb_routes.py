@@ -32,8 +32,8 @@ from api.kb_schemas import (
     dump,
 )
 from api.keys import require_admin, require_ingest, require_read
-from api.routes import QUERY_ERRORS, _query_frames, error_responses, to_response
-from api.schemas import DocumentInfo, DocumentsPage, IngestResponse, QueryRequest, QueryResponse
+from api.routes import QUERY_ERRORS, _query_frames, documents_page, error_responses, to_response
+from api.schemas import DocumentsPage, IngestResponse, QueryRequest, QueryResponse
 from api.streaming import SSE_HEADERS, prefetched
 from kb.across import CrossAnswer, ask_across
 from kb.conversation import Turn, ask_conversation, converse
@@ -207,20 +207,7 @@ async def documents_kb(
     _readable(state, caller, name)
     base = await anyio.to_thread.run_sync(state.knowledge_bases.get, name)
     version = await anyio.to_thread.run_sync(base.corpus, limiter=state.query_limiter)
-    docs = version.manifest.documents
-    items = [
-        DocumentInfo(
-            doc_id=d.doc_id,
-            title=d.title,
-            source=d.source,
-            tokens=d.tokens,
-            chunks=len(d.chunk_ids),
-        )
-        for d in docs[offset : offset + limit]
-    ]
-    return DocumentsPage(
-        corpus_version=version.version, total=len(docs), offset=offset, limit=limit, items=items
-    )
+    return documents_page(version, offset, limit)
 
 
 @router.post(

@@ -44,6 +44,7 @@ from api.schemas import (
 from api.streaming import SSE_HEADERS, prefetched, sse
 from kb.backends import StreamDelta
 from kb.conversation import Turn, ask_conversation, converse
+from kb.corpus import CorpusVersion
 from kb.errors import IngestBusyError, KBError
 from kb.models import Answer
 
@@ -205,6 +206,11 @@ async def documents(
     limit: Annotated[int, Query(ge=1, le=500, description="Most documents (1-500).")] = 50,
 ) -> DocumentsPage:
     version = await anyio.to_thread.run_sync(kb.corpus, limiter=state.query_limiter)
+    return documents_page(version, offset, limit)
+
+
+def documents_page(version: CorpusVersion, offset: int, limit: int) -> DocumentsPage:
+    """One page of a corpus version's documents, for GET /v1/documents and its per-base twin."""
     docs = version.manifest.documents
     return DocumentsPage(
         corpus_version=version.version,
