@@ -14,6 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from kb.text import STOPWORDS
+
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
 _UNIT = r"(?:[ -]?(%|[A-Za-z]{1,12}))?"
 _QUANTITY = re.compile(_NUMBER + _UNIT)
@@ -49,7 +51,11 @@ class Quantity:
 
 
 def _unit(word: str | None) -> str:
+    """The unit word after a number, singular; '' for none, and for a function word
+    ("between 2004 and 2014": "and" is no unit, so 2004 stays a year)."""
     word = (word or "").lower()
+    if len(word) > 1 and word in STOPWORDS:
+        return ""
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
