@@ -8,8 +8,12 @@
   London") that the unit's section, title, document name or opening is about, or
   that none of them mentions.
 
-Each is a small addition to the unit's score, counted before the refusal threshold:
-they are evidence that the unit answers, not a preference among answers only.
+Each is a small addition to the unit's score. A table row or a range the unit itself
+states is counted before the refusal threshold: evidence that the unit answers. The
+qualifier is not: a document about "Australia" need not answer a question that ends "in
+Australia", so it only reorders units that clear the threshold on their own, by
++0.1 / -0.05 among rows and ranges (the production table against the laptop one), by
++0.05 and no penalty for prose.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ RANGE_BONUS = 0.15  # the unit's range holds the question's quantity (minus: mis
 QUALIFIER_BONUS = 0.1  # the unit's context is about the question's qualifier
 QUALIFIER_MISS = 0.05  # ... minus: nothing around the unit mentions it (a larger penalty cost
 # more right answers than it saved: "in one batch" is no place)
+PROSE_QUALIFIER_BONUS = 0.05  # ... for a unit without a row or range: no penalty either
 INTRO_CHARS = 400  # a document's opening, read as context for all its units
 
 _QUALIFIER = re.compile(
@@ -52,7 +57,7 @@ def qualifier(question: str) -> set[str]:
 class Evidence:
     """The question's cues, weighed against one unit at a time."""
 
-    MOST: ClassVar[float] = TABLE_BONUS + RANGE_BONUS + QUALIFIER_BONUS
+    MOST: ClassVar[float] = TABLE_BONUS + RANGE_BONUS  # what can lift a unit to the threshold
 
     def __init__(self, question: str) -> None:
         self.question = question
@@ -63,13 +68,19 @@ class Evidence:
 
     def weigh(
         self, text: str, start: int, end: int, base: int, sentence: Sentence, context: str
-    ) -> float:
-        """The unit text[start:end] (document offset `base`)'s added score."""
+    ) -> tuple[float, float]:
+        """The unit text[start:end] (document offset `base`)'s added score: (what the
+        unit itself shows, a table row or a range, counted before the refusal
+        threshold; what its surroundings say about the qualifier, a preference among
+        units that clear it)."""
         found = RANGE_BONUS * fit(self.quantities, sentence.text)
         found += self._table(text, start, end)
-        if self.qualifier:
-            found += self._qualifier(text, base, sentence, context)
-        return found
+        if not self.qualifier:
+            return found, 0.0
+        around = self._qualifier(text, base, sentence, context)
+        if found <= 0:  # prose: a tie-breaker only, its document naming a place is no answer
+            around = PROSE_QUALIFIER_BONUS if around > 0 else 0.0
+        return found, around
 
     def _table(self, text: str, start: int, end: int) -> float:
         unit = text[start:end]
@@ -88,9 +99,9 @@ class Evidence:
         return TABLE_BONUS if named_columns(row, self.question) else KEY_BONUS
 
     def _qualifier(self, text: str, base: int, sentence: Sentence, context: str) -> float:
-        """The bonus when the unit's surroundings (its section, title, document name or
-        opening; the score already reads the unit itself) name the qualifier."""
-        around = content_words(f"{context} {sentence.title} {sentence.doc_id}")
+        """The bonus when the unit or its surroundings (its section, title, document
+        name or opening) name the qualifier; the penalty when none of them does."""
+        around = content_words(f"{sentence.text} {context} {sentence.title} {sentence.doc_id}")
         opening = content_words(text[-base : -base + INTRO_CHARS]) if base <= 0 else set()
         if self.qualifier & (around | opening):
             return QUALIFIER_BONUS

@@ -12,8 +12,10 @@ import pytest
 
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest
+from kb.backends.extractive import Sentence
 from kb.conversation import Turn, ask_conversation, subject_of, with_subject
 from kb.embedding import Embedder
+from kb.evidence import Evidence
 from kb.models import Answer
 from kb.quantities import fit, quantities
 from kb.service import KnowledgeBase
@@ -206,6 +208,25 @@ def test_ranges_hold_or_miss_a_quantity() -> None:
     assert fit(asked, "Up to 1,000 EUR") == -1
     assert fit(asked, "flights of 6 hours or more") > fit(asked, "flights over 3 hours") > 0
     assert fit(asked, "Claims older than 60 days") == 0
+
+
+def test_a_function_word_after_a_year_is_no_unit() -> None:
+    # "2004 and": "and" is no unit, so 2004 is a year and no range is weighed for it.
+    assert quantities("What happened to the rate between 2004 and 2014?") == []
+    assert fit(quantities("from 2004 to 2014"), "The rate from 2000 to 2005 rose.") == 0
+
+
+def test_a_qualifier_only_breaks_ties_between_prose_units() -> None:
+    # The qualifier weighs fully among table rows or ranges the question names ("in
+    # production" vs "on a laptop"); for prose it is a small tie-breaker and never a
+    # penalty: a document about Paris need not answer a question ending "in Paris". It is
+    # returned apart, as it never lifts a unit to the refusal threshold.
+    evidence = Evidence("What is the cap on a hotel in Paris?")
+    text = "The cap is 180 EUR."
+    sentence = Sentence("travel.md", "Travel", "travel.md", 0, len(text), text)
+    found, around = evidence.weigh(text, 0, len(text), 0, sentence, "Paris")
+    assert found == 0 and 0 < around <= 0.05
+    assert evidence.weigh(text, 0, len(text), 0, sentence, "Rome") == (0.0, 0.0)
 
 
 GRID = """Options:

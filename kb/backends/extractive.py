@@ -250,11 +250,12 @@ class ExtractiveBackend(AnswerBackend):
             score = float(scores[at])
             context = index.context_of(row)
             base, text = reading.document(sentence.doc_id, sentence.start, sentence.end)
-            found = evidence.weigh(
+            found, around = evidence.weigh(
                 text, sentence.start - base, sentence.end - base, base, sentence, context
             )
             if score + found < self.threshold:
-                continue
+                continue  # a row or range the unit states may lift it; the qualifier not
+            found += around  # it only breaks ties among the units that clear the threshold
             bonus = KIND_BONUS if has_kind else 0.0
             if (
                 has_kind
