@@ -219,11 +219,12 @@ class StandaloneQuestion(BaseModel):
         "routed and retrieved with (null for a single question).",
         examples=["When did the platform team last review the on-call rotation?"],
     )
-    standalone_method: Literal["as_is", "rewrite", "recent_turns"] | None = Field(
+    standalone_method: Literal["as_is", "rewrite", "subject", "recent_turns"] | None = Field(
         default=None,
         description="How it was made: `as_is` (the first question), `rewrite` (one short "
-        "call to a generative backend) or `recent_turns` (the offline reader: the recent "
-        "user turns joined into one retrieval query).",
+        "call to a generative backend), `subject` (the offline reader: the previous "
+        "question's subject in place of the follow-up's pronoun) or `recent_turns` (the "
+        "offline reader: the recent user turns joined into one retrieval query).",
     )
 
 

@@ -43,6 +43,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 SETS = {
     "handbook": (ROOT / "corpora" / "handbook", ROOT / "corpora" / "handbook.questions.jsonl"),
+    "handbook-fresh": (
+        ROOT / "corpora" / "handbook",
+        ROOT / "bench" / "dev" / "handbook-fresh.questions.jsonl",
+    ),
+    "pydoc-fresh": (
+        ROOT / "corpora" / "pydoc" / "topics",
+        ROOT / "bench" / "dev" / "pydoc-fresh.questions.jsonl",
+    ),
+    "pydoc-dev": (
+        ROOT / "corpora" / "pydoc" / "topics",
+        ROOT / "bench" / "dev" / "pydoc.questions.jsonl",
+    ),
     "hotpotqa-100": (
         DATASETS / "hotpotqa-100" / "corpus.jsonl",
         DATASETS / "hotpotqa-100" / "questions.jsonl",

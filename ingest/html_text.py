@@ -24,7 +24,8 @@ _BLOCKS = frozenset(
     "address article aside blockquote div dl figure figcaption footer form h1 h2 h3 h4 h5 "
     "h6 header hr main nav ol p pre section table ul".split()
 )
-_LINES = frozenset({"br", "dd", "dt", "li", "td", "th", "tr"})
+_LINES = frozenset({"br", "dd", "dt", "li"})
+_CELLS = frozenset({"td", "th"})
 _SPACE = re.compile(r"\s+")
 _LINE_SPACE = re.compile(r"[ \t\xa0]+")
 
@@ -39,6 +40,7 @@ class _TextReader(HTMLParser):
         self.parts: list[str] = []
         self.hidden = 0  # depth inside hidden elements
         self.pre = 0
+        self.table = 0  # depth inside tables: a row is laid out as a Markdown `|` row
         self.in_head = False
         self.title: list[str] | None = None  # the first <title>'s text, while inside it
         self.h1: list[str] | None = None  # the first <h1>'s text, while inside it
@@ -58,6 +60,8 @@ class _TextReader(HTMLParser):
             self.h1 = []
         if tag == "pre":
             self.pre += 1
+        if self._table_tag(tag, starts=True):
+            return
         if tag in _BLOCKS:
             self._emit("\n\n")
         elif tag in _LINES:
@@ -80,8 +84,27 @@ class _TextReader(HTMLParser):
             self.h1_text, self.h1 = " ".join(self.h1), None
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
+        if self._table_tag(tag, starts=False):
+            return
         if tag in _BLOCKS:
             self._emit("\n\n")
+
+    def _table_tag(self, tag: str, *, starts: bool) -> bool:
+        """Lay a table out as `| cell | cell |` lines, one a row; block elements inside a
+        cell do not break its row. Whether `tag` was handled here."""
+        if tag == "table":
+            self.table = self.table + 1 if starts else max(0, self.table - 1)
+            self._emit("\n\n")
+            return True
+        if not self.table:
+            return False
+        if tag == "tr":
+            self._emit("\n|" if starts else "")
+        elif tag in _CELLS:
+            self._emit(" " if starts else " |")
+        elif tag in _BLOCKS or tag in _LINES:
+            self._emit(" ")
+        return True
 
     def handle_data(self, data: str) -> None:
         if self.hidden:

@@ -8,8 +8,11 @@ routed, it is made to stand on its own:
   that re-sends the same conversation does not pay for it twice. A rewrite that
   brings nothing of the conversation into the question is not trusted (see
   `trusted`); the recent user turns are used instead;
-- with the offline extractive reader, which cannot write, by a retrieval query made
-  of the recent user turns, latest last ("Who maintains the on-call rotation? When
+- with the offline extractive reader, which cannot write: when the follow-up refers
+  back with a pronoun and the previous question has a subject ("What does prod-admin
+  access allow?" then "How long can it last?"), by putting that subject in place of
+  the pronoun (`with_subject`); otherwise by a retrieval query made of the recent
+  user turns, latest last ("Who maintains the on-call rotation? When
   did she last review it?"), when the follow-up leans on them (`needs_context`: it
   refers back, continues, or is a word or two); a question that does not is taken
   as a new topic and asked as written.
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from kb.service import KnowledgeBase
 
 Role = Literal["user", "assistant"]
-Method = Literal["as_is", "rewrite", "recent_turns"]
+Method = Literal["as_is", "rewrite", "subject", "recent_turns"]
 
 RECENT_USER_TURNS = 3  # the extractive reader's query: this many user turns, latest last
 TRANSCRIPT_TURNS = 6  # turns the rewrite call sees
@@ -59,6 +62,15 @@ REFERENCE_WORDS = frozenset(
 )
 CONTINUATIONS = frozenset(["and", "but", "also", "then", "so", "what about", "how about"])
 _WORD = re.compile(r"[a-z]+")
+# "What does prod-admin access allow?": the words between the auxiliary and the end.
+_SUBJECT = re.compile(
+    r"^\s*(?:what|who|whom|which|where|when|why|how(?: \w+)?)\s+"
+    r"(does|do|did|can|could|must|should|will|would|is|are|was|were|has|have)\s+"
+    r"(?P<subject>[^?]+?)\s*\??\s*$",
+    re.IGNORECASE,
+)
+_VERB_AFTER = frozenset("does do did can could must should will would".split())
+_PRONOUN = re.compile(r"\b(?:it|its|they|them|their|this|that)\b(?!\s*(?:is|are)\b\s*\?)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +141,31 @@ def check_turns(turns: Sequence[Turn], max_chars: int) -> None:
                 f"characters; the limit is {max_chars:,} (KB_MAX_QUESTION_CHARS) for every "
                 "user message. Shorten it."
             )
+
+
+def subject_of(question: str) -> str:
+    """The subject of a question asked with an auxiliary: "What does prod-admin access
+    allow?" -> "prod-admin access", "How long is the review window?" -> "the review
+    window"; '' when the question has no such form."""
+    match = _SUBJECT.match(question)
+    if not match:
+        return ""
+    words = match.group("subject").split()
+    if match.group(1).lower() in _VERB_AFTER and len(words) >= 2:
+        words = words[:-1]  # "... does X allow": the last word is the verb
+    return " ".join(words)
+
+
+def with_subject(follow_up: str, previous: str) -> str:
+    """The follow-up with its pronoun ("How long can it last?") replaced by the
+    previous question's subject ("How long can prod-admin access last?"); '' when the
+    follow-up has no pronoun or the previous question no subject."""
+    subject = subject_of(previous)
+    match = _PRONOUN.search(follow_up.lower())
+    if not subject or not match:
+        return ""
+    replacement = f"{subject}'s" if match.group(0) in ("its", "their") else subject
+    return follow_up[: match.start()] + replacement + follow_up[match.end() :]
 
 
 def transcript(turns: Sequence[Turn]) -> str:
@@ -204,6 +241,9 @@ def standalone_question(
     if not backend.generative:
         if not needs_context(last):
             return Standalone(last, last, "as_is")
+        carried = with_subject(last, user_turns(turns)[-2])
+        if carried and len(carried) <= max_chars:
+            return Standalone(carried, last, "subject")
         return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
     history = transcript(turns)
     key = (backend.name, history, last)

@@ -36,7 +36,7 @@ from kb.settings import Settings
 from kb.text import ANSWER_KINDS, Unit, UnitKind, content_words, reading_units
 
 # Part of every unit's hash: a new reading-unit rule or model re-embeds everything.
-UNITS_VERSION = f"{MODEL_NAME}/units-v3"
+UNITS_VERSION = f"{MODEL_NAME}/units-v4"
 KINDS: tuple[UnitKind, ...] = ("sentence", "item", "row", "heading", "question", "rule")
 EMBED_STEP = 512  # units per embedding call (and per progress report)
 

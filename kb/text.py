@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from kb.tables import table_row_spans
+
 _PARAGRAPH = re.compile(r"\n\s*\n")
 # A sentence ends at . ! or ? (after any closing quote or bracket) before white space
 # and a capital, digit or opening mark.
@@ -61,9 +63,16 @@ def trim(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def _stem(word: str) -> str:
+    """A light stem: plural and verb endings, then a final "e" and an "-al" noun ending,
+    so that "approve", "approves" and "approvals", "freeze" and "freezes" meet."""
     for suffix in ("'s", "ies", "es", "s", "ed", "ing"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    if word.endswith("e") and len(word) >= 5:
+        word = word[:-1]
+    if word.endswith("al") and len(word) >= 7:
+        word = word[:-2]
     return word
 
 
@@ -98,8 +107,12 @@ class Unit:
 def reading_units(text: str) -> list[Unit]:
     """The units of `text` in order (see `Unit`). Headings, FAQ question lines and
     table borders are units too: they give context, but never make an answer."""
-    spans = _join_list_markers(
-        text, [piece for s, e in sentence_spans(text) for piece in _split_table_lines(text, s, e)]
+    spans = _join_table_rows(
+        _join_list_markers(
+            text,
+            [piece for s, e in sentence_spans(text) for piece in _split_table_lines(text, s, e)],
+        ),
+        table_row_spans(text),
     )
     units: list[Unit] = []
     heading = asked = lead = header = ""
@@ -145,6 +158,27 @@ def _join_list_markers(text: str, spans: list[tuple[int, int]]) -> list[tuple[in
         ):
             start = joined.pop()[0]
         joined.append((start, end))
+    return joined
+
+
+def _join_table_rows(
+    spans: list[tuple[int, int]], rows: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The pieces of one table row (a grid row's lines, a sentence end inside a cell)
+    made one span: a row is read whole."""
+    if not rows:
+        return spans
+    joined: list[tuple[int, int]] = []
+    at = 0
+    for start, end in spans:
+        while at < len(rows) and rows[at][1] <= start:
+            at += 1
+        if at < len(rows) and rows[at][0] <= start and end <= rows[at][1]:
+            if joined and joined[-1] == rows[at]:
+                continue
+            joined.append(rows[at])
+        else:
+            joined.append((start, end))
     return joined
 
 

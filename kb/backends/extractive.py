@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from kb.answer_phrase import Shown, shown
 from kb.backends.base import AnswerBackend, Completion
 from kb.corpus import CorpusVersion, Layout
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
+from kb.evidence import Evidence
 from kb.fact_kinds import asked_kinds, carries, restates
 from kb.models import Citation, Usage
+from kb.one_hop import hop_answer
 from kb.prompts import REFUSAL, Prompt
+from kb.quantities import asks_duration, has_duration
 from kb.sentence_index import (
     DocumentText,
     SentenceIndex,
@@ -70,6 +74,20 @@ class Reading:
     # text[i - base] (the snapshot holds whole documents; a passage a slice of one).
     texts: dict[str, list[tuple[int, str]]]
     titles: dict[str, tuple[str, str]]  # doc_id -> (title, source)
+    # doc_id -> the document's own text where the reader has it whole (the snapshot's
+    # documents; with passages, the corpus's), for a unit's table and opening.
+    documents: dict[str, str] = field(default_factory=dict)
+
+    def document(self, doc_id: str, start: int, end: int) -> tuple[int, str]:
+        """(base, text) holding document characters [start, end): character i is
+        text[i - base]; the whole document when the reader has it."""
+        whole = self.documents.get(doc_id)
+        if whole is not None:
+            return 0, whole
+        for base, text in self.texts[doc_id]:
+            if base <= start and end - base <= len(text):
+                return base, text
+        raise LookupError(f"unit {start}-{end} of {doc_id} is not in the context")
 
     def sentence(self, row: int) -> Sentence:
         doc_id = self.index.doc_ids[int(self.index.doc[row])]
@@ -96,7 +114,7 @@ class ExtractiveBackend(AnswerBackend):
         self.threshold = settings.extractive_threshold
         self.indexes = SentenceIndexes(Layout(settings.data_dir))
         self._loaded: OrderedDict[str, SentenceIndex] = OrderedDict()
-        self._spans: dict[str, dict[str, tuple[int, int]]] = {}
+        self._texts: dict[str, dict[str, str]] = {}
         self._adhoc: SentenceIndex | None = None  # for prompts without a corpus
         self._lock = threading.Lock()
 
@@ -148,22 +166,28 @@ class ExtractiveBackend(AnswerBackend):
         index, built = self.index_for(corpus)
         titles = {d.doc_id: (d.title, d.source) for d in corpus.manifest.documents}
         if prompt.path == "long_context":
-            spans = self._document_spans(corpus)
-            texts = {doc_id: [(-start, prompt.context)] for doc_id, (start, _) in spans.items()}
-            return Reading(index, np.arange(len(index)), texts, titles), built
+            whole = self._documents(corpus, prompt.context)
+            texts = {doc_id: [(0, text)] for doc_id, text in whole.items()}
+            return Reading(index, np.arange(len(index)), texts, titles, whole), built
         pieces: dict[str, list[tuple[int, str]]] = {}
         found = [np.zeros(0, dtype=np.int64)]
         for passage in prompt.passages:
             pieces.setdefault(passage.doc_id, []).append((passage.start, passage.text))
             found.append(index.rows_within(passage.doc_id, passage.start, passage.end))
-        return Reading(index, np.unique(np.concatenate(found)), pieces, titles), built
+        # A row's table header and a unit's document opening are its context, as in
+        # the index: read from the corpus for the documents the passages come from.
+        whole = self._documents(corpus, corpus.snapshot)
+        documents = {doc_id: whole[doc_id] for doc_id in pieces if doc_id in whole}
+        rows = np.unique(np.concatenate(found))
+        return Reading(index, rows, pieces, titles, documents), built
 
-    def _document_spans(self, corpus: CorpusVersion) -> dict[str, tuple[int, int]]:
-        spans = self._spans.get(corpus.version)
-        if spans is None:
-            spans = {doc_id: (start, end) for doc_id, start, end in corpus.document_spans()}
-            self._spans = {corpus.version: spans}
-        return spans
+    def _documents(self, corpus: CorpusVersion, snapshot: str) -> dict[str, str]:
+        """Each document's text, cut from the corpus snapshot once per version."""
+        documents = self._texts.get(corpus.version)
+        if documents is None:
+            documents = {d: snapshot[start:end] for d, start, end in corpus.document_spans()}
+            self._texts = {corpus.version: documents}
+        return documents
 
     def _read_without_corpus(self, prompt: Prompt) -> Reading:
         """A prompt built by hand: its passages (or whole context) indexed now,
@@ -203,12 +227,17 @@ class ExtractiveBackend(AnswerBackend):
         self, prompt: Prompt, reading: Reading, scores: np.ndarray
     ) -> list[tuple[float, float, Sentence, str]]:
         """(rank score, score, sentence, context) of the answerable units that clear the
-        threshold and say something the question does not, best first."""
+        threshold and say something the question does not, best first. What the score
+        cannot see counts too (`Evidence`): a table row the question names by its key
+        and column, a range that holds the question's quantity, a qualifier ("in
+        production") that the unit's section or document is about, the asked kind."""
         index, rows = reading.index, reading.rows
-        eligible = np.flatnonzero(index.answerable[rows] & (scores >= self.threshold))
+        floor = self.threshold - Evidence.MOST
+        eligible = np.flatnonzero(index.answerable[rows] & (scores >= floor))
         top = eligible[np.argsort(-scores[eligible], kind="stable")[:CANDIDATES]]
         kinds = asked_kinds(prompt.question)
         question_words = content_words(prompt.question)
+        evidence = Evidence(prompt.question)
         out = []
         for at in top:
             row = int(rows[at])
@@ -219,36 +248,70 @@ class ExtractiveBackend(AnswerBackend):
             if "number" in kinds and not has_kind:
                 continue  # "how many / how long ..." is not answered without a quantity
             score = float(scores[at])
+            context = index.context_of(row)
+            base, text = reading.document(sentence.doc_id, sentence.start, sentence.end)
+            found, around = evidence.weigh(
+                text, sentence.start - base, sentence.end - base, base, sentence, context
+            )
+            if score + found < self.threshold:
+                continue  # a row or range the unit states may lift it; the qualifier not
+            found += around  # it only breaks ties among the units that clear the threshold
             bonus = KIND_BONUS if has_kind else 0.0
-            out.append((score + bonus, score, sentence, index.context_of(row)))
+            if (
+                has_kind
+                and asks_duration(prompt.question)
+                and not has_duration(sentence.text, prompt.question)
+            ):
+                bonus = 0.0  # "how long" wants a duration, not any number
+            out.append((score + found + bonus, score, sentence, context))
         out.sort(key=lambda c: -c[0])
         return out
 
     # -- the answer ---------------------------------------------------------------
 
     def _answer(self, prompt: Prompt, reading: Reading, usage: Usage) -> Completion:
-        candidates = self._candidates(prompt, reading, self._scores(prompt, reading))
-        if not candidates:
+        scores = self._scores(prompt, reading)
+        candidates = self._candidates(prompt, reading, scores)
+        hop = hop_answer(prompt, reading, scores, candidates, self.threshold)
+        if hop is not None:
+            picked, phrase = hop.units, hop.phrase
+        elif candidates:
+            picked, phrase = _picked(candidates), ""
+        else:
             usage.output_tokens = count_tokens(REFUSAL)
             return Completion(REFUSAL, usage, self.name, refused=True, citations=[])
-        best_rank, best_score, best, best_context = candidates[0]
-        picked = [(best, best_score)]
-        for rank, score, sentence, context in candidates[1:5]:
-            if rank < SECOND_SENTENCE_RATIO * best_rank:
-                break
-            # A second source: another document, or the next item or row of one list.
-            sibling = context == best_context and sentence.doc_id == best.doc_id and context
-            if sentence.doc_id != best.doc_id or sibling:
-                picked.append((sentence, score))
-                break
-        picked.sort(key=lambda p: (p[0].doc_id, p[0].start))
-        citations = [
-            _cite(number, sentence, score, prompt)
-            for number, (sentence, score) in enumerate(picked, start=1)
-        ]
-        text = " ".join(f"{c.text} [{c.number}]" for c in citations)
+        citations, shown_units = [], []
+        for number, (sentence, score) in enumerate(picked, start=1):
+            citations.append(_cite(number, sentence, score, prompt))
+            shown_units.append(_shown(reading, sentence, prompt.question))
+        # The phrase comes from the unit that answers: the best one, or the hop's last.
+        answering = picked[-1][0] if hop is not None else candidates[0][2]
+        lead = phrase or shown_units[[s for s, _ in picked].index(answering)].phrase
+        supports = " ".join(f"{s.support} [{n}]" for n, s in enumerate(shown_units, start=1))
+        text = f"{lead} — {supports}" if lead else supports
         usage.output_tokens = count_tokens(text)
         return Completion(text, usage, self.name, refused=False, citations=citations)
+
+
+def _picked(candidates: list[tuple[float, float, Sentence, str]]) -> list[tuple[Sentence, float]]:
+    """The best unit, and a second source scoring close to it: another document, or
+    the next item or row of the same list."""
+    best_rank, best_score, best, best_context = candidates[0]
+    picked = [(best, best_score)]
+    for rank, score, sentence, context in candidates[1:5]:
+        if rank < SECOND_SENTENCE_RATIO * best_rank:
+            break
+        sibling = context == best_context and sentence.doc_id == best.doc_id and context
+        if sentence.doc_id != best.doc_id or sibling:
+            picked.append((sentence, score))
+            break
+    picked.sort(key=lambda p: (p[0].doc_id, p[0].start))
+    return picked
+
+
+def _shown(reading: Reading, sentence: Sentence, question: str) -> Shown:
+    base, text = reading.document(sentence.doc_id, sentence.start, sentence.end)
+    return shown(text, sentence.start - base, sentence.end - base, question, asked_kinds(question))
 
 
 def _stitched(prompt: Prompt) -> list[DocumentText]:
