@@ -90,5 +90,7 @@ def restates(text: str, known_words: set[str], kinds: frozenset[FactKind]) -> bo
     if not new:
         return True
     if kinds and len(words) >= 4 and 1 - len(new) / len(words) >= RESTATE_SHARE:
-        return not carries(" ".join(sorted(new)), kinds, "")
+        # The new words as written: their stems ("thre") no longer read as a number.
+        written = [word for word in re.findall(r"\w+", text) if content_words(word) & new]
+        return not carries(" ".join(written), kinds, "")
     return False
