@@ -39,6 +39,7 @@ from bench.load_test import (  # noqa: E402
     report_rss,
     rss_bytes,
     sample_rss,
+    wait_for,
 )
 from kb.knowledge_bases import UNLOAD_GRACE_S  # noqa: E402
 
@@ -58,18 +59,8 @@ def serve(data_dir: Path, **env_extra: str) -> tuple[subprocess.Popen[bytes], st
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with code {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    process.terminate()
-    raise SystemExit("the server did not start within 600 s")
+    wait_for(process, f"{url}/healthz", 600)
+    return process, url
 
 
 def questions_for(name: str, source: str | None) -> list[str]:

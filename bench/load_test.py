@@ -102,18 +102,25 @@ def start_server(data_dir: Path, workers: int, hops: str) -> tuple[subprocess.Po
     env["KB_RETRIEVAL_HOPS"] = str(hops)
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600  # a first start builds the reader's sentence index
+    # a first start builds the reader's sentence index: wait for /readyz, not /healthz
+    wait_for(process, f"{url}/readyz", 600)
+    return process, url
+
+
+def wait_for(process: subprocess.Popen[bytes], url: str, seconds: float) -> None:
+    """Until `url` answers 200; SystemExit when `process` exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with code {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.25)
     process.terminate()
-    raise SystemExit("the server did not become ready within 600 s")
+    raise SystemExit(f"{url} did not answer 200 within {seconds:.0f} s")
 
 
 def rss_bytes(pid: int) -> int:
