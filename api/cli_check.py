@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.check import check_data_dir
-    from kb.settings import load_settings
+    from kb.core import load_settings
+    from kb.store import check_data_dir
 
     settings = load_settings(data_dir=args.data_dir)
     report = check_data_dir(settings)

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.settings import load_settings
+from kb.core import load_settings
 
 if TYPE_CHECKING:
-    from kb.service import KnowledgeBase
+    from kb import KnowledgeBase
 
 HELP = (
     "Write an evaluation set from the ingested corpus: with a generative --backend, "
@@ -59,8 +59,7 @@ def generate_into(
     """Generate `count` questions from the base's corpus into `out_dir` with its
     backend; returns the questions file and a sentence for the report saying how they
     were made."""
-    from kb.report.generate import Shares, generate_questions
-    from kb.report.generated import write_generated
+    from kb.report import Shares, generate_questions, write_generated
 
     shares = Shares(args.two_document_share, args.unanswerable_share)
     generated = generate_questions(base.corpus(), count, args.seed, base.backend, shares)
@@ -85,8 +84,8 @@ def generate_into(
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.report.generate import Shares, check_count
-    from kb.service import KnowledgeBase
+    from kb import KnowledgeBase
+    from kb.report import Shares, check_count
 
     check_count(args.count)
     Shares(args.two_document_share, args.unanswerable_share)  # bad shares fail first

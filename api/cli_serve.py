@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kb.settings import Settings
+    from kb.core import Settings
 
 HELP = "Serve the HTTP API and web page (host, port and workers from KB_* settings)."
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app, limit_embedding_threads
-    from kb.settings import load_settings
+    from kb.core import load_settings
 
     overrides = {
         "data_dir": args.data_dir,

@@ -62,8 +62,8 @@ def questions() -> list[str]:
 
 def ensure_ingested(data_dir: Path) -> None:
     """Ingest hotpotqa-100's corpus into `data_dir` (incremental: a no-op if current)."""
-    from ingest.pipeline import run_ingest
-    from kb.settings import load_settings
+    from ingest import run_ingest
+    from kb.core import load_settings
 
     started = time.perf_counter()
     summary = run_ingest(load_settings(data_dir=data_dir), DATASET / "corpus.jsonl")

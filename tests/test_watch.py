@@ -18,9 +18,9 @@ import pytest
 from api.cli import main
 from ingest.pipeline import run_ingest
 from ingest.watch import Reindex, describe, describe_changes, name_some, watch
-from kb.embedding import Embedder
-from kb.models import IngestSummary
-from kb.settings import load_settings
+from kb.core.models import IngestSummary
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from tests.conftest import ROOT, write_corpus
 
 FILES = {

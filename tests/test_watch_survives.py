@@ -16,8 +16,8 @@ import pytest
 
 from api.cli import main
 from ingest.watch import Reindex, describe, watch
-from kb.embedding import Embedder
-from kb.settings import load_settings
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from tests.conftest import write_corpus
 from tests.live_server import SERVICE_KEY, make_settings, serving
 

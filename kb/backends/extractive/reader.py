@@ -6,7 +6,7 @@ network.
 It honestly reads whatever context it is given: the whole corpus snapshot on the
 long-context path, the numbered passages on the retrieval path. What it needs per
 corpus version, every unit's vector, is computed at ingest time
-(`kb.sentence_index`); its "prompt cache" is that index, reported as cache-read
+(`kb.backends.extractive.sentence_index`); its "prompt cache" is that index, reported as cache-read
 tokens on the long-context path. A data folder ingested without it gets it built by
 the first question (reported as cache-write tokens) and saved.
 
@@ -24,26 +24,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kb.answer_phrase import Shown, shown
 from kb.backends.base import AnswerBackend, Completion
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.evidence import Evidence
-from kb.fact_kinds import asked_kinds, carries, restates
-from kb.models import Citation, Usage
-from kb.one_hop import hop_answer
-from kb.prompts import REFUSAL, Prompt
-from kb.quantities import asks_duration, has_duration
-from kb.sentence_index import (
+from kb.backends.extractive.answer_phrase import Shown, shown
+from kb.backends.extractive.evidence import Evidence
+from kb.backends.extractive.fact_kinds import asked_kinds, carries, restates
+from kb.backends.extractive.one_hop import hop_answer
+from kb.backends.extractive.quantities import asks_duration, has_duration
+from kb.backends.extractive.sentence_index import (
     DocumentText,
     SentenceIndex,
     SentenceIndexes,
     corpus_documents,
     hash64,
 )
-from kb.settings import Settings
-from kb.text import content_words
-from kb.tokens import count_tokens
+from kb.backends.prompts import REFUSAL, Prompt
+from kb.core.models import Citation, Usage
+from kb.core.settings import Settings
+from kb.core.text import content_words
+from kb.core.tokens import count_tokens
+from kb.search.embedding import MODEL_NAME, Embedder, shared_embedder
+from kb.store.corpus import CorpusVersion, Layout
 
 VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
