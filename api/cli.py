@@ -90,7 +90,7 @@ def _print_summary(summary: IngestSummary, settings: Settings) -> None:
 
 
 def _watch(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest import Reindex, describe, watch
+    from ingest import Reindex, describe, watch_corpus
 
     print(f"watching {args.path} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
 
@@ -100,7 +100,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(describe(reindex), flush=True)
 
-    watch(settings, Path(args.path), report, debounce_s=args.debounce)  # until Ctrl-C
+    watch_corpus(settings, Path(args.path), report, debounce_s=args.debounce)  # until Ctrl-C
     return 0
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from kb import KeyStore, KnowledgeBase, KnowledgeBases, root_settings
 from kb.core import load_settings
 
 KBS_HELP = (
@@ -26,8 +27,6 @@ def add_kbs_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_kbs(args: argparse.Namespace) -> int:
     from dataclasses import asdict
-
-    from kb import KnowledgeBase, KnowledgeBases, root_settings
 
     settings = root_settings(load_settings(data_dir=args.data_dir))
     with KnowledgeBase(settings) as default:
@@ -67,8 +66,6 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from kb import KeyStore
-
     settings = load_settings(data_dir=args.data_dir)
     store = KeyStore(settings.keys_path())
     if args.action == "create":

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kb import KnowledgeBase
 from kb.core import load_settings
+from kb.report import Shares, check_count, generate_questions, write_generated
 
 if TYPE_CHECKING:
     from kb import KnowledgeBase
@@ -59,8 +61,6 @@ def generate_into(
     """Generate `count` questions from the base's corpus into `out_dir` with its
     backend; returns the questions file and a sentence for the report saying how they
     were made."""
-    from kb.report import Shares, generate_questions, write_generated
-
     shares = Shares(args.two_document_share, args.unanswerable_share)
     generated = generate_questions(base.corpus(), count, args.seed, base.backend, shares)
     questions, review = write_generated(generated, out_dir)
@@ -84,9 +84,6 @@ def generate_into(
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb import KnowledgeBase
-    from kb.report import Shares, check_count
-
     check_count(args.count)
     Shares(args.two_document_share, args.unanswerable_share)  # bad shares fail first
     settings = load_settings(data_dir=args.data_dir, backend=args.backend)

@@ -35,6 +35,7 @@ from api.keys import require_admin, require_ingest, require_read
 from api.routes import QUERY_ERRORS, _query_frames, documents_page, error_responses, to_response
 from api.schemas import DocumentsPage, IngestResponse, QueryRequest, QueryResponse
 from api.streaming import SSE_HEADERS, prefetched
+from ingest import run_ingest
 from kb import CrossAnswer, KnowledgeBaseNotFoundError, Turn, ask_across, not_found
 from kb.core import IngestBusyError
 
@@ -139,8 +140,6 @@ async def ingest_kb(name: KBName, state: State, caller: Caller) -> IngestRespons
 
 
 async def _ingest(state: ServiceState, name: str) -> IngestResponse:
-    from ingest import run_ingest
-
     base = state.knowledge_bases.get(name)
     source = base.settings.corpus_dir
     if source is None:

@@ -43,10 +43,11 @@ from api.kb_schemas import KnowledgeBaseInfo, KnowledgeBaseList, dump
 from api.keys import require_read
 from api.logs import quiet_library_loggers
 from api.mcp_bounds import MCP_BODY_BYTES, read_bounded, replay, request_problem
+from api.routes import to_response
 from api.schemas import Citation, CorpusResponse, QueryResponse, Turn, error_payload
 from kb import ADMIN, NOBODY, Access, KnowledgeBase, KnowledgeBases, __version__
 from kb import Turn as ConversationTurn
-from kb.core import DEFAULT_KB, KBError, Mode, Settings, check_top_k
+from kb.core import DEFAULT_KB, KBError, Mode, Settings, check_top_k, load_settings
 from kb.search import build_passages
 from kb.store import CorpusVersion
 
@@ -145,8 +146,6 @@ def build_server(
         history: list[Turn] | None = None,
         kb: str | None = Field(None, description=KB_ARGUMENT),
     ) -> QueryResponse:
-        from api.routes import to_response
-
         if len(history or []) > HISTORY_TURNS:
             raise ToolError(f"history has {len(history or [])} turns; at most {HISTORY_TURNS}.")
         base = _call(pick, kb)
@@ -290,8 +289,6 @@ def mount_http(
 
 def run(args: argparse.Namespace) -> int:
     """Serve over stdio until the client closes the pipe. Stdout carries the protocol."""
-    from kb.core import load_settings
-
     settings = load_settings(data_dir=args.data_dir, backend=args.backend)
     quiet_library_loggers()
     with KnowledgeBase(settings) as kb:

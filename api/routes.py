@@ -42,6 +42,7 @@ from api.schemas import (
     error_payload,
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
+from ingest import run_ingest
 from kb import Answer, Turn
 from kb.backends import StreamDelta
 from kb.core import IngestBusyError, KBError
@@ -145,8 +146,6 @@ async def _query_frames(
     dependencies=[IngestAuth],
 )
 async def ingest(state: State) -> IngestResponse:
-    from ingest import run_ingest
-
     corpus_dir = state.settings.corpus_dir
     if corpus_dir is None:
         raise NoCorpusDirError(

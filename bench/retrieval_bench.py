@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest import run_ingest
-from kb.core import Settings, load_settings
+from kb.core import Settings, count_tokens, load_settings
 from kb.report import recall_at_k
 from kb.search import (
     Retriever,
@@ -210,8 +210,6 @@ def _measure(dev: DevSet, data: Path, budgets: tuple[int, ...]) -> dict[str, Any
 
 
 def retriever_tokens(text: str) -> int:
-    from kb.core import count_tokens
-
     return count_tokens(text)
 
 

@@ -15,7 +15,7 @@ from ingest.chunking import chunk_document, chunk_embedding_text
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest, vector_key
 from ingest.progress import IngestProgress
-from ingest.watch import Reindex, describe, name_some, watch
+from ingest.watch import Reindex, describe, name_some, watch_corpus
 
 __all__ = [
     "IngestProgress",
@@ -27,5 +27,5 @@ __all__ = [
     "name_some",
     "run_ingest",
     "vector_key",
-    "watch",
+    "watch_corpus",
 ]

@@ -90,7 +90,7 @@ def describe(reindex: Reindex) -> str:
     )
 
 
-def watch(
+def watch_corpus(
     settings: Settings,
     root: Path,
     on_reindex: Callable[[Reindex], None],

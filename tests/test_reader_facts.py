@@ -14,7 +14,7 @@ from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest
 from kb.backends.extractive.evidence import Evidence
 from kb.backends.extractive.quantities import fit, quantities
-from kb.backends.extractive.reader import Sentence
+from kb.backends.extractive.reading import Sentence
 from kb.conversation import Turn, subject_of, with_subject
 from kb.core.models import Answer
 from kb.core.settings import load_settings
