@@ -37,9 +37,6 @@ def clean_kb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     for name in list(os.environ):
         if name.startswith("KB_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
     monkeypatch.chdir(tmp_path)
     # From the temp folder, a `python -m api.cli` subprocess must still import this
     # checkout (not whatever copy the venv has installed).

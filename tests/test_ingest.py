@@ -18,7 +18,7 @@ from ingest.chunking import chunk_document, chunk_embedding_text
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest, vector_key
 from ingest.progress import IngestProgress
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes
 from kb.core.errors import IngestBusyError, NotIngestedError, UserError
 from kb.core.models import Document, IngestSummary
 from kb.core.settings import Settings, load_settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.pipeline import run_ingest
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes
 from kb.core.settings import load_settings
 from kb.search.embedding import Embedder
 from kb.store.corpus import CorpusVersion, Layout

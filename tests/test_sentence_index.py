@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes, build_index
 from kb.core.settings import Settings, load_settings
 from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
@@ -99,11 +99,8 @@ def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
 ) -> None:
     import numpy as np
 
-    from kb.backends.extractive.sentence_index import (
-        DocumentText,
-        SentenceIndex,
-        SentenceIndexSummary,
-    )
+    from kb.backends.extractive.index_builder import SentenceIndexSummary
+    from kb.backends.extractive.sentence_index import DocumentText
 
     first = [DocumentText(name, name.removesuffix(".md"), text) for name, text in DOCS.items()]
     second = [
@@ -111,10 +108,10 @@ def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
         DocumentText("moved/oncall.md", "oncall", DOCS["oncall.md"]),  # renamed, same text
         DocumentText("new.md", "new", "# New\n\nBadges are renewed every year.\n"),
     ]  # ports.md removed
-    previous = SentenceIndex.build(first, embedder)
+    previous = build_index(first, embedder)
     summary = SentenceIndexSummary()
-    grown = SentenceIndex.build(second, embedder, previous, summary=summary)
-    fresh = SentenceIndex.build(second, embedder)
+    grown = build_index(second, embedder, previous, summary=summary)
+    fresh = build_index(second, embedder)
 
     assert grown.doc_ids == fresh.doc_ids
     for column in ("doc", "start", "end", "kind", "text_hash", "doc_hash", "word_ptr", "words"):
