@@ -12,6 +12,8 @@ from kb.core.settings import Settings, load_settings
 from kb.search.embedding import Embedder, shared_embedder
 from tests.chroma_server import chroma_server  # noqa: F401  (a fixture, shared)
 
+pytest_plugins = ["tests.lanes", "pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

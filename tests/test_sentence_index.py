@@ -36,6 +36,7 @@ def ingested(tmp_path: Path, embedder: Embedder) -> tuple[Settings, Path]:
     return settings, root
 
 
+@pytest.mark.integration
 def test_a_committed_version_has_its_sentence_index(ingested: tuple[Settings, Path]) -> None:
     settings, _ = ingested
     layout = Layout(settings.data_dir)
@@ -47,6 +48,7 @@ def test_a_committed_version_has_its_sentence_index(ingested: tuple[Settings, Pa
     assert len(index) >= 8  # headings, sentences, items and rows of three documents
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["rag", "long_context"])
 def test_the_first_question_after_an_ingest_embeds_only_the_question(
     ingested: tuple[Settings, Path], embedder: Embedder, mode: str
@@ -62,6 +64,7 @@ def test_the_first_question_after_an_ingest_embeds_only_the_question(
         assert answer.usage.cache_read_tokens > 0
 
 
+@pytest.mark.integration
 def test_an_edit_embeds_only_new_units_and_a_rename_none(
     ingested: tuple[Settings, Path], embedder: Embedder
 ) -> None:
@@ -80,6 +83,7 @@ def test_an_edit_embeds_only_new_units_and_a_rename_none(
     assert embedder.texts_embedded - before == summary.chunks_embedded  # no unit re-embedded
 
 
+@pytest.mark.integration
 def test_only_the_committed_and_the_previous_version_keep_an_index(
     ingested: tuple[Settings, Path], embedder: Embedder
 ) -> None:
@@ -94,6 +98,7 @@ def test_only_the_committed_and_the_previous_version_keep_an_index(
     assert folders == sorted(v for v in versions[1:] if v)
 
 
+@pytest.mark.integration
 def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
     embedder: Embedder,
 ) -> None:
