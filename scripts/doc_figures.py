@@ -11,7 +11,7 @@ SOURCE    a report name (`handbook` means reports/handbook/summary.json), or a f
 SELECTOR  for JSON, a JSON Pointer (RFC 6901) into it: `/modes/rag/latency_s/p50`,
           `/costs/models/openai:gpt-4.1-mini/modes/rag/monthly_with_cache_usd`,
           `/threshold_tradeoff/long_context/8/accuracy`; for a text file, a regular
-          expression without spaces: the figure is the number of lines it matches.
+          expression without spaces: the figure is the number of its matches.
 FORMAT    one of FORMATS below: `pct` writes 0.7759 as 77.6%, `usd` 218.24 as $218.24.
 
     python scripts/doc_figures.py --check   # exit 1, naming each figure that differs
