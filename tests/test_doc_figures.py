@@ -182,3 +182,20 @@ def test_configuration_lists_every_setting() -> None:
     fields = {f"KB_{name.upper()}" for name in Settings.model_fields}
     assert sorted(fields - documented) == [], "settings missing from docs/configuration.md"
     assert sorted(documented - fields) == [], "documented variables that are not settings"
+
+
+CODE_PATH = re.compile(r"`((?:kb|ingest|api|bench|scripts|tests|corpora)/[\w./-]*)`")
+
+
+@pytest.mark.skipif(
+    not (ROOT / "kb/core").is_dir(), reason="the docs name the issue-22 package layout"
+)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_named_module_exists(doc: Path) -> None:
+    missing = [
+        f"{doc.name}:{n}: {path}"
+        for n, line in _prose(doc)
+        for path in CODE_PATH.findall(line)
+        if not (ROOT / path.rstrip("/")).exists()
+    ]
+    assert missing == []
