@@ -32,13 +32,10 @@ from api.docs import add_docs
 from api.logs import quiet_library_loggers
 from api.mcp_server import mount_http as mount_mcp_http
 from api.schemas import error_payload
+from kb import KeyStore, KnowledgeBase, KnowledgeBases
 from kb.backends import AnswerBackend
-from kb.embedding import Embedder, set_embedding_threads, threads_for
-from kb.errors import BackendError, KBError, SettingsError
-from kb.keys import KeyStore
-from kb.knowledge_bases import KnowledgeBases
-from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
+from kb.core import BackendError, KBError, Settings, SettingsError, load_settings
+from kb.search import Embedder, set_embedding_threads, threads_for
 
 logger = logging.getLogger("api")
 STATIC_DIR = Path(__file__).resolve().parent / "static"

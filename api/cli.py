@@ -12,13 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kb import __version__
-from kb.errors import KBError, ServiceError, UserError
-from kb.models import IngestSummary
-from kb.settings import DEFAULT_KB, MODES, Settings, load_settings
+from kb import IngestSummary, ServiceError, __version__
+from kb.core import DEFAULT_KB, MODES, KBError, Settings, UserError, load_settings
 
 if TYPE_CHECKING:
-    from kb.embedding import Purpose
+    from kb.search import Purpose
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -26,19 +24,18 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def _bound_threads(settings: Settings, purpose: Purpose) -> None:
-    from kb.embedding import set_embedding_threads, threads_for
+    from kb.search import set_embedding_threads, threads_for
 
     set_embedding_threads(threads_for(settings, purpose))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from ingest.pipeline import run_ingest
-    from ingest.progress import IngestProgress
+    from ingest import IngestProgress, run_ingest
 
     settings = _settings(args)
     _bound_threads(settings, "ingest")
     if settings.kb_name != DEFAULT_KB:  # issue 19: a named knowledge base remembers its source
-        from kb.knowledge_bases import record_source
+        from kb import record_source
 
         record_source(settings, Path(args.path))
     progress = None if args.json else IngestProgress(sys.stderr)
@@ -65,7 +62,7 @@ def _summary_json(summary: IngestSummary, *, full: bool, indent: int | None) -> 
 
 
 def _print_summary(summary: IngestSummary, settings: Settings) -> None:
-    from ingest.watch import name_some
+    from ingest import name_some
 
     counts = []
     for kind, count, ids in (
@@ -93,7 +90,7 @@ def _print_summary(summary: IngestSummary, settings: Settings) -> None:
 
 
 def _watch(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.watch import Reindex, describe, watch
+    from ingest import Reindex, describe, watch_corpus
 
     print(f"watching {args.path} for changes (Ctrl-C stops)", file=sys.stderr, flush=True)
 
@@ -103,7 +100,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(describe(reindex), flush=True)
 
-    watch(settings, Path(args.path), report, debounce_s=args.debounce)  # until Ctrl-C
+    watch_corpus(settings, Path(args.path), report, debounce_s=args.debounce)  # until Ctrl-C
     return 0
 
 
@@ -299,7 +296,7 @@ def _restore_env(name: str, value: str | None) -> None:
 def _select_knowledge_base(args: argparse.Namespace) -> None:
     """`--kb NAME`: every command below builds its settings from KB_* at this edge, so
     the choice is made once here, for all of them (and the processes they start)."""
-    from kb.knowledge_bases import check_name
+    from kb import check_name
 
     if getattr(args, "kb", None):
         os.environ["KB_KNOWLEDGE_BASE"] = check_name(args.kb)

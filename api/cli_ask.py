@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from kb.errors import KBError, ServiceError
-from kb.settings import Settings
+from kb import KnowledgeBase, ServiceError, Turn
+from kb.core import KBError, Settings
 
 HISTORY_TURNS = 20  # earlier turns `kb chat` sends with a follow-up
 REMOTE_TIMEOUT_S = 300.0
@@ -36,7 +36,7 @@ class Asker:
     mode: str | None = None
     top_k: int | None = None
     local: bool = False
-    _base: Any = field(default=None, repr=False)
+    _base: KnowledgeBase | None = field(default=None, repr=False)
 
     @property
     def remote(self) -> bool:
@@ -60,16 +60,13 @@ class Asker:
             self._base.close()
 
     def _ask_local(self, question: str, history: list[dict[str, str]]) -> dict[str, Any]:
-        from kb.conversation import Turn, ask_conversation
-        from kb.service import KnowledgeBase
-
         if self._base is None:
             self._base = KnowledgeBase(self.settings)
         turns = [
             Turn("user" if t["role"] == "user" else "assistant", t["content"]) for t in history
         ]
         turns.append(Turn("user", question))
-        answer = ask_conversation(self._base, turns, self.mode, self.top_k)
+        answer = self._base.ask(turns, self.mode, self.top_k)
         return answer.to_dict()
 
     def _ask_remote(self, question: str, history: list[dict[str, str]]) -> dict[str, Any]:

@@ -6,6 +6,9 @@ import argparse
 import json
 from dataclasses import asdict
 
+from kb.core import load_settings
+from kb.store import check_data_dir
+
 HELP = (
     "Verify the index without changing it: every file parses and agrees with the "
     "manifest, every chunk has its vector. Exit 1 if damaged (`kb ingest` repairs it)."
@@ -17,9 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.check import check_data_dir
-    from kb.settings import load_settings
-
     settings = load_settings(data_dir=args.data_dir)
     report = check_data_dir(settings)
     if args.json:

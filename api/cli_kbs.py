@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from kb.settings import load_settings
+from kb import KeyStore, KnowledgeBase, KnowledgeBases, root_settings
+from kb.core import load_settings
 
 KBS_HELP = (
     "List the knowledge bases of the data dir: documents, tokens, and the path `auto` "
@@ -26,9 +27,6 @@ def add_kbs_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_kbs(args: argparse.Namespace) -> int:
     from dataclasses import asdict
-
-    from kb.knowledge_bases import KnowledgeBases, root_settings
-    from kb.service import KnowledgeBase
 
     settings = root_settings(load_settings(data_dir=args.data_dir))
     with KnowledgeBase(settings) as default:
@@ -68,8 +66,6 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from kb.keys import KeyStore
-
     settings = load_settings(data_dir=args.data_dir)
     store = KeyStore(settings.keys_path())
     if args.action == "create":

@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.settings import load_settings
+from kb import KnowledgeBase
+from kb.core import load_settings
+from kb.report import Shares, check_count, generate_questions, write_generated
 
 if TYPE_CHECKING:
-    from kb.service import KnowledgeBase
+    from kb import KnowledgeBase
 
 HELP = (
     "Write an evaluation set from the ingested corpus: with a generative --backend, "
@@ -59,9 +61,6 @@ def generate_into(
     """Generate `count` questions from the base's corpus into `out_dir` with its
     backend; returns the questions file and a sentence for the report saying how they
     were made."""
-    from kb.report.generate import Shares, generate_questions
-    from kb.report.generated import write_generated
-
     shares = Shares(args.two_document_share, args.unanswerable_share)
     generated = generate_questions(base.corpus(), count, args.seed, base.backend, shares)
     questions, review = write_generated(generated, out_dir)
@@ -85,9 +84,6 @@ def generate_into(
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.report.generate import Shares, check_count
-    from kb.service import KnowledgeBase
-
     check_count(args.count)
     Shares(args.two_document_share, args.unanswerable_share)  # bad shares fail first
     settings = load_settings(data_dir=args.data_dir, backend=args.backend)

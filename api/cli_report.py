@@ -9,18 +9,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api import cli_questions
-from kb.errors import InvalidRequestError
+from ingest import run_ingest
+from kb import KnowledgeBase
+from kb.core import InvalidRequestError, load_settings
 from kb.report import (
     DEFAULT_CACHE_TTL_MINUTES,
     DEFAULT_MODES,
     DEFAULT_MONTHLY_QUESTIONS,
     DEFAULT_PRICE_MODELS,
     ReportOptions,
+    Shares,
+    check_count,
+    record_for_router,
+    run_report,
+    write_report,
 )
-from kb.settings import load_settings
+from kb.search import set_embedding_threads, threads_for
 
 if TYPE_CHECKING:
-    from kb.report.runner import ReportResult
+    from kb.report import ReportResult
 
 HELP = "Run an evaluation set through each mode and write a comparison report."
 
@@ -139,11 +146,6 @@ def _add_report_text_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.embedding import set_embedding_threads, threads_for
-    from kb.report.runner import run_report
-    from kb.report.writer import write_report
-    from kb.service import KnowledgeBase
-
     options = _options(args)  # bad input fails here, before any model loads
     settings = load_settings(
         data_dir=args.data_dir,
@@ -152,8 +154,6 @@ def run(args: argparse.Namespace) -> int:
     )
     set_embedding_threads(threads_for(settings, "questions"))
     if args.ingest is not None:
-        from ingest.pipeline import run_ingest
-
         summary = run_ingest(settings, args.ingest)
         print(
             f"ingested {args.ingest}: {summary.documents} documents, "
@@ -176,8 +176,6 @@ def run(args: argparse.Namespace) -> int:
         written = write_report(result, args.out)
         _print_outcome(result)
         if args.record:
-            from kb.report.recommendation import record_for_router
-
             recorded = record_for_router(
                 settings.data_dir,
                 base.corpus().manifest,
@@ -198,8 +196,6 @@ def _options(args: argparse.Namespace) -> ReportOptions:
     if (args.questions is None) == (args.generate is None):
         raise InvalidRequestError("Give either --questions FILE or --generate N (one of them).")
     if args.generate is not None:
-        from kb.report.generate import Shares, check_count
-
         check_count(args.generate)
         Shares(args.two_document_share, args.unanswerable_share)
     return ReportOptions(

@@ -7,8 +7,11 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from api.app import create_app, limit_embedding_threads
+from kb.core import load_settings
+
 if TYPE_CHECKING:
-    from kb.settings import Settings
+    from kb.core import Settings
 
 HELP = "Serve the HTTP API and web page (host, port and workers from KB_* settings)."
 
@@ -51,9 +54,6 @@ def exposure_warning(settings: Settings) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from api.app import create_app, limit_embedding_threads
-    from kb.settings import load_settings
 
     overrides = {
         "data_dir": args.data_dir,

@@ -26,11 +26,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.keys import access_of, require_ingest, require_read
-from kb.errors import AuthError, BackendError, KBError, UserError
-from kb.keys import Access, KeyStore
-from kb.knowledge_bases import KnowledgeBases
-from kb.service import KnowledgeBase
-from kb.settings import DEFAULT_KB, Settings
+from kb import Access, AuthError, KeyStore, KnowledgeBase, KnowledgeBases
+from kb.core import DEFAULT_KB, BackendError, KBError, Settings, UserError
 
 logger = logging.getLogger("api")
 

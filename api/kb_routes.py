@@ -35,10 +35,9 @@ from api.keys import require_admin, require_ingest, require_read
 from api.routes import QUERY_ERRORS, _query_frames, documents_page, error_responses, to_response
 from api.schemas import DocumentsPage, IngestResponse, QueryRequest, QueryResponse
 from api.streaming import SSE_HEADERS, prefetched
-from kb.across import CrossAnswer, ask_across
-from kb.conversation import Turn, ask_conversation, converse
-from kb.errors import IngestBusyError, KnowledgeBaseNotFoundError
-from kb.knowledge_bases import not_found
+from ingest import run_ingest
+from kb import CrossAnswer, KnowledgeBaseNotFoundError, Turn, ask_across, not_found
+from kb.core import IngestBusyError
 
 router = APIRouter(prefix="/v1", tags=["knowledge bases"])
 KBName = Annotated[str, PathParam(max_length=64, description="The knowledge base's name.")]
@@ -141,8 +140,6 @@ async def ingest_kb(name: KBName, state: State, caller: Caller) -> IngestRespons
 
 
 async def _ingest(state: ServiceState, name: str) -> IngestResponse:
-    from ingest.pipeline import run_ingest
-
     base = state.knowledge_bases.get(name)
     source = base.settings.corpus_dir
     if source is None:
@@ -178,14 +175,12 @@ async def query_kb(
     turns = [Turn(turn.role, turn.content) for turn in body.history]
     turns.append(Turn("user", body.question))
     if body.stream:
-        events = await prefetched(
-            converse(base, turns, body.mode, body.top_k, stream=True), state.query_limiter
-        )
+        events = await prefetched(base.stream(turns, body.mode, body.top_k), state.query_limiter)
         return StreamingResponse(
             _query_frames(events, operator), media_type="text/event-stream", headers=SSE_HEADERS
         )
     answer = await anyio.to_thread.run_sync(
-        ask_conversation, base, turns, body.mode, body.top_k, limiter=state.query_limiter
+        base.ask, turns, body.mode, body.top_k, limiter=state.query_limiter
     )
     return to_response(answer)
 

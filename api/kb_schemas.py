@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import Citation, IngestResponse, QueryResponse, Route, UnicodeStr, Usage
-from kb.settings import KB_NAME_RULE, TOP_K_MAX, TOP_K_MIN, Mode
+from kb.core import KB_NAME_RULE, TOP_K_MAX, TOP_K_MIN, Mode
 
 NAME_DESCRIPTION = f"The knowledge base's name: {KB_NAME_RULE}."
 

@@ -16,10 +16,8 @@ import hmac
 
 from fastapi.security import HTTPAuthorizationCredentials
 
-from kb.errors import AuthError, ScopeError
-from kb.keys import ADMIN, OPEN, Access, KeyStore
-from kb.knowledge_bases import not_found
-from kb.settings import Settings
+from kb import ADMIN, OPEN, Access, AuthError, KeyStore, ScopeError, not_found
+from kb.core import Settings
 
 MISSING = "This endpoint needs an API key: send 'Authorization: Bearer <key>'."
 WRONG = "The API key is wrong, revoked or malformed: send a key as 'Authorization: Bearer <key>'."

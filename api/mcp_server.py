@@ -43,17 +43,13 @@ from api.kb_schemas import KnowledgeBaseInfo, KnowledgeBaseList, dump
 from api.keys import require_read
 from api.logs import quiet_library_loggers
 from api.mcp_bounds import MCP_BODY_BYTES, read_bounded, replay, request_problem
+from api.routes import to_response
 from api.schemas import Citation, CorpusResponse, QueryResponse, Turn, error_payload
-from kb import __version__
-from kb.conversation import Turn as ConversationTurn
-from kb.conversation import ask_conversation
-from kb.corpus import CorpusVersion
-from kb.errors import KBError
-from kb.keys import ADMIN, NOBODY, Access
-from kb.knowledge_bases import KnowledgeBases
-from kb.passages import build_passages
-from kb.service import KnowledgeBase
-from kb.settings import DEFAULT_KB, Mode, Settings, check_top_k
+from kb import ADMIN, NOBODY, Access, KnowledgeBase, KnowledgeBases, __version__
+from kb import Turn as ConversationTurn
+from kb.core import DEFAULT_KB, KBError, Mode, Settings, check_top_k, load_settings
+from kb.search import build_passages
+from kb.store import CorpusVersion
 
 HTTP_PATH = "/mcp"
 HISTORY_TURNS = 50  # turns of `ask`'s history, as on /v1/query
@@ -150,14 +146,12 @@ def build_server(
         history: list[Turn] | None = None,
         kb: str | None = Field(None, description=KB_ARGUMENT),
     ) -> QueryResponse:
-        from api.routes import to_response
-
         if len(history or []) > HISTORY_TURNS:
             raise ToolError(f"history has {len(history or [])} turns; at most {HISTORY_TURNS}.")
         base = _call(pick, kb)
         turns = [ConversationTurn(t.role, t.content) for t in history or []]
         turns.append(ConversationTurn("user", question))
-        return to_response(_call(ask_conversation, base, turns, mode, top_k))
+        return to_response(_call(base.ask, turns, mode, top_k))
 
     @server.tool(
         description="Search the documents: the passages retrieval finds for `query`, "
@@ -295,8 +289,6 @@ def mount_http(
 
 def run(args: argparse.Namespace) -> int:
     """Serve over stdio until the client closes the pipe. Stdout carries the protocol."""
-    from kb.settings import load_settings
-
     settings = load_settings(data_dir=args.data_dir, backend=args.backend)
     quiet_library_loggers()
     with KnowledgeBase(settings) as kb:

@@ -49,14 +49,9 @@ from api.schemas import (
     error_payload,
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
+from kb import Access, Answer, KnowledgeBase, Turn, not_found
 from kb.backends import StreamDelta
-from kb.conversation import Turn, ask_conversation, converse
-from kb.errors import InvalidRequestError, KBError
-from kb.keys import Access
-from kb.knowledge_bases import not_found
-from kb.models import Answer
-from kb.service import KnowledgeBase
-from kb.settings import DEFAULT_KB, MODES
+from kb.core import DEFAULT_KB, MODES, InvalidRequestError, KBError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -171,14 +166,12 @@ async def chat_completions(
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
-        events = await prefetched(
-            converse(base, turns, mode, None, stream=True), state.query_limiter
-        )
+        events = await prefetched(base.stream(turns, mode, None), state.query_limiter)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = _chunks(events, completion_id, created, body.model, include_usage, operator)
         return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
     answer = await anyio.to_thread.run_sync(
-        ask_conversation, base, turns, mode, None, limiter=state.query_limiter
+        base.ask, turns, mode, None, limiter=state.query_limiter
     )
     citations, details = kb_details(answer)
     return ChatCompletionResponse(

@@ -42,11 +42,11 @@ from api.schemas import (
     error_payload,
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
+from ingest import run_ingest
+from kb import Answer, Turn
 from kb.backends import StreamDelta
-from kb.conversation import Turn, ask_conversation, converse
-from kb.corpus import CorpusVersion
-from kb.errors import IngestBusyError, KBError
-from kb.models import Answer
+from kb.core import IngestBusyError, KBError
+from kb.store import CorpusVersion
 
 logger = logging.getLogger("api")
 router = APIRouter()
@@ -106,13 +106,13 @@ async def query(
     turns.append(Turn("user", body.question))
     if body.stream:
         events = await prefetched(
-            converse(state.kb, turns, body.mode, body.top_k, stream=True), state.query_limiter
+            state.kb.stream(turns, body.mode, body.top_k), state.query_limiter
         )
         return StreamingResponse(
             _query_frames(events, operator), media_type="text/event-stream", headers=SSE_HEADERS
         )
     answer = await anyio.to_thread.run_sync(
-        ask_conversation, state.kb, turns, body.mode, body.top_k, limiter=state.query_limiter
+        state.kb.ask, turns, body.mode, body.top_k, limiter=state.query_limiter
     )
     return to_response(answer)
 
@@ -146,8 +146,6 @@ async def _query_frames(
     dependencies=[IngestAuth],
 )
 async def ingest(state: State) -> IngestResponse:
-    from ingest.pipeline import run_ingest
-
     corpus_dir = state.settings.corpus_dir
     if corpus_dir is None:
         raise NoCorpusDirError(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from kb.settings import TOP_K_MAX, TOP_K_MIN, Mode
+from kb.core import TOP_K_MAX, TOP_K_MIN, Mode
 
 MODEL_NAME_CHARS = 256  # a chat request's `model`, echoed in every chunk of a stream
 

@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import retrieval_bench as rb  # noqa: E402
+import retrieval_bench as rb
 
-import kb.retrieval as retrieval  # noqa: E402
-from kb.embedding import shared_embedder  # noqa: E402
-from kb.report.metrics import recall_at_k  # noqa: E402
+from kb.report import recall_at_k
+from kb.search import Fusion, reciprocal_rank_fusion, shared_embedder
 
 Rankings = list[list[tuple[int, float]]]
 
@@ -73,17 +72,16 @@ def measure(name: str, data: Path, weights: list[float]) -> dict[str, list[float
         single: _recall(lambda q, v=single: rb._ranked(retriever, q, v, 20, depth), questions)
         for single in ("BM25 alone", "vectors alone")
     }
-    rrf = retrieval._fuse
-    fusions: dict[str, Any] = {"RRF (default)": rrf} | {f"CC {w}": convex(w) for w in weights}
-    try:
-        for label, fuse in fusions.items():
-            retrieval._fuse = fuse  # type: ignore[assignment]
-            rows[label] = _recall(
-                lambda q: [h.chunk.doc_id for h in retriever.search(q, 20, depth=depth)],
-                questions,
-            )
-    finally:
-        retrieval._fuse = rrf  # type: ignore[assignment]
+    fusions: dict[str, Fusion] = {"RRF (default)": reciprocal_rank_fusion} | {
+        f"CC {w}": convex(w) for w in weights
+    }
+    for label, fuse in fusions.items():
+        retriever.fuse = fuse
+        rows[label] = _recall(
+            lambda q: [h.chunk.doc_id for h in retriever.search(q, 20, depth=depth)],
+            questions,
+        )
+    retriever.fuse = reciprocal_rank_fusion
     print(f"  {name}: {len(questions)} questions {json.dumps(rows)} (load "
           f"{os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
     return rows

@@ -162,10 +162,9 @@ class PhaseTimes:
 def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
     """One `run_ingest` of `corpus` into `data_dir`, with the model loaded beforehand and
     the embedding threads `kb ingest` sets."""
-    from ingest.pipeline import run_ingest
-    from kb.embedding import Embedder, set_embedding_threads, threads_for
-    from kb.settings import load_settings
-    from kb.tokens import encoding
+    from ingest import run_ingest
+    from kb.core import encoding, load_settings
+    from kb.search import Embedder, set_embedding_threads, threads_for
 
     settings = load_settings(data_dir=data_dir)
     set_embedding_threads(threads_for(settings, "ingest"))  # as api/cli.py's ingest does
@@ -223,7 +222,7 @@ def phase_baseline(corpus: Path, data_dir: Path) -> dict[str, Any]:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from kb.embedding import model_path
+    from kb.search import model_path
 
     embed_model = HuggingFaceEmbedding(model_name=model_path(), device="cpu")
     embed_model.get_text_embedding("warm up the model")
@@ -257,9 +256,9 @@ def phase_prefill(corpus: Path, data_dir: Path) -> dict[str, Any]:
     that follow use the real model. Never use such a data dir to answer questions."""
     import numpy as np
 
-    from ingest.pipeline import run_ingest
-    from kb.embedding import DIMENSIONS, Embedder
-    from kb.settings import load_settings
+    from ingest import run_ingest
+    from kb.core import load_settings
+    from kb.search import DIMENSIONS, Embedder
 
     class PlaceholderEmbedder(Embedder):
         def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -405,8 +404,7 @@ def short_paragraphs(source: Path, out: Path, tokens: int = SHORT_PARAGRAPH_TOKE
     """A short-paragraph corpus: each record of `source` cut at sentence ends into
     paragraphs of about `tokens` cl100k tokens, each a document with the record's title
     (so an article's title repeats across its paragraphs), written to `out` (JSONL)."""
-    from kb.text import sentence_spans
-    from kb.tokens import count_tokens
+    from kb.core import count_tokens, sentence_spans
 
     lines = []
     for record in map(json.loads, source.read_text("utf-8").splitlines()):
@@ -429,10 +427,10 @@ def short_paragraphs(source: Path, out: Path, tokens: int = SHORT_PARAGRAPH_TOKE
 
 def markup_overhead(corpora: list[Path]) -> None:
     """The long-context snapshot's markup per dev set, as `kb ingest` builds it
-    (kb/snapshot.py), without embedding anything: snapshot tokens / text tokens - 1."""
-    from ingest.loaders import load_corpus
-    from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
-    from kb.tokens import count_tokens
+    (kb/store/snapshot.py), without embedding anything: snapshot tokens / text tokens - 1."""
+    from ingest import load_corpus
+    from kb.core import count_tokens
+    from kb.store import SnapshotEntry, body_tokens, build_snapshot
 
     for corpus in corpora:
         documents = sorted(load_corpus(corpus, 10**9).documents, key=lambda d: d.doc_id)

@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load_test import (  # noqa: E402
+from bench.load_test import (
     DATASET,
     free_port,
     percentile,
@@ -41,7 +41,7 @@ from bench.load_test import (  # noqa: E402
     sample_rss,
     wait_for,
 )
-from kb.knowledge_bases import UNLOAD_GRACE_S  # noqa: E402
+from kb import UNLOAD_GRACE_S
 
 KEY = "bench-admin-key-3b9e"
 HEADERS = {"Authorization": f"Bearer {KEY}"}

@@ -32,6 +32,9 @@ from pathlib import Path
 
 import httpx
 
+from ingest import run_ingest
+from kb.core import load_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100"
 sys.path.insert(0, str(ROOT))
@@ -62,9 +65,6 @@ def questions() -> list[str]:
 
 def ensure_ingested(data_dir: Path) -> None:
     """Ingest hotpotqa-100's corpus into `data_dir` (incremental: a no-op if current)."""
-    from ingest.pipeline import run_ingest
-    from kb.settings import load_settings
-
     started = time.perf_counter()
     summary = run_ingest(load_settings(data_dir=data_dir), DATASET / "corpus.jsonl")
     print(

@@ -24,16 +24,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingest.pipeline import run_ingest
-from kb.report import ReportOptions
-from kb.report.generate import generate_questions
-from kb.report.generated import write_generated
-from kb.report.rows import AnswerRow
-from kb.report.runner import ReportResult, run_report
-from kb.report.writer import write_report
-from kb.service import KnowledgeBase
-from kb.settings import load_settings
-from kb.tokens import count_tokens
+from ingest import run_ingest
+from kb import KnowledgeBase
+from kb.core import count_tokens, load_settings
+from kb.report import (
+    AnswerRow,
+    ReportOptions,
+    ReportResult,
+    generate_questions,
+    run_report,
+    write_generated,
+    write_report,
+)
 
 HANDBOOK = Path("corpora/handbook")
 HANDBOOK_QUESTIONS = Path("corpora/handbook.questions.jsonl")

@@ -31,13 +31,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.pipeline import run_ingest  # noqa: E402
-from kb.embedding import shared_embedder  # noqa: E402
-from kb.report.metrics import score_answer  # noqa: E402
-from kb.report.questions import load_questions, sample_questions  # noqa: E402
-from kb.service import KnowledgeBase  # noqa: E402
-from kb.settings import Settings, load_settings  # noqa: E402
-from kb.text import content_words  # noqa: E402
+from ingest import run_ingest
+from kb import KnowledgeBase
+from kb.core import (
+    Settings,
+    content_words,
+    load_settings,
+)
+from kb.report import (
+    load_questions,
+    sample_questions,
+    score_answer,
+)
+from kb.search import shared_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -45,14 +45,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingest.pipeline import run_ingest  # noqa: E402
-from kb.corpus import CorpusVersion  # noqa: E402
-from kb.embedding import shared_embedder  # noqa: E402
-from kb.passages import build_passages, passages_from_hits  # noqa: E402
-from kb.report.metrics import recall_at_k  # noqa: E402
-from kb.retrieval import Retriever, _fuse  # noqa: E402
-from kb.settings import Settings, load_settings  # noqa: E402
-from kb.store import VectorStore  # noqa: E402
+from ingest import run_ingest
+from kb.core import Settings, count_tokens, load_settings
+from kb.report import recall_at_k
+from kb.search import (
+    Retriever,
+    build_passages,
+    passages_from_hits,
+    reciprocal_rank_fusion,
+    shared_embedder,
+)
+from kb.store import (
+    CorpusVersion,
+    VectorStore,
+)
 
 DATASETS = ROOT / ".." / "shared" / "datasets"
 SQUAD_SAMPLE = 400
@@ -204,8 +210,6 @@ def _measure(dev: DevSet, data: Path, budgets: tuple[int, ...]) -> dict[str, Any
 
 
 def retriever_tokens(text: str) -> int:
-    from kb.tokens import count_tokens
-
     return count_tokens(text)
 
 
@@ -217,7 +221,7 @@ def _took_second_hop(retriever: Retriever, question: str) -> bool:
         retriever.vector_search(vector, 50),
         retriever.corpus.lexical.search(question, 50),
     ]
-    fused = _fuse(rankings)
+    fused = reciprocal_rank_fusion(rankings)
     return bool(fused) and retriever.first_round(question, rankings, fused).needs_second_hop()
 
 

@@ -73,20 +73,18 @@ def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
     reader's sentence units), in the ingest's batch sizes: texts per second of each."""
     import random
 
-    from ingest.pipeline import embedding_text
-    from kb.corpus import CorpusVersion
-    from kb.embedding import Embedder, set_embedding_threads, threads_for
-    from kb.sentence_index import EMBED_STEP, corpus_documents
-    from kb.sentence_index import embedding_text as unit_text
-    from kb.settings import load_settings
-    from kb.text import reading_units
+    from ingest import chunk_embedding_text
+    from kb.backends.extractive import EMBED_STEP, corpus_documents, unit_embedding_text
+    from kb.core import load_settings, reading_units
+    from kb.search import Embedder, set_embedding_threads, threads_for
+    from kb.store import CorpusVersion
 
     settings = load_settings(data_dir=Path(spec["data_dir"]))
     set_embedding_threads(threads_for(settings, "ingest"))
     corpus = CorpusVersion.open(settings.data_dir)
-    chunks = [embedding_text(c) for c in corpus.chunks]
+    chunks = [chunk_embedding_text(c) for c in corpus.chunks]
     units = [
-        unit_text(doc.title, unit, doc.text)
+        unit_embedding_text(doc.title, unit, doc.text)
         for doc in corpus_documents(corpus)
         for unit in reading_units(doc.text)
     ]
@@ -107,9 +105,9 @@ def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
 def phase_questions(spec: dict[str, Any]) -> dict[str, Any]:
     """Questions in one process that has warmed the committed version, as a server does
     at start and within a second of each commit (`ServiceState.follow_versions`)."""
-    from kb.embedding import set_embedding_threads, threads_for
-    from kb.service import KnowledgeBase
-    from kb.settings import load_settings
+    from kb import KnowledgeBase
+    from kb.core import load_settings
+    from kb.search import set_embedding_threads, threads_for
 
     settings = load_settings(data_dir=Path(spec["data_dir"]))
     set_embedding_threads(threads_for(settings, "questions"))
@@ -139,11 +137,9 @@ def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
 
     import numpy as np
 
-    from ingest.chunking import chunk_document
-    from ingest.pipeline import embedding_text
-    from kb.embedding import Embedder, set_embedding_threads, threads_for
-    from kb.models import Document
-    from kb.settings import load_settings
+    from ingest import chunk_document, chunk_embedding_text
+    from kb.core import Document, load_settings
+    from kb.search import Embedder, set_embedding_threads, threads_for
 
     settings = load_settings()
     set_embedding_threads(threads_for(settings, "ingest"))
@@ -160,7 +156,7 @@ def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
             chunks += chunk_document(
                 doc, row["doc_id"], settings.chunk_tokens, settings.chunk_overlap
             )
-        texts = [embedding_text(c) for c in chunks]
+        texts = [chunk_embedding_text(c) for c in chunks]
         rows = read_jsonl(folder / "questions.jsonl")
         rows = [r for r in rows if r.get("gold_doc_ids") and not r.get("is_impossible")]
         rows = random.Random(5).sample(rows, min(len(rows), spec["questions"]))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kb.tokens import count_tokens  # noqa: E402
+from kb.core import count_tokens
 
 PACKAGE = "python3.11-doc"
 SOURCES = "usr/share/doc/python3.11/html/_sources"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
-from kb.models import Chunk, Document
-from kb.text import sentence_spans, trim
-from kb.tokens import count_tokens, encode, encoding
+from kb.core.models import Chunk, Document
+from kb.core.text import sentence_spans, trim
+from kb.core.tokens import count_tokens, encode, encoding
 
 
 def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int, int]]:
@@ -43,6 +43,11 @@ def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
 def embedding_text(title: str, text: str) -> str:
     """What the model sees of a chunk: the title gives it its subject."""
     return f"{title}\n{text}"
+
+
+def chunk_embedding_text(chunk: Chunk) -> str:
+    """What the model sees of `chunk` (and what its id is the hash of)."""
+    return embedding_text(chunk.title, chunk.text)
 
 
 def chunk_id(key: str, title: str, text: str) -> str:

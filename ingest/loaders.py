@@ -27,7 +27,7 @@ from ingest.extract_budget import ExtractBudget
 from ingest.extract_worker import ExtractWorker
 from ingest.html_text import HtmlTooSlowError, html_text
 from ingest.pdf_text import pdf_text
-from kb.models import Document, SkippedFile
+from kb.core.models import Document, SkippedFile
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}

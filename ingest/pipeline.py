@@ -7,7 +7,7 @@
             only text the store has never seen is embedded: an edit re-embeds the
             chunks whose text changed; a rename, move or copy re-embeds nothing
     write   a complete version folder, assembled from the previous one plus the new
-            parts (kb/corpus.py's VersionWriter owns the format)
+            parts (kb/store/corpus.py's VersionWriter owns the format)
     derive  per-version indexes readers need, computed before the version goes live
     commit  `current.json` is replaced atomically: readers switch to the new version
     clean   vectors of no kept version are deleted, old folders pruned
@@ -33,12 +33,22 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ingest.chunking import chunk_document
-from ingest.chunking import embedding_text as chunk_text
+from ingest.chunking import chunk_document, chunk_embedding_text
 from ingest.loaders import load_corpus
 from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
-from kb.check import remember_sound
-from kb.corpus import (
+from kb.backends.extractive.late_chunking import DocumentUnits, Passage, embed_passages
+from kb.backends.extractive.sentence_index import (
+    build_sentence_index,
+    corpus_documents,
+    needs_sentence_index,
+)
+from kb.core.errors import IngestBusyError, IngestError, KBError, UserError
+from kb.core.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
+from kb.core.settings import Settings
+from kb.core.tokens import count_tokens
+from kb.search.embedding import MODEL_NAME, Embedder, shared_embedder
+from kb.store.check import remember_sound
+from kb.store.corpus import (
     CorpusVersion,
     Layout,
     VersionWriter,
@@ -48,16 +58,9 @@ from kb.corpus import (
     version_id,
     write_atomic,
 )
-from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.errors import IngestBusyError, IngestError, KBError, UserError
-from kb.late_chunking import DocumentUnits, Passage, embed_passages
-from kb.lexical import LexicalIndex
-from kb.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
-from kb.sentence_index import build_sentence_index, corpus_documents, needs_sentence_index
-from kb.settings import Settings
-from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot
-from kb.store import VectorStore
-from kb.tokens import count_tokens
+from kb.store.lexical import LexicalIndex
+from kb.store.snapshot import SnapshotEntry, body_tokens, build_snapshot
+from kb.store.vectors import VectorStore
 
 # A phase's progress: (phase, done, total). Called once when a phase ends, and for
 # `embed` after every batch as well.
@@ -89,16 +92,6 @@ def config_key(settings: Settings) -> str:
     )
 
 
-def chunk_key(settings: Settings) -> str:
-    """What chunk ids derive from besides their text: see `vector_key`."""
-    return vector_key(settings)
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What the model sees of `chunk` (and what its id is the hash of)."""
-    return chunk_text(chunk.title, chunk.text)
-
-
 @dataclass
 class Plan:
     """What the diff found: the documents to write, and which of them are new."""
@@ -113,7 +106,7 @@ class Plan:
     summary: IngestSummary
     interrupted: bool
     new_chunks: dict[str, list[Chunk]] = field(default_factory=dict)
-    # Reader unit vectors pooled from the chunks' forward passes (kb/late_chunking.py).
+    # Reader unit vectors pooled from the chunks' forward passes (see late_chunking.py).
     unit_vectors: dict[int, np.ndarray] = field(default_factory=dict)
     wrote_version: bool = False  # False: an earlier, killed run left the folder complete
     store_exact: bool = False  # the store holds just the committed version's vectors
@@ -256,7 +249,7 @@ def diff(settings: Settings, layout: Layout, root: Path) -> Plan:
 
 def chunk(plan: Plan) -> None:
     """Cut the new and changed documents; chunk ids are their text keys."""
-    key = chunk_key(plan.settings)
+    key = vector_key(plan.settings)
     for doc in plan.fresh:
         plan.new_chunks[doc.doc_id] = chunk_document(
             doc, key, plan.settings.chunk_tokens, plan.settings.chunk_overlap
@@ -303,9 +296,9 @@ def chunk_vectors(
     """The chunks' vectors; with `units`, the reader's unit vectors pooled from the same
     forward passes go into `plan.unit_vectors`."""
     if units is None:
-        return embedder.embed([embedding_text(c) for c in chunks])
+        return embedder.embed([chunk_embedding_text(c) for c in chunks])
     passages = [
-        Passage(c.doc_id, c.title, texts[c.doc_id], c.start, c.end, embedding_text(c),
+        Passage(c.doc_id, c.title, texts[c.doc_id], c.start, c.end, chunk_embedding_text(c),
                 len(c.title) + 1)
         for c in chunks
     ]  # fmt: skip
@@ -378,7 +371,7 @@ def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Pro
 
 
 def sentence_index(job: Derivation) -> None:
-    """The extractive reader's sentence vectors (kb/sentence_index.py)."""
+    """The extractive reader's sentence vectors (kb/backends/extractive/sentence_index.py)."""
     built = build_sentence_index(
         job.settings,
         job.version.version,
@@ -456,7 +449,7 @@ def _chunk_rows(plan: Plan, entries: list[ManifestDoc]) -> tuple[list[str], list
             rows += range(start, start + len(entry.chunk_ids))
         else:
             lines += [chunk_line(c) for c in fresh]
-            rows += [embedding_text(c) for c in fresh]
+            rows += [chunk_embedding_text(c) for c in fresh]
     return lines, rows
 
 

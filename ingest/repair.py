@@ -1,6 +1,6 @@
 """Verify the committed version before an ingest trusts it, and repair what is damaged.
 
-`kb ingest` calls `repair_committed` first (see `kb.check` for what is verified):
+`kb ingest` calls `repair_committed` first (see `kb.store.check` for what is verified):
 
 - an unreadable `current.json`, or one pointing at a missing folder: the pointer is
   restored to the newest complete version (none: the ingest starts afresh);
@@ -27,19 +27,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.check import (
+from ingest.chunking import chunk_embedding_text
+from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.core.errors import CorpusDamagedError, DiskFullError
+from kb.core.models import Chunk
+from kb.core.settings import Settings
+from kb.search.embedding import Embedder
+from kb.store.check import (
     check_version_files,
     known_sound,
     missing_vectors,
     remember_sound,
     vector_index_problem,
 )
-from kb.corpus import LEXICAL, CorpusVersion, Layout, now, write_atomic
-from kb.embedding import Embedder
-from kb.errors import CorpusDamagedError, DiskFullError
-from kb.lexical import LexicalIndex
-from kb.models import Chunk
-from kb.settings import Settings
+from kb.store.corpus import LEXICAL, CorpusVersion, Layout, now, write_atomic
+from kb.store.lexical import LexicalIndex
+from kb.store.vector_index import stored_vectors
+from kb.store.vectors import VectorStore, chroma_client, forget_embedded_clients
 
 EmbedderFactory = Callable[[], Embedder]
 REBUILT_PARTS = {"manifest", "chunks", "snapshot"}  # what only the documents can rebuild
@@ -61,7 +65,7 @@ def repair_committed(settings: Settings, layout: Layout, embedder: EmbedderFacto
     """Make the committed version sound (see module doc).
 
     The version's files are read whole only when they changed since they were last
-    known sound (`kb.check.known_sound`), so an ingest of a large, healthy corpus does
+    known sound (`kb.store.check.known_sound`), so an ingest of a large, healthy corpus does
     not pay for reading it all."""
     done = Repaired()
     repairs = done.repairs
@@ -117,9 +121,6 @@ def _stored_count(settings: Settings) -> int | None:
     """How many vectors the store holds (None if it cannot say). An ingest that
     finished (no `pending.json`) leaves exactly the committed version's vectors, so
     an equal count spares asking for every id; any other count checks them all."""
-    from kb.store import VectorStore
-    from kb.vector_index import stored_vectors
-
     if settings.chroma_url is None:  # read from Chroma's tables: no need to start it
         return stored_vectors(settings.data_dir / "chroma", settings.collection)
     try:
@@ -172,10 +173,8 @@ def _point_at(layout: Layout, version: str | None) -> None:
 
 
 def _rebuild_lexical(folder: Path, chunks: list[Chunk]) -> None:
-    from ingest.pipeline import embedding_text
-
     staging = folder / f".{LEXICAL}.rebuild"
-    LexicalIndex.build([embedding_text(c) for c in chunks]).save(staging)
+    LexicalIndex.build([chunk_embedding_text(c) for c in chunks]).save(staging)
     os.replace(staging, folder / LEXICAL)
 
 
@@ -184,8 +183,6 @@ def _rebuild_vector_index(
 ) -> None:
     """Drop the collection without loading its damaged index (`folder`), then embed
     every chunk into a new one."""
-    from kb.store import chroma_client, forget_embedded_clients
-
     shutil.rmtree(folder, ignore_errors=True)  # first: Chroma must never load these files
     forget_embedded_clients()
     with contextlib.suppress(Exception):  # chromadb's own NotFoundError tree: gone already
@@ -196,9 +193,6 @@ def _rebuild_vector_index(
 
 
 def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder, done: Repaired) -> None:
-    from ingest.pipeline import embedding_text
-    from kb.store import VectorStore, forget_embedded_clients
-
     if (
         settings.chroma_url is None
         and not (settings.data_dir / "chroma" / "chroma.sqlite3").exists()
@@ -210,7 +204,7 @@ def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder, done: 
     for begin in range(0, len(chunks), step):
         part = chunks[begin : begin + step]
         started = time.perf_counter()
-        vectors = embedder.embed([embedding_text(c) for c in part])
+        vectors = embedder.embed([chunk_embedding_text(c) for c in part])
         done.embed_seconds += time.perf_counter() - started
         store.upsert(part, vectors)
         done.embedded += len(part)
@@ -219,8 +213,6 @@ def _reembed(settings: Settings, chunks: list[Chunk], embedder: Embedder, done: 
 def prune_reader_cache(layout: Layout, keep: set[str | None]) -> None:
     """Drop the reader's sentence indexes of every version but `keep`, and the cache
     files of older releases (one file per snapshot under cache/extractive/)."""
-    from kb.sentence_index import SentenceIndexes
-
     SentenceIndexes(layout).prune(keep)
     shutil.rmtree(layout.cache_dir("extractive"), ignore_errors=True)
 

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.embedding import Embedder
-from kb.errors import KBError
-from kb.models import IngestSummary
-from kb.settings import Settings
+from ingest.pipeline import run_ingest
+from kb.core.errors import KBError
+from kb.core.models import IngestSummary
+from kb.core.settings import Settings
+from kb.search.embedding import Embedder
 
 if TYPE_CHECKING:
     from watchfiles import Change
@@ -89,7 +90,7 @@ def describe(reindex: Reindex) -> str:
     )
 
 
-def watch(
+def watch_corpus(
     settings: Settings,
     root: Path,
     on_reindex: Callable[[Reindex], None],
@@ -154,8 +155,6 @@ def _reindex(
     watcher_error: str | None = None,
 ) -> Reindex:
     """One re-index; any failure becomes the Reindex's error (the watch goes on)."""
-    from ingest.pipeline import run_ingest
-
     try:
         summary = run_ingest(settings, root, embedder=embedder, wait_seconds=LOCK_WAIT_S)
     except KBError as exc:

@@ -1,7 +1,110 @@
-"""The core of the knowledge service: settings, tokens, store access, routing,
-prompts, answer backends, citations, cost, evaluation and the report.
+"""kb: answers questions over a team's own documents, from the whole corpus in one
+cached prompt or from retrieved, cited passages, whichever the question needs.
+
+The public names are below; `api/` and `bench/` import only these (and those of the
+packages' `__init__`), never a module inside (tests/test_architecture.py checks it).
+
+    from kb import KnowledgeBase, load_settings
+
+    with KnowledgeBase(load_settings()) as kb:
+        answer = kb.ask("Who approves a hotfix during the freeze?")
+        print(answer.answer, answer.route.path, [c.doc_id for c in answer.citations])
+
+Packages, lowest first (each imports only from those before it):
+
+    kb/core/      errors, settings, typed values, tokens, text and tables
+    kb/store/     the versioned corpus on disk: snapshot, vectors, BM25, checks
+    kb/search/    embedding, hybrid retrieval, numbered passages
+    kb/backends/  answer backends, their prompts and prices; the offline reader
+    kb/*.py       the question path: service (KnowledgeBase), router, conversation,
+                  citations, the recorded recommendation, several knowledge bases
+    kb/report/    the long-context-against-retrieval report
 
 `kb` never imports `api` or FastAPI; `ingest` and `api` build on it.
 """
 
+from kb.across import CrossAnswer, ask_across
+from kb.conversation import Turn
+from kb.core.errors import (
+    AuthError,
+    BackendError,
+    CorpusDamagedError,
+    DiskFullError,
+    IngestBusyError,
+    IngestError,
+    InvalidRequestError,
+    KBError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
+    NotIngestedError,
+    ScopeError,
+    ServiceError,
+    SettingsError,
+    UserError,
+)
+from kb.core.models import (
+    Answer,
+    Citation,
+    DocumentList,
+    IngestSummary,
+    Route,
+    SearchResult,
+    Usage,
+)
+from kb.core.settings import Settings, load_settings
+from kb.keys import ADMIN, NOBODY, OPEN, Access, KeyStore
+from kb.knowledge_bases import (
+    UNLOAD_GRACE_S,
+    KnowledgeBases,
+    check_name,
+    not_found,
+    record_source,
+    root_settings,
+)
+from kb.service import CorpusStatus, KnowledgeBase
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "ADMIN",
+    "NOBODY",
+    "OPEN",
+    "UNLOAD_GRACE_S",
+    "Access",
+    "Answer",
+    "AuthError",
+    "BackendError",
+    "Citation",
+    "CorpusDamagedError",
+    "CorpusStatus",
+    "CrossAnswer",
+    "DiskFullError",
+    "DocumentList",
+    "IngestBusyError",
+    "IngestError",
+    "IngestSummary",
+    "InvalidRequestError",
+    "KBError",
+    "KeyStore",
+    "KnowledgeBase",
+    "KnowledgeBaseExistsError",
+    "KnowledgeBaseNotFoundError",
+    "KnowledgeBases",
+    "NotIngestedError",
+    "Route",
+    "ScopeError",
+    "SearchResult",
+    "ServiceError",
+    "Settings",
+    "SettingsError",
+    "Turn",
+    "Usage",
+    "UserError",
+    "__version__",
+    "ask_across",
+    "check_name",
+    "load_settings",
+    "not_found",
+    "record_source",
+    "root_settings",
+]

@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from kb.errors import InvalidRequestError
-from kb.models import Answer, Citation, Route, Usage
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Answer, Citation, Route, Usage
+from kb.core.settings import check_mode
 from kb.service import KnowledgeBase
-from kb.settings import check_mode
 
 MAX_KBS_PER_QUESTION = 8
 _MARKER = re.compile(r"\[(\d+)\]")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from kb.models import Citation
-from kb.prompts import Prompt
-from kb.text import content_words
+from kb.backends.prompts import Prompt
+from kb.core.models import Citation
+from kb.core.text import content_words
 
 _NUMBER = re.compile(r"\[(\d{1,3})\]")
 _DOC = re.compile(r"\[doc:\s*([^\]]+?)\s*\]")

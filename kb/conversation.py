@@ -4,7 +4,7 @@
 routed, it is made to stand on its own:
 
 - with a generative backend, by one short rewrite call (the prompt is in
-  `kb.prompts.rewrite_prompt`), cached per backend and conversation, so a client
+  `kb.backends.prompts.rewrite_prompt`), cached per backend and conversation, so a client
   that re-sends the same conversation does not pay for it twice. A rewrite that
   brings nothing of the conversation into the question is not trusted (see
   `trusted`); the recent user turns are used instead;
@@ -32,19 +32,15 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from kb.backends import AnswerBackend, StreamDelta
+from kb.backends import AnswerBackend
 from kb.backends.base import is_refusal
-from kb.errors import InvalidRequestError
-from kb.models import Answer
-from kb.prompts import rewrite_prompt
-from kb.text import content_words
-
-if TYPE_CHECKING:
-    from kb.service import KnowledgeBase
+from kb.backends.prompts import rewrite_prompt
+from kb.core.errors import InvalidRequestError
+from kb.core.text import content_words
 
 Role = Literal["user", "assistant"]
 Method = Literal["as_is", "rewrite", "subject", "recent_turns"]
@@ -186,7 +182,7 @@ def transcript(turns: Sequence[Turn]) -> str:
     return "\n".join(reversed(lines))
 
 
-class _RewriteCache:
+class RewriteCache:
     """Rewrites by (backend, conversation), least recently used dropped first once the
     text it holds (keys and rewrites) passes `max_bytes`."""
 
@@ -224,11 +220,8 @@ class _RewriteCache:
             self.bytes = 0
 
 
-rewrite_cache = _RewriteCache(REWRITE_CACHE_BYTES)
-
-
 def standalone_question(
-    turns: Sequence[Turn], backend: AnswerBackend, max_chars: int
+    turns: Sequence[Turn], backend: AnswerBackend, max_chars: int, rewrites: RewriteCache
 ) -> Standalone:
     """The last user turn made to stand on its own (see the module docstring). The
     conversation is checked first (`check_turns`): nothing over its bounds reaches a
@@ -247,10 +240,10 @@ def standalone_question(
         return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
     history = transcript(turns)
     key = (backend.name, history, last)
-    rewritten = rewrite_cache.get(key)
+    rewritten = rewrites.get(key)
     if rewritten is None:
         rewritten = _rewrite(backend, history, last, max_chars)
-        rewrite_cache.put(key, rewritten)
+        rewrites.put(key, rewritten)
     if not trusted(rewritten, last, history):
         return Standalone(recent_turns_query(turns, max_chars), last, "recent_turns")
     return Standalone(rewritten, last, "rewrite")
@@ -284,38 +277,3 @@ def _rewrite(backend: AnswerBackend, history: str, last: str, max_chars: int) ->
     if not text or len(text) > max_chars:
         return ""
     return text
-
-
-def converse(
-    kb: KnowledgeBase,
-    turns: Sequence[Turn],
-    mode: str | None = None,
-    top_k: int | None = None,
-    *,
-    stream: bool = False,
-) -> Iterator[StreamDelta | Answer]:
-    """Answer the last user turn of `turns`: make it standalone, then ask (or stream)
-    it; the final Answer carries `standalone_question`."""
-    standalone = standalone_question(turns, kb.backend, kb.settings.max_question_chars)
-    events = (
-        kb.stream(standalone.question, mode, top_k)
-        if stream
-        else iter([kb.ask(standalone.question, mode, top_k)])
-    )
-    for event in events:
-        if isinstance(event, Answer) and standalone.method != "as_is":
-            event.standalone_question = standalone.question
-            event.standalone_method = standalone.method
-        yield event
-
-
-def ask_conversation(
-    kb: KnowledgeBase, turns: Sequence[Turn], mode: str | None = None, top_k: int | None = None
-) -> Answer:
-    """The final Answer of `converse` (no streaming)."""
-    answer: Answer | None = None
-    for event in converse(kb, turns, mode, top_k):
-        if isinstance(event, Answer):
-            answer = event
-    assert answer is not None
-    return answer

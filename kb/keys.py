@@ -25,9 +25,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from kb.corpus import now, write_atomic
-from kb.errors import InvalidRequestError, SettingsError
-from kb.settings import KB_NAME_PATTERN, KB_NAME_RULE
+from kb.core.errors import InvalidRequestError, SettingsError
+from kb.core.settings import KB_NAME_PATTERN, KB_NAME_RULE
+from kb.store.corpus import now, write_atomic
 
 ALL = "*"  # in a key's `kbs`: every knowledge base
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # 16 MiB, ~50 ms: once per key per process

@@ -26,17 +26,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.corpus import Layout, now, write_atomic
-from kb.embedding import Embedder
-from kb.errors import (
+from kb.core.errors import (
     InvalidRequestError,
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
-from kb.models import Route
+from kb.core.models import Route
+from kb.core.settings import DEFAULT_KB, KB_NAME_PATTERN, KB_NAME_RULE, KBS_FOLDER, Settings
+from kb.search.embedding import Embedder
 from kb.service import CorpusStatus, KnowledgeBase
-from kb.settings import DEFAULT_KB, KB_NAME_PATTERN, KB_NAME_RULE, KBS_FOLDER, Settings
-from kb.store import release_embedded_client
+from kb.store.corpus import Layout, now, write_atomic
+from kb.store.vectors import chroma_client, release_embedded_client
 
 RECORD = "kb.json"
 # An evicted knowledge base is closed this long after it leaves the LRU, so that a
@@ -248,8 +248,6 @@ class KnowledgeBases:
         self.unload(name)
         (settings.data_dir / RECORD).unlink()  # gone for readers before the rest goes
         if settings.chroma_url:
-            from kb.store import chroma_client
-
             with contextlib.suppress(Exception):  # never created: nothing to delete
                 chroma_client(settings).delete_collection(settings.collection)
         shutil.rmtree(settings.data_dir, ignore_errors=True)

@@ -13,9 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kb.corpus import now, write_atomic
-from kb.errors import InvalidRequestError
-from kb.models import Manifest
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Manifest
+from kb.store.corpus import now, write_atomic
 
 RECORD_FILE = "recommendation.json"
 

@@ -16,17 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from kb.cost import estimate_cost
-from kb.errors import InvalidRequestError
-from kb.models import Manifest, Route, Usage
-from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
+from kb.backends.cost import estimate_cost
+from kb.backends.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Manifest, Route, Usage
+from kb.core.settings import check_mode
+from kb.core.tokens import count_tokens
 from kb.recorded import RecordedRecommendation, load_recommendation, measure_drift
-from kb.settings import check_mode
-from kb.tokens import count_tokens
 
 if TYPE_CHECKING:
     from kb.backends.base import AnswerBackend
-    from kb.settings import Settings
+    from kb.core.settings import Settings
 
 PROMPT_MARKUP_TOKENS = 16  # role markers, separators and the question's label
 TYPICAL_OUTPUT_TOKENS = 200  # for the per-question cost estimate the router compares

@@ -1,6 +1,8 @@
-"""The one call the CLI, the API and the report share: `KnowledgeBase.ask`.
+"""`KnowledgeBase`: the one way in. The CLI, the API, the MCP server and the report
+ask, stream, search and list documents through it; `kb/__init__.py` exports it.
 
-A question is a few named steps: pin one committed corpus version (so a
+A question (or a conversation, whose last user turn is first made to stand on its
+own: `kb.conversation`) is a few named steps: pin one committed corpus version (so a
 concurrent re-index never mixes versions), route (the router decides, self_route's
 escalation included), gather the evidence (retrieved passages or the corpus
 snapshot), ask the backend, cite, price.
@@ -10,23 +12,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from kb.backends import AnswerBackend, Completion, StreamDelta, get_backend
+from kb.backends.cost import estimate_cost
+from kb.backends.prompts import Prompt, long_context_prompt, rag_prompt
 from kb.citations import resolve_citations
-from kb.corpus import CorpusVersion, Layout
-from kb.cost import estimate_cost
-from kb.embedding import Embedder, shared_embedder
-from kb.errors import InvalidRequestError
-from kb.models import Answer, Citation, Route, Usage
-from kb.passages import build_passages
-from kb.prompts import Prompt, long_context_prompt, rag_prompt
-from kb.retrieval import Retriever
+from kb.conversation import REWRITE_CACHE_BYTES, RewriteCache, Turn, standalone_question
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Answer, Citation, DocumentList, Route, SearchResult, Usage
+from kb.core.settings import Settings, check_mode, check_top_k
 from kb.router import Router, Sizes
-from kb.settings import Settings, check_mode, check_top_k
-from kb.store import VectorStore, forget_embedded_clients
+from kb.search.embedding import Embedder, shared_embedder
+from kb.search.passages import build_passages
+from kb.search.retrieval import Retriever
+from kb.store.corpus import CorpusVersion, Layout
+from kb.store.vectors import VectorStore, forget_embedded_clients
 
 
 @dataclass
@@ -61,6 +64,7 @@ class KnowledgeBase:
         self.warm_version: str | None = None  # the version `warm_up` last loaded
         self._store: VectorStore | None = None
         self._lock = threading.Lock()
+        self.rewrites = RewriteCache(REWRITE_CACHE_BYTES)  # follow-ups rewritten, per instance
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -152,79 +156,123 @@ class KnowledgeBase:
 
     # -- asking -------------------------------------------------------------------
 
-    def ask(self, question: str, mode: str | None = None, top_k: int | None = None) -> Answer:
-        """Answer `question` with citations, the route and why, usage and cost."""
-        *_, answer = self._run(question, mode, top_k, stream=False)
+    def ask(
+        self, question: str | Sequence[Turn], mode: str | None = None, top_k: int | None = None
+    ) -> Answer:
+        """Answer `question` (or the last user turn of a conversation) with citations,
+        the route and why, usage and cost."""
+        *_, answer = self._answer(question, mode, top_k, stream=False)
         assert isinstance(answer, Answer)
         return answer
 
     def stream(
-        self, question: str, mode: str | None = None, top_k: int | None = None
+        self, question: str | Sequence[Turn], mode: str | None = None, top_k: int | None = None
     ) -> Iterator[StreamDelta | Answer]:
         """Like `ask`, but yields the answer text as it is generated, then the Answer."""
-        yield from self._run(question, mode, top_k, stream=True)
+        yield from self._answer(question, mode, top_k, stream=True)
+
+    def search(self, query: str, top_k: int | None = None) -> SearchResult:
+        """The passages retrieval finds for `query`, numbered and cited with exact
+        spans, without an answer (no backend call)."""
+        query, _, top_k = self._validate(query, None, top_k)
+        corpus = self.corpus()
+        hits = self.retriever(corpus).search(query, top_k)
+        passages = build_passages(corpus, hits, self.settings.rag_context_tokens, top_k)
+        return SearchResult(query, corpus.version, passages)
+
+    def documents(self, offset: int = 0, limit: int | None = None) -> DocumentList:
+        """The committed version's documents in document-id order, `limit` from `offset`."""
+        corpus = self.corpus()
+        docs = corpus.manifest.documents
+        end = None if limit is None else offset + limit
+        return DocumentList(corpus.version, len(docs), docs[offset:end])
+
+    def document_text(self, doc_id: str) -> str | None:
+        """The text of one document of the committed version, or None if it has none."""
+        corpus = self.corpus()
+        for span_doc, start, end in corpus.document_spans():
+            if span_doc == doc_id:
+                return corpus.snapshot[start:end]
+        return None
+
+    def _answer(
+        self, question: str | Sequence[Turn], mode: str | None, top_k: int | None, *, stream: bool
+    ) -> Iterator[StreamDelta | Answer]:
+        """A conversation's last user turn made standalone (kb.conversation), then asked;
+        the final Answer says how, unless the turn was asked as written."""
+        if isinstance(question, str):
+            yield from self._run(question, mode, top_k, stream=stream)
+            return
+        standalone = standalone_question(
+            question, self.backend, self.settings.max_question_chars, self.rewrites
+        )
+        for event in self._run(standalone.question, mode, top_k, stream=stream):
+            if isinstance(event, Answer) and standalone.method != "as_is":
+                event.standalone_question = standalone.question
+                event.standalone_method = standalone.method
+            yield event
 
     def _run(
         self, question: str, mode: str | None, top_k: int | None, *, stream: bool
     ) -> Iterator[StreamDelta | Answer]:
         started = time.perf_counter()
         question, mode, top_k = self._validate(question, mode, top_k)
-        asking = _Asking(self.corpus(), question, stream=stream)  # pin one version
+        in_flight = _InFlight(self.corpus(), question, stream=stream)  # pin one version
         route = self.router.route(
-            asking.corpus.corpus_tokens, mode, question, top_k, asking.corpus.manifest
+            in_flight.corpus.corpus_tokens, mode, question, top_k, in_flight.corpus.manifest
         )
-        prompt = self._gather(asking, route, top_k)
-        route, prompt, completion = yield from self._ask(asking, route, prompt)
+        prompt = self._gather(in_flight, route, top_k)
+        route, prompt, completion = yield from self._ask(in_flight, route, prompt)
         text, citations = _cite(completion, prompt)
-        asking.timings["total_s"] = time.perf_counter() - started
+        in_flight.timings["total_s"] = time.perf_counter() - started
         yield Answer(
             answer=text,
             refused=completion.refused,
             citations=citations,
             route=route,
-            usage=asking.usage,
-            cost_usd=self._price(asking.usage),
+            usage=in_flight.usage,
+            cost_usd=self._price(in_flight.usage),
             backend=self.backend.name,
-            corpus_version=asking.corpus.version,
-            timings={k: round(v, 4) for k, v in asking.timings.items()},
-            retrieved=asking.retrieved,
+            corpus_version=in_flight.corpus.version,
+            timings={k: round(v, 4) for k, v in in_flight.timings.items()},
+            retrieved=in_flight.retrieved,
         )
 
-    def _gather(self, asking: _Asking, route: Route, top_k: int) -> Prompt:
+    def _gather(self, in_flight: _InFlight, route: Route, top_k: int) -> Prompt:
         """The evidence for `route` as a prompt: retrieved passages, or the whole corpus."""
         if route.path == "long_context":
-            return long_context_prompt(asking.corpus, asking.question)
+            return long_context_prompt(in_flight.corpus, in_flight.question)
         t0 = time.perf_counter()
-        hits = self.retriever(asking.corpus).search(asking.question, top_k)
-        asking.timings["retrieve_s"] = time.perf_counter() - t0
-        asking.retrieved = build_passages(
-            asking.corpus, hits, self.settings.rag_context_tokens, top_k
+        hits = self.retriever(in_flight.corpus).search(in_flight.question, top_k)
+        in_flight.timings["retrieve_s"] = time.perf_counter() - t0
+        in_flight.retrieved = build_passages(
+            in_flight.corpus, hits, self.settings.rag_context_tokens, top_k
         )
-        return rag_prompt(asking.retrieved, asking.question, asking.corpus)
+        return rag_prompt(in_flight.retrieved, in_flight.question, in_flight.corpus)
 
     def _ask(
-        self, asking: _Asking, route: Route, prompt: Prompt
+        self, in_flight: _InFlight, route: Route, prompt: Prompt
     ) -> Generator[StreamDelta, None, tuple[Route, Prompt, Completion]]:
         """Ask the backend. On self_route the router then keeps the retrieval answer or
         escalates to long context, whose answer replaces it (only the answer that
         stands is streamed)."""
         if not self.router.may_escalate(route):
-            completion = yield from self._complete(asking, prompt, stream=asking.stream)
+            completion = yield from self._complete(in_flight, prompt, stream=in_flight.stream)
             return route, prompt, completion
-        first = yield from self._complete(asking, prompt, stream=False)
+        first = yield from self._complete(in_flight, prompt, stream=False)
         route = self.router.after_retrieval(
-            route, asking.corpus.corpus_tokens, asking.question, refused=first.refused
+            route, in_flight.corpus.corpus_tokens, in_flight.question, refused=first.refused
         )
         if route.path == "rag":
-            if asking.stream:
+            if in_flight.stream:
                 yield StreamDelta(first.text)
             return route, prompt, first
-        prompt = long_context_prompt(asking.corpus, asking.question)
-        completion = yield from self._complete(asking, prompt, stream=asking.stream)
+        prompt = long_context_prompt(in_flight.corpus, in_flight.question)
+        completion = yield from self._complete(in_flight, prompt, stream=in_flight.stream)
         return route, prompt, completion
 
     def _complete(
-        self, asking: _Asking, prompt: Prompt, *, stream: bool
+        self, in_flight: _InFlight, prompt: Prompt, *, stream: bool
     ) -> Generator[StreamDelta, None, Completion]:
         """Ask the backend (streaming its deltas when asked) and count its usage."""
         t0 = time.perf_counter()
@@ -238,9 +286,9 @@ class KnowledgeBase:
         else:
             completion = self.backend.complete(prompt)
         assert completion is not None
-        key = "generate_s" if "generate_s" not in asking.timings else "escalate_s"
-        asking.timings[key] = time.perf_counter() - t0
-        asking.add_usage(completion.usage)
+        key = "generate_s" if "generate_s" not in in_flight.timings else "escalate_s"
+        in_flight.timings[key] = time.perf_counter() - t0
+        in_flight.add_usage(completion.usage)
         return completion
 
     def _price(self, usage: Usage) -> float | None:
@@ -264,7 +312,7 @@ class KnowledgeBase:
 
 
 @dataclass(slots=True)
-class _Asking:
+class _InFlight:
     """One question in flight: the corpus version it is pinned to, what retrieval
     found, and what it has spent so far (usage summed over every backend call,
     timings by step)."""

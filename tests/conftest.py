@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.embedding import Embedder, shared_embedder
-from kb.settings import Settings, load_settings
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder, shared_embedder
 from tests.chroma_server import chroma_server  # noqa: F401  (a fixture, shared)
 
 ROOT = Path(__file__).resolve().parent.parent

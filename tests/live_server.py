@@ -23,9 +23,9 @@ from fastapi import FastAPI
 from api.app import create_app
 from ingest.pipeline import run_ingest
 from kb.backends import AnswerBackend
-from kb.embedding import Embedder
-from kb.models import IngestSummary
-from kb.settings import Settings, load_settings
+from kb.core.models import IngestSummary
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
 from tests.conftest import write_corpus
 
 SERVICE_KEY = "test-service-key-5f1c"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from kb.backends.base import AnswerBackend, Completion, StreamDelta, is_refusal
-from kb.models import Usage
-from kb.prompts import REFUSAL, Prompt
-from kb.tokens import count_tokens
+from kb.backends.prompts import REFUSAL, Prompt
+from kb.core.models import Usage
+from kb.core.tokens import count_tokens
 
 # The answer text to a prompt, or a whole Completion (to script usage or own citations).
 Reply = Callable[[Prompt], str | Completion]

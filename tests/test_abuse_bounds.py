@@ -23,8 +23,8 @@ from mcp.client.streamable_http import streamable_http_client
 from api.mcp_bounds import MCP_NAME_CHARS, MCP_URI_CHARS
 from api.schemas import MODEL_NAME_CHARS
 from kb.backends.openai_backend import OpenAIBackend
-from kb.conversation import TRANSCRIPT_CHARS, Turn, _RewriteCache, rewrite_cache, transcript
-from kb.embedding import Embedder
+from kb.conversation import TRANSCRIPT_CHARS, RewriteCache, Turn, transcript
+from kb.search.embedding import Embedder
 from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 
 LIMIT = 500  # the test settings' KB_MAX_QUESTION_CHARS
@@ -110,10 +110,10 @@ def server(
 
 
 @pytest.fixture
-def sent(upstream: Upstream) -> Iterator[list[bytes]]:
+def sent(upstream: Upstream, server: LiveServer) -> Iterator[list[bytes]]:
     upstream.bodies.clear()
     upstream.failing = False
-    rewrite_cache.clear()
+    server.app.state.service.kb.rewrites.clear()  # every test's rewrite reaches the model
     yield upstream.bodies
     upstream.failing = False
 
@@ -179,7 +179,7 @@ def test_a_rewrite_call_stays_within_its_bounds(server: LiveServer, sent: list[b
 def test_transcript_and_rewrite_cache_are_bounded_in_characters_and_bytes() -> None:
     turns = [Turn("user" if i % 2 else "assistant", "q " * 3_000) for i in range(12)]
     assert len(transcript([*turns, Turn("user", "And?")])) <= TRANSCRIPT_CHARS
-    cache = _RewriteCache(max_bytes=1_000_000)
+    cache = RewriteCache(max_bytes=1_000_000)
     for n in range(200):
         cache.put(("openai:m", "h" * 100_000 + str(n), "q"), "r")
     assert cache.bytes <= 1_000_000

@@ -19,15 +19,15 @@ import pytest
 from filelock import FileLock
 
 from kb.backends import AnswerBackend, Completion, Prompt, StreamDelta
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import Embedder
-from kb.errors import (
+from kb.core.errors import (
     BackendAuthError,
     BackendError,
     BackendRateLimitError,
     BackendTimeoutError,
     BackendUnavailableError,
 )
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion, Layout
 from tests.live_server import (
     HANDBOOK,
     SERVICE_KEY,

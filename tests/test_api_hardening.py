@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from api.cli_serve import exposure_warning
-from kb.embedding import Embedder
-from kb.settings import load_settings
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 
 JSON = {"Content-Type": "application/json"}

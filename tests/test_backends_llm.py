@@ -28,10 +28,12 @@ from openai.types import CompletionUsage
 from kb.backends import get_backend
 from kb.backends.anthropic_backend import AnthropicBackend
 from kb.backends.base import AnswerBackend, Completion, StreamDelta, is_refusal
+from kb.backends.cost import estimate_cost, model_context_window
 from kb.backends.local import DEFAULT_N_CTX, LlamaServer
 from kb.backends.openai_backend import OpenAIBackend, usage_from_openai
-from kb.cost import estimate_cost, model_context_window
-from kb.errors import (
+from kb.backends.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG, REFUSAL, Prompt
+from kb.backends.prompts import rag_prompt as build_rag_prompt
+from kb.core.errors import (
     BackendAuthError,
     BackendError,
     BackendRateLimitError,
@@ -40,10 +42,8 @@ from kb.errors import (
     ContextTooLongError,
     SettingsError,
 )
-from kb.models import Citation, Usage
-from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG, REFUSAL, Prompt
-from kb.prompts import rag_prompt as build_rag_prompt
-from kb.settings import Settings, load_settings
+from kb.core.models import Citation, Usage
+from kb.core.settings import Settings, load_settings
 from tests import llm_server
 from tests.llm_server import count_tokens
 

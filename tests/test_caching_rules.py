@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from kb.cost import caching_rates, estimate_cost, one_hour_write_extra
-from kb.models import Usage
+from kb.backends.cost import caching_rates, estimate_cost, one_hour_write_extra
+from kb.core.models import Usage
 from kb.report.caching_rules import caching_rules
 from kb.report.markdown import render_markdown
 from tests.test_report_render import _summary

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import embedding_text, run_ingest
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
-from kb.errors import SettingsError
-from kb.settings import Settings, load_settings
-from kb.store import VectorStore
+from ingest.chunking import chunk_embedding_text
+from ingest.pipeline import run_ingest
+from kb.core.errors import SettingsError
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion
+from kb.store.vectors import VectorStore
 from tests.chroma_server import ChromaServer
 from tests.conftest import write_corpus
 
@@ -51,7 +52,7 @@ def test_ingest_and_incremental_change_against_a_chroma_server(
     assert not (settings.data_dir / "chroma").exists()  # nothing went to embedded Chroma
     store = VectorStore(settings)
     (hotel,) = [c for c in CorpusVersion.open(settings.data_dir).chunks if c.doc_id == "hotel.md"]
-    hits = store.query(embedder.embed_one(embedding_text(hotel)), 1)
+    hits = store.query(embedder.embed_one(chunk_embedding_text(hotel)), 1)
     assert hits[0][0] == hotel.chunk_id and hits[0][1] > 0.99
 
     before = embedder.texts_embedded

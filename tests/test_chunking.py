@@ -9,8 +9,8 @@ import pytest
 
 from ingest.chunking import chunk_document
 from ingest.pipeline import content_hash
-from kb.models import Chunk, Document
-from kb.tokens import count_tokens
+from kb.core.models import Chunk, Document
+from kb.core.tokens import count_tokens
 from tests.conftest import DATASETS
 
 HOTPOT = DATASETS / "hotpotqa-100" / "corpus.jsonl"

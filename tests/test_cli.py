@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb import __version__
-from kb.embedding import Embedder
+from kb.search.embedding import Embedder
 from tests.conftest import ROOT
 from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 

@@ -18,16 +18,16 @@ from openai import OpenAI
 from kb.backends.base import AnswerBackend, Completion
 from kb.backends.local import LlamaServer
 from kb.backends.openai_backend import OpenAIBackend
+from kb.backends.prompts import REFUSAL, REWRITE_INSTRUCTIONS, Prompt
 from kb.conversation import (
+    REWRITE_CACHE_BYTES,
+    RewriteCache,
     Turn,
-    ask_conversation,
     needs_context,
-    rewrite_cache,
     standalone_question,
 )
-from kb.embedding import Embedder
-from kb.models import Usage
-from kb.prompts import REFUSAL, REWRITE_INSTRUCTIONS, Prompt
+from kb.core.models import Usage
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
 from tests import llm_server
 from tests.live_server import LiveServer, make_settings, serving
@@ -66,7 +66,7 @@ def test_offline_follow_up_cites_the_document_of_the_conversation(
     alone = offline.ask(FOLLOW_UP, mode)
     assert alone.refused and RIGHT_DOC not in {c.doc_id for c in alone.citations}
 
-    answer = ask_conversation(offline, conversation(), mode)
+    answer = offline.ask(conversation(), mode)
     assert not answer.refused
     assert [c.doc_id for c in answer.citations] == [RIGHT_DOC]
     assert "eight hours" in answer.answer
@@ -76,9 +76,11 @@ def test_offline_follow_up_cites_the_document_of_the_conversation(
 
 
 def test_a_first_question_is_used_as_written(offline: KnowledgeBase) -> None:
-    standalone = standalone_question([Turn("user", FIRST)], offline.backend, 4_000)
+    standalone = standalone_question(
+        [Turn("user", FIRST)], offline.backend, 4_000, RewriteCache(REWRITE_CACHE_BYTES)
+    )
     assert (standalone.question, standalone.method) == (FIRST, "as_is")
-    answer = ask_conversation(offline, [Turn("user", FIRST)], "rag")
+    answer = offline.ask([Turn("user", FIRST)], "rag")
     assert answer.standalone_question is None
 
 
@@ -86,10 +88,13 @@ def test_recent_turns_query_keeps_the_last_turns_within_the_limit(
     offline: KnowledgeBase,
 ) -> None:
     turns = [Turn("user", f"What is it{i}?") for i in range(5)]
-    assert standalone_question(turns, offline.backend, 4_000).question == (
-        "What is it2? What is it3? What is it4?"
+    assert standalone_question(
+        turns, offline.backend, 4_000, RewriteCache(REWRITE_CACHE_BYTES)
+    ).question == ("What is it2? What is it3? What is it4?")
+    assert (
+        standalone_question(turns, offline.backend, 25, RewriteCache(REWRITE_CACHE_BYTES)).question
+        == "What is it3? What is it4?"
     )
-    assert standalone_question(turns, offline.backend, 25).question == "What is it3? What is it4?"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +115,7 @@ def test_needs_context(question: str, leans: bool) -> None:
 
 def test_offline_new_topic_is_asked_as_written(offline: KnowledgeBase) -> None:
     turns = [*conversation()[:2], Turn("user", "When are production deploys frozen?")]
-    answer = ask_conversation(offline, turns, "rag")
+    answer = offline.ask(turns, "rag")
     assert answer.standalone_question is None
     assert [c.doc_id for c in answer.citations] == ["engineering/deploys.md"]
 
@@ -205,16 +210,16 @@ class ScriptedBackend(AnswerBackend):
 def test_a_rewrite_is_used_only_when_it_resolves_the_reference(
     reply: str, method: str, question: str
 ) -> None:
-    rewrite_cache.clear()
     backend = ScriptedBackend([reply])
-    standalone = standalone_question(conversation(), backend, 4_000)
+    rewrites = RewriteCache(REWRITE_CACHE_BYTES)
+    standalone = standalone_question(conversation(), backend, 4_000, rewrites)
     assert (standalone.method, standalone.question) == (method, question)
     (prompt,) = backend.prompts
     assert prompt.instructions == REWRITE_INSTRUCTIONS
     assert prompt.context == f"Conversation:\nUser: {FIRST}\nAssistant: {FIRST_ANSWER}"
     assert prompt.question == FOLLOW_UP
     # Asked again, the same conversation costs no call.
-    assert standalone_question(conversation(), backend, 4_000) == standalone
+    assert standalone_question(conversation(), backend, 4_000, rewrites) == standalone
     assert len(backend.prompts) == 1
 
 
@@ -226,14 +231,13 @@ def test_openai_backend_follow_up_against_llama_cpp(
     standalone question and the access page is the one passage it may cite. (SmolLM2-135M
     tends to drop the reference when it rewrites, so which standalone question wins is
     read from its real reply, never assumed.)"""
-    rewrite_cache.clear()
     recorder = Recorder()
     settings = server_settings(
         llama_server, "/v1", data_dir=data_dir, max_output_tokens=24, top_k=1
     )
     backend = OpenAIBackend(settings, "smollm2", http_client=recorder.client, max_retries=0)
     with KnowledgeBase(settings, backend=backend, embedder=embedder) as kb:
-        answer = ask_conversation(kb, conversation(), "rag")
+        answer = kb.ask(conversation(), "rag")
         sent = recorder.bodies
         assert len(sent) == 2  # the rewrite, then the answer
         assert sent[0] == {
@@ -250,7 +254,9 @@ def test_openai_backend_follow_up_against_llama_cpp(
             "max_tokens": 24,
         }
         reply = recorder.responses[0]["choices"][0]["message"]["content"]
-        expected = standalone_question(conversation(), ScriptedBackend([reply]), 4_000)
+        expected = standalone_question(
+            conversation(), ScriptedBackend([reply]), 4_000, RewriteCache(REWRITE_CACHE_BYTES)
+        )
         assert (answer.standalone_question, answer.standalone_method) == (
             expected.question,
             expected.method,
@@ -264,5 +270,5 @@ def test_openai_backend_follow_up_against_llama_cpp(
         assert {c.doc_id for c in answer.citations} <= {RIGHT_DOC}
 
         # The same conversation again: the rewrite comes from the cache.
-        ask_conversation(kb, conversation(), "rag")
+        kb.ask(conversation(), "rag")
         assert len(recorder.bodies) == 3

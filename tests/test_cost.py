@@ -12,9 +12,9 @@ from typing import Any
 import genai_prices
 import pytest
 
-from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window
-from kb.errors import SettingsError
-from kb.models import Usage
+from kb.backends.cost import PRICE_SOURCE, estimate_cost, model_context_window
+from kb.core.errors import SettingsError
+from kb.core.models import Usage
 
 # Prices change on dated steps; pin the day so the comparison is stable.
 AT = datetime(2026, 11, 20, tzinfo=UTC)

@@ -11,9 +11,9 @@ from docx import Document as new_docx
 
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest
-from kb.embedding import Embedder
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
 from tests.conftest import write_corpus
 
 

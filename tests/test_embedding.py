@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import config_key, run_ingest
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder, available_cores, threads_for
-from kb.settings import load_settings
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder, available_cores, threads_for
+from kb.store.corpus import CorpusVersion
 from tests.conftest import write_corpus
 
 TEXTS = [
@@ -52,7 +52,7 @@ def test_threads_default_to_one_per_question_and_every_core_for_ingest(tmp_path:
 
 
 def test_an_unknown_backend_is_a_settings_error(tmp_path: Path) -> None:
-    from kb.errors import SettingsError
+    from kb.core.errors import SettingsError
 
     with pytest.raises(SettingsError, match="KB_EMBED_BACKEND"):
         load_settings(data_dir=tmp_path, embed_backend="tensorflow")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kb.cost import estimate_cost
-from kb.errors import InvalidRequestError, SettingsError
-from kb.models import Usage
+from kb.backends.cost import estimate_cost
+from kb.core.errors import InvalidRequestError, SettingsError
+from kb.core.models import Usage
 from kb.report.metrics import (
     citation_precision_recall,
     contains_answer,

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from ingest.pipeline import run_ingest
-from kb.embedding import Embedder
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
 from tests.conftest import write_corpus
 
 

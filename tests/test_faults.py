@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kb.backends.extractive
-import kb.lexical
+import kb.backends.extractive.reader
+import kb.store.lexical
 from ingest.pipeline import run_ingest
-from kb.check import check_data_dir
-from kb.corpus import Layout
-from kb.embedding import Embedder
-from kb.errors import DiskFullError
+from kb.core.errors import DiskFullError
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
-from kb.store import forget_embedded_clients
+from kb.store.check import check_data_dir
+from kb.store.corpus import Layout
+from kb.store.vectors import forget_embedded_clients
 from tests.conftest import write_corpus
 from tests.live_server import make_settings, readiness_after_warm_up, serving
 
@@ -105,7 +105,7 @@ def test_an_injected_write_failure_is_a_disk_full_error_and_commits_nothing(
         raise OSError(errno.ENOSPC, "No space left on device", str(folder))
 
     with monkeypatch.context() as patch:
-        patch.setattr(kb.lexical.LexicalIndex, "save", no_space)
+        patch.setattr(kb.store.lexical.LexicalIndex, "save", no_space)
         with pytest.raises(DiskFullError):
             run_ingest(settings, corpus, embedder=embedder)
     assert Layout(settings.data_dir).current_version() == first
@@ -126,14 +126,14 @@ def test_the_server_answers_while_its_cache_cannot_be_written(
     def no_space(file: object, **arrays: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(kb.backends.extractive.np, "savez", no_space)
+    monkeypatch.setattr(kb.backends.extractive.reader.np, "savez", no_space)
     with serving(settings, embedder) as live, live.client() as client:
         assert client.get("/readyz").json()["ready"] is True
         body = {"question": "When are production deploys frozen?", "mode": "long_context"}
         answered = client.post("/v1/query", json=body)
         assert answered.status_code == 200, answered.text
         assert "Fridays" in answered.json()["answer"]
-        monkeypatch.setattr(kb.backends.extractive.np, "savez", np.savez)  # space returns
+        monkeypatch.setattr(kb.backends.extractive.reader.np, "savez", np.savez)  # space returns
         assert client.post("/v1/query", json=body).status_code == 200
     assert not list(Layout(settings.data_dir).cache_dir("extractive").glob(".*tmp*"))
 

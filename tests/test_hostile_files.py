@@ -17,10 +17,10 @@ from ingest.corpus_files import CorpusFile
 from ingest.doc_ids import MAX_ID_CHARS, MAX_TITLE_CHARS
 from ingest.loaders import LoadResult, load_corpus
 from ingest.pipeline import run_ingest
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
-from kb.settings import Settings, load_settings
-from kb.tokens import count_tokens
+from kb.core.settings import Settings, load_settings
+from kb.core.tokens import count_tokens
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion
 from tests.conftest import write_corpus
 
 MAX = 20_000_000

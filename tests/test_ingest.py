@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from ingest.chunking import chunk_document
+from ingest.chunking import chunk_document, chunk_embedding_text
 from ingest.loaders import load_corpus
-from ingest.pipeline import chunk_key, embedding_text, run_ingest
+from ingest.pipeline import run_ingest, vector_key
 from ingest.progress import IngestProgress
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import Embedder
-from kb.errors import IngestBusyError, NotIngestedError, UserError
-from kb.models import Document, IngestSummary
-from kb.sentence_index import SentenceIndexes
-from kb.settings import Settings, load_settings
-from kb.snapshot import SnapshotEntry, body_tokens, build_snapshot, header, parse_snapshot
-from kb.store import VectorStore
-from kb.tokens import count_tokens
+from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.core.errors import IngestBusyError, NotIngestedError, UserError
+from kb.core.models import Document, IngestSummary
+from kb.core.settings import Settings, load_settings
+from kb.core.tokens import count_tokens
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion, Layout
+from kb.store.snapshot import SnapshotEntry, body_tokens, build_snapshot, header, parse_snapshot
+from kb.store.vectors import VectorStore
 from tests.conftest import DATASETS, FIXTURES, write_corpus
 
 HOTPOT = DATASETS / "hotpotqa-100" / "corpus.jsonl"
@@ -151,7 +151,7 @@ def test_chroma_holds_each_chunk_with_its_text_span_and_vector(
 
     # The stored vector is the model's vector of the chunk: its own text finds it first.
     target = next(c for c in version.chunks if "140 euros" in c.text)
-    hits = store.query(embedder.embed_one(embedding_text(target)), 3)
+    hits = store.query(embedder.embed_one(chunk_embedding_text(target)), 3)
     assert hits[0][0] == target.chunk_id and hits[0][1] > 0.99
 
     # The BM25 index beside it finds the chunk by a rare word.
@@ -463,14 +463,14 @@ def test_leftovers_of_an_interrupted_run_are_reused_or_cleaned_up(
     (corpus / "policy.md").write_text(new_text, "utf-8")
     doc = next(d for d in load_corpus(corpus, 10**6).documents if d.doc_id == "policy.md")
     new_chunks = chunk_document(
-        doc, chunk_key(settings), settings.chunk_tokens, settings.chunk_overlap
+        doc, vector_key(settings), settings.chunk_tokens, settings.chunk_overlap
     )
-    store.upsert(new_chunks, embedder.embed([embedding_text(c) for c in new_chunks]))
+    store.upsert(new_chunks, embedder.embed([chunk_embedding_text(c) for c in new_chunks]))
     # ...and had also embedded a file that was deleted again since.
     orphan = chunk_document(
-        Document("gone.md", "Gone", "gone.md", "Deleted since."), chunk_key(settings), 48, 12
+        Document("gone.md", "Gone", "gone.md", "Deleted since."), vector_key(settings), 48, 12
     )
-    store.upsert(orphan, embedder.embed([embedding_text(c) for c in orphan]))
+    store.upsert(orphan, embedder.embed([chunk_embedding_text(c) for c in orphan]))
     layout.pending.write_text('{"started_at": "then"}', "utf-8")
 
     summary, embedded = _ingest(settings, corpus, embedder)
@@ -485,7 +485,7 @@ def test_leftovers_of_an_interrupted_run_are_reused_or_cleaned_up(
 
     # Killed after the pointer swap, before the clean-up: an unchanged folder still
     # removes the stale vectors.
-    store.upsert(orphan, embedder.embed([embedding_text(c) for c in orphan]))
+    store.upsert(orphan, embedder.embed([chunk_embedding_text(c) for c in orphan]))
     layout.pending.write_text('{"started_at": "then"}', "utf-8")
     again, embedded = _ingest(settings, corpus, embedder)
     assert again.resumed and embedded == 0

@@ -15,11 +15,11 @@ import pytest
 from filelock import FileLock
 
 from ingest.pipeline import run_ingest
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import Embedder
-from kb.retrieval import Retriever
-from kb.settings import Settings, load_settings
-from kb.store import VectorStore, forget_embedded_clients
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
+from kb.search.retrieval import Retriever
+from kb.store.corpus import CorpusVersion, Layout
+from kb.store.vectors import VectorStore, forget_embedded_clients
 from tests.conftest import DATASETS, write_corpus
 
 HOTPOT = DATASETS / "hotpotqa-100" / "corpus.jsonl"

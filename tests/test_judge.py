@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.embedding import Embedder
-from kb.errors import InvalidRequestError
-from kb.prompts import (
+from kb.backends.prompts import (
     JUDGE_CORRECTNESS_INSTRUCTIONS,
     JUDGE_FAITHFULNESS_INSTRUCTIONS,
     REFUSAL,
     Prompt,
 )
+from kb.core.errors import InvalidRequestError
+from kb.core.settings import load_settings
 from kb.report import ReportOptions
 from kb.report.judge import verdict
 from kb.report.markdown import render_markdown
 from kb.report.runner import run_report
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
 from tests.conftest import write_corpus
 from tests.scripted import ScriptedBackend
 

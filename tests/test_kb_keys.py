@@ -18,8 +18,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from kb.embedding import Embedder
 from kb.keys import KeyStore
+from kb.search.embedding import Embedder
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.live_server import (
     SERVICE_KEY,

@@ -13,13 +13,13 @@ import pytest
 from api.cli import main
 from ingest.pipeline import run_ingest
 from kb.across import ask_across
-from kb.embedding import Embedder
-from kb.errors import InvalidRequestError, KnowledgeBaseNotFoundError, SettingsError
+from kb.core.errors import InvalidRequestError, KnowledgeBaseNotFoundError, SettingsError
+from kb.core.settings import load_settings
 from kb.keys import KeyStore
 from kb.knowledge_bases import KnowledgeBases, check_name, record_source, root_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
-from kb.store import forget_embedded_clients
+from kb.store.vectors import forget_embedded_clients
 from tests.chroma_server import ChromaServer
 from tests.conftest import write_corpus
 from tests.live_server import HANDBOOK, make_settings

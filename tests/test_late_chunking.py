@@ -1,5 +1,5 @@
-"""Reader unit vectors pooled from the chunks' forward passes (kb/late_chunking.py),
-with the real bundled model."""
+"""Reader unit vectors pooled from the chunks' forward passes
+(kb/backends/extractive/late_chunking.py), with the real bundled model."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ingest.pipeline import run_ingest
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import Embedder
-from kb.sentence_index import SentenceIndexes
-from kb.settings import load_settings
+from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion, Layout
 from tests.conftest import write_corpus
 
 SENTENCES = [

@@ -10,7 +10,7 @@ import bm25s
 import numpy as np
 import pytest
 
-from kb.lexical import LexicalIndex, _tokenize
+from kb.store.lexical import LexicalIndex, _tokenize
 from tests.conftest import DATASETS
 
 HOTPOT = DATASETS / "hotpotqa-100"

@@ -16,7 +16,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from kb.embedding import Embedder
+from kb.search.embedding import Embedder
 from tests.conftest import ROOT
 from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 

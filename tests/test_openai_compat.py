@@ -9,8 +9,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion
 from tests.live_server import SERVICE_KEY, LiveServer, make_settings, serving
 
 QUESTION = "When are production deploys frozen?"

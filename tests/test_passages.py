@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
-from kb.passages import build_passages, passages_from_hits, select_within_budget
-from kb.retrieval import Retriever
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
+from kb.search.passages import build_passages, passages_from_hits, select_within_budget
+from kb.search.retrieval import Retriever
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
-from kb.store import VectorStore
+from kb.store.corpus import CorpusVersion
+from kb.store.vectors import VectorStore
 from tests.conftest import write_corpus
 
 # One long document about one subject (its chunks are neighbours that all match),

@@ -11,12 +11,12 @@ import httpx2
 import pytest
 
 from kb.backends.anthropic_backend import AnthropicBackend
-from kb.backends.extractive import ExtractiveBackend
+from kb.backends.extractive.reader import ExtractiveBackend
 from kb.backends.openai_backend import OpenAIBackend
-from kb.embedding import Embedder
-from kb.models import Citation
-from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG, Prompt, rag_prompt
-from kb.settings import load_settings
+from kb.backends.prompts import INSTRUCTIONS_LONG_CONTEXT, INSTRUCTIONS_RAG, Prompt, rag_prompt
+from kb.core.models import Citation
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from tests.test_backends_llm import Recorder, openai_reply, recorded
 
 pytestmark = pytest.mark.fast

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.embedding import Embedder
-from kb.errors import InvalidRequestError, NotIngestedError
-from kb.prompts import INSTRUCTIONS_LONG_CONTEXT
+from kb.backends.prompts import INSTRUCTIONS_LONG_CONTEXT
+from kb.core.errors import InvalidRequestError, NotIngestedError
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
 from tests.conftest import write_corpus
 
 DOCS = {
@@ -61,7 +61,7 @@ def test_rag_answer_cites_the_sentence_that_answers(base: KnowledgeBase) -> None
 
 
 def test_long_context_prefix_is_byte_identical_across_questions(base: KnowledgeBase) -> None:
-    from kb.prompts import long_context_prompt
+    from kb.backends.prompts import long_context_prompt
 
     corpus = base.corpus()
     first = long_context_prompt(corpus, "When is handover?")
@@ -79,7 +79,7 @@ def test_prefix_changes_when_a_document_changes(tmp_path: Path, embedder: Embedd
     root = write_corpus(tmp_path / "docs", DOCS)
     settings = load_settings(data_dir=tmp_path / "data")
     run_ingest(settings, root, embedder=embedder)
-    from kb.prompts import long_context_prompt
+    from kb.backends.prompts import long_context_prompt
 
     with KnowledgeBase(settings, embedder=embedder) as base:
         before = long_context_prompt(base.corpus(), "q").prefix

@@ -11,16 +11,16 @@ import pytest
 
 from ingest.pipeline import run_ingest
 from kb.backends.base import Completion, StreamDelta
-from kb.backends.extractive import ExtractiveBackend
-from kb.cost import estimate_cost
-from kb.embedding import Embedder
-from kb.errors import InvalidRequestError
-from kb.models import Answer, Route, Usage
-from kb.prompts import INSTRUCTIONS_LONG_CONTEXT, REFUSAL, Prompt
+from kb.backends.cost import estimate_cost
+from kb.backends.extractive.reader import ExtractiveBackend
+from kb.backends.prompts import INSTRUCTIONS_LONG_CONTEXT, REFUSAL, Prompt
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Answer, Route, Usage
+from kb.core.settings import Settings, load_settings
+from kb.core.tokens import count_tokens
 from kb.router import Costs, Router, choose_path
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
-from kb.tokens import count_tokens
 from tests.conftest import write_corpus
 from tests.scripted import (
     PricedScriptedBackend,

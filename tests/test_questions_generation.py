@@ -12,20 +12,20 @@ import pytest
 
 from api.cli import main
 from ingest.pipeline import run_ingest
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
-from kb.errors import InvalidRequestError
-from kb.prompts import (
+from kb.backends.prompts import (
     GENERATE_SINGLE_INSTRUCTIONS,
     GENERATE_TWO_DOCUMENT_INSTRUCTIONS,
     GENERATE_UNANSWERABLE_INSTRUCTIONS,
     Prompt,
 )
+from kb.core.errors import InvalidRequestError
+from kb.core.settings import load_settings
 from kb.report.generate import Shares, generate_questions
 from kb.report.generated import Filters, GeneratedQuestion, write_generated
 from kb.report.questions import load_questions
 from kb.report.sampling import stratified_sample
-from kb.settings import load_settings
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion
 from tests.conftest import write_corpus
 from tests.scripted import ScriptedBackend
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.embedding import Embedder
-from kb.fact_kinds import asked_kinds, carries, restates
+from kb.backends.extractive.fact_kinds import asked_kinds, carries, restates
+from kb.core.settings import load_settings
+from kb.core.text import content_words, reading_units
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
-from kb.text import content_words, reading_units
 from tests.conftest import write_corpus
 
 MARKDOWN = """# Deploys

@@ -12,16 +12,16 @@ import pytest
 
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest
-from kb.backends.extractive import Sentence
-from kb.conversation import Turn, ask_conversation, subject_of, with_subject
-from kb.embedding import Embedder
-from kb.evidence import Evidence
-from kb.models import Answer
-from kb.quantities import fit, quantities
+from kb.backends.extractive.evidence import Evidence
+from kb.backends.extractive.quantities import fit, quantities
+from kb.backends.extractive.reading import Sentence
+from kb.conversation import Turn, subject_of, with_subject
+from kb.core.models import Answer
+from kb.core.settings import load_settings
+from kb.core.tables import row_at
+from kb.core.text import reading_units
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
-from kb.tables import row_at
-from kb.text import reading_units
 from tests.conftest import write_corpus
 
 FILES = {
@@ -183,7 +183,7 @@ def test_a_follow_up_without_a_subject_keeps_the_previous_one(
         Turn("user", "How long can it last?"),
     ]
     assert kb.ask("How long can it last?", mode=mode).refused
-    answer = ask_conversation(kb, turns, mode)
+    answer = kb.ask(turns, mode)
     assert answer.standalone_method == "subject"
     assert answer.standalone_question == "How long can prod-admin access last?"
     assert answer.answer.startswith("2 hours — prod-admin — ")

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.pipeline import run_ingest
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
+from kb.core.settings import load_settings
 from kb.recorded import RECORD_FILE, load_recommendation, measure_drift, record_recommendation
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
+from kb.store.corpus import CorpusVersion
 from tests.conftest import write_corpus
 from tests.scripted import ScriptedBackend
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.check import check_data_dir
-from kb.corpus import LEXICAL, CorpusVersion, Layout
-from kb.embedding import Embedder
-from kb.errors import CorpusDamagedError
+from kb.core.errors import CorpusDamagedError
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
-from kb.store import forget_embedded_clients
+from kb.store.check import check_data_dir
+from kb.store.corpus import LEXICAL, CorpusVersion, Layout
+from kb.store.vectors import forget_embedded_clients
 from tests.conftest import write_corpus
 
 DOCS = {
@@ -125,7 +125,7 @@ def test_missing_vectors_are_reembedded_not_the_rest(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
 ) -> None:
     settings = _copy(pristine, tmp_path)
-    from kb.store import VectorStore
+    from kb.store.vectors import VectorStore
 
     ids = [c.chunk_id for c in CorpusVersion.open(settings.data_dir).chunks]
     VectorStore(settings).delete(ids[:2])
@@ -221,7 +221,7 @@ def test_a_sound_version_is_read_whole_once_not_at_every_ingest(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ingest.repair
-    from kb.check import VERIFIED, known_sound
+    from kb.store.check import VERIFIED, known_sound
 
     settings = _copy(pristine, tmp_path)
     layout = Layout(settings.data_dir)

@@ -13,14 +13,14 @@ import pytest
 
 from api.cli import main
 from ingest.pipeline import run_ingest
-from kb.embedding import Embedder
+from kb.core.settings import load_settings
 from kb.report import ReportOptions
 from kb.report.metrics import mean
 from kb.report.questions import load_questions
 from kb.report.runner import run_report
 from kb.report.writer import write_report
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import load_settings
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, DATASETS
 
 HOTPOT = DATASETS / "hotpotqa-100"

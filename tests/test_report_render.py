@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from kb.models import Usage
+from kb.core.models import Usage
 from kb.report.charts import dodge, render_charts
 from kb.report.html import render_html
 from kb.report.markdown import render_markdown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.errors import InvalidRequestError
+from kb.core.errors import InvalidRequestError
 from kb.router import Costs, Sizes, choose_path
 
 pytestmark = pytest.mark.fast

@@ -19,7 +19,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from kb.embedding import Embedder
+from kb.search.embedding import Embedder
 from tests.live_server import LiveServer, make_settings, serving
 
 EXAMPLES_PER_OPERATION = 25  # per generation mode

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.corpus import Layout
-from kb.embedding import Embedder
-from kb.sentence_index import SentenceIndexes
+from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
+from kb.store.corpus import Layout
 from tests.conftest import write_corpus
 
 DOCS = {
@@ -99,7 +99,11 @@ def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
 ) -> None:
     import numpy as np
 
-    from kb.sentence_index import DocumentText, SentenceIndex, SentenceIndexSummary
+    from kb.backends.extractive.sentence_index import (
+        DocumentText,
+        SentenceIndex,
+        SentenceIndexSummary,
+    )
 
     first = [DocumentText(name, name.removesuffix(".md"), text) for name, text in DOCS.items()]
     second = [

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.check import check_data_dir
-from kb.embedding import Embedder
-from kb.errors import CorpusDamagedError
+from kb.core.errors import CorpusDamagedError
+from kb.core.settings import Settings, load_settings
+from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from kb.settings import Settings, load_settings
-from kb.store import forget_embedded_clients
-from kb.vector_index import check_hnsw_files
+from kb.store.check import check_data_dir
+from kb.store.vector_index import check_hnsw_files
+from kb.store.vectors import forget_embedded_clients
 from tests.conftest import ROOT, write_corpus
 from tests.live_server import make_settings, readiness_after_warm_up, serving
 

@@ -17,10 +17,10 @@ import pytest
 
 from api.cli import main
 from ingest.pipeline import run_ingest
-from ingest.watch import Reindex, describe, describe_changes, name_some, watch
-from kb.embedding import Embedder
-from kb.models import IngestSummary
-from kb.settings import load_settings
+from ingest.watch import Reindex, describe, describe_changes, name_some, watch_corpus
+from kb.core.models import IngestSummary
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from tests.conftest import ROOT, write_corpus
 
 FILES = {
@@ -46,7 +46,7 @@ def test_watch_reindexes_each_burst_of_changes(tmp_path: Path, embedder: Embedde
     done: queue.Queue[Reindex] = queue.Queue()
     stop = threading.Event()
     watcher = threading.Thread(
-        target=watch,
+        target=watch_corpus,
         args=(settings, corpus, done.put),
         kwargs={"embedder": embedder, "debounce_s": 0.5, "stop": stop},
         daemon=True,

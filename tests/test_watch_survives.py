@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
-from ingest.watch import Reindex, describe, watch
-from kb.embedding import Embedder
-from kb.settings import load_settings
+from ingest.watch import Reindex, describe, watch_corpus
+from kb.core.settings import load_settings
+from kb.search.embedding import Embedder
 from tests.conftest import write_corpus
 from tests.live_server import SERVICE_KEY, make_settings, serving
 
@@ -39,7 +39,7 @@ def test_the_watcher_survives_an_undecodable_name_and_indexes_later_edits(
     done: queue.Queue[Reindex] = queue.Queue()
     stop = threading.Event()
     watcher = threading.Thread(
-        target=watch,
+        target=watch_corpus,
         args=(settings, corpus, done.put),
         kwargs={"embedder": embedder, "debounce_s": 0.3, "stop": stop},
         daemon=True,

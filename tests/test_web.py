@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.live_server import HANDBOOK, LiveServer, make_settings, serving
 

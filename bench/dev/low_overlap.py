@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from kb.text import content_words  # noqa: E402
+from kb.core import content_words  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "hotpotqa-100"
 OUT = Path(__file__).with_name("hotpotqa-low-overlap.qids.json")

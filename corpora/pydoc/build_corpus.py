@@ -69,7 +69,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     written = write_corpus(args.out)
-    from kb.tokens import count_tokens
+    from kb.core.tokens import count_tokens
 
     tokens = sum(count_tokens(path.read_text(encoding="utf-8")) for path in written)
     print(f"wrote {len(written)} topic files ({tokens:,} cl100k tokens) to {args.out}")

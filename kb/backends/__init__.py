@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from kb.backends.base import AnswerBackend, Completion, StreamDelta
-from kb.embedding import Embedder
-from kb.errors import SettingsError
-from kb.prompts import Prompt
-from kb.settings import Settings
+from kb.backends.prompts import Prompt
+from kb.core.errors import SettingsError
+from kb.core.settings import Settings
+from kb.search.embedding import Embedder
 
 __all__ = ["AnswerBackend", "Completion", "Prompt", "StreamDelta", "get_backend"]
 
@@ -22,7 +22,7 @@ def get_backend(
     spec = (spec or settings.backend).strip()
     provider, _, model = spec.partition(":")
     if provider == "extractive":
-        from kb.backends.extractive import ExtractiveBackend
+        from kb.backends.extractive.reader import ExtractiveBackend
 
         return ExtractiveBackend(settings, embedder=embedder)
     if provider == "openai":

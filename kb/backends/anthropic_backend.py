@@ -26,10 +26,10 @@ from kb.backends.base import (
     is_refusal,
     sdk_error,
 )
-from kb.errors import BackendError
-from kb.models import Usage
-from kb.prompts import Prompt
-from kb.settings import Settings
+from kb.backends.prompts import Prompt
+from kb.core.errors import BackendError
+from kb.core.models import Usage
+from kb.core.settings import Settings
 
 if TYPE_CHECKING:
     import httpx2

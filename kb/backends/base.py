@@ -4,7 +4,7 @@ Capabilities are class attributes that callers ask instead of comparing provider
 names: `context_window` and `supports_prompt_cache` (read by the router), `priced`
 (the router weighs cost and answers are priced) and `needs_warm_up` (the service
 asks one long-context question before serving). Streaming and refusal detection
-are written once here; the prompt a backend is asked lives in `kb.prompts`.
+are written once here; the prompt a backend is asked lives in `kb.backends.prompts`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
-from kb.errors import (
+from kb.backends.cost import model_context_window
+from kb.backends.prompts import Prompt
+from kb.core.errors import (
     BackendAuthError,
     BackendError,
     BackendRateLimitError,
@@ -25,11 +27,10 @@ from kb.errors import (
     ContextTooLongError,
     SettingsError,
 )
-from kb.models import Citation, Usage
-from kb.prompts import Prompt
+from kb.core.models import Citation, Usage
 
 if TYPE_CHECKING:
-    from kb.settings import Settings
+    from kb.core.settings import Settings
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ class AnswerBackend(ABC):
 
     @abstractmethod
     def complete(self, prompt: Prompt) -> Completion:
-        """Answer `prompt`; raise a `kb.errors.BackendError` subclass on failure."""
+        """Answer `prompt`; raise a `kb.core.errors.BackendError` subclass on failure."""
 
     def stream(self, prompt: Prompt) -> Iterator[StreamDelta | Completion]:
         """Deltas of the answer text, then the final Completion (usage included)."""
@@ -105,8 +106,6 @@ class ProviderBackend(AnswerBackend):
 
     def __init__(self, settings: Settings, model: str) -> None:
         super().__init__(model)
-        from kb.cost import model_context_window
-
         self.timeout = settings.request_timeout
         self.max_output_tokens = settings.max_output_tokens
         self._window = (

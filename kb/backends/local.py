@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from kb.backends.openai_backend import OpenAIBackend
-from kb.errors import BackendUnavailableError, SettingsError
-from kb.settings import Settings
+from kb.core.errors import BackendUnavailableError, SettingsError
+from kb.core.settings import Settings
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # SmolLM2 was trained on 8,192-token sequences (the GGUF's n_ctx_train, which the

@@ -14,10 +14,16 @@ and turned into a recommendation.
     markdown.py, html.py, charts.py   report.md, report.html, charts/*.svg
     writer.py          write_report: the folder
 
-This module imports nothing heavy, so the CLI can read the defaults cheaply; import
-`kb.report.runner` and `kb.report.writer` to run and write a report.
+    generate.py, generated.py, known_items.py, sampling.py   `kb questions`: an
+                       evaluation set written from the corpus itself
+    judge.py           a judge model's verdicts on generative answers
+
+Sits above the question path (it asks through `kb.KnowledgeBase`).
 """
 
+from kb.report.generate import Shares, check_count, generate_questions
+from kb.report.generated import write_generated
+from kb.report.metrics import recall_at_k, score_answer
 from kb.report.options import (
     DEFAULT_CACHE_TTL_MINUTES,
     DEFAULT_MODES,
@@ -25,11 +31,29 @@ from kb.report.options import (
     DEFAULT_PRICE_MODELS,
     ReportOptions,
 )
+from kb.report.questions import load_questions, sample_questions
+from kb.report.recommendation import record_for_router
+from kb.report.rows import AnswerRow
+from kb.report.runner import ReportResult, run_report
+from kb.report.writer import write_report
 
 __all__ = [
     "DEFAULT_CACHE_TTL_MINUTES",
     "DEFAULT_MODES",
     "DEFAULT_MONTHLY_QUESTIONS",
     "DEFAULT_PRICE_MODELS",
+    "AnswerRow",
     "ReportOptions",
+    "ReportResult",
+    "Shares",
+    "check_count",
+    "generate_questions",
+    "load_questions",
+    "recall_at_k",
+    "record_for_router",
+    "run_report",
+    "sample_questions",
+    "score_answer",
+    "write_generated",
+    "write_report",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from kb.cost import caching_rates, split_ref
+from kb.backends.cost import caching_rates, split_ref
 from kb.report.format import Section, fmt
 from kb.report.summary import ReportSummary
 

@@ -22,19 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kb.backends.base import AnswerBackend
-from kb.corpus import CorpusVersion
-from kb.errors import InvalidRequestError
-from kb.models import Chunk
-from kb.prompts import (
+from kb.backends.prompts import (
     GENERATE_SINGLE_INSTRUCTIONS,
     GENERATE_TWO_DOCUMENT_INSTRUCTIONS,
     GENERATE_UNANSWERABLE_INSTRUCTIONS,
     generation_prompt,
 )
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Chunk
 from kb.report.generated import Dropped, Filters, GeneratedQuestion, GeneratedSet
 from kb.report.known_items import known_item_questions
 from kb.report.metrics import normalize_answer
 from kb.report.sampling import SampledChunk, TermWeights, stratified_sample
+from kb.store.corpus import CorpusVersion
 
 MAX_QUESTIONS = 1_000
 REPLY_EXCERPT = 120  # characters of an unusable reply shown on the review sheet

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from kb.backends.base import AnswerBackend
-from kb.corpus import CorpusVersion
-from kb.prompts import correctness_prompt, faithfulness_prompt
+from kb.backends.prompts import correctness_prompt, faithfulness_prompt
 from kb.report.metrics import mean, strip_citation_markers
 from kb.report.rows import AnswerRow
 from kb.report.summary import JudgeSummary
+from kb.store.corpus import CorpusVersion
 
 MAX_PASSAGE_CHARS = 4_000
 MAX_DISAGREEMENTS = 50

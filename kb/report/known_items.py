@@ -15,10 +15,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from kb.models import Chunk
+from kb.core.models import Chunk
+from kb.core.text import reading_units
 from kb.report.generated import Dropped, Filters, GeneratedQuestion, GeneratedSet
 from kb.report.sampling import SampledChunk, TermWeights, stratified_sample, words
-from kb.text import reading_units
 
 KNOWN_ITEM_GENERATOR = "known-item queries (offline, no generative model)"
 KEYWORDS_PER_QUERY = 4

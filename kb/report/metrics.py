@@ -34,7 +34,7 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kb.errors import InvalidRequestError
+from kb.core.errors import InvalidRequestError
 from kb.report.questions import EvalQuestion
 
 # ---- answer text metrics ---------------------------------------------------------

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.errors import InvalidRequestError
-from kb.settings import MODES
+from kb.core.errors import InvalidRequestError
+from kb.core.settings import MODES
 
 DEFAULT_MODES = ("long_context", "rag", "auto", "self_route")
 DEFAULT_PRICE_MODELS = (

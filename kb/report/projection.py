@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kb.errors import InvalidRequestError, SettingsError
-from kb.models import Usage
+from kb.core.errors import InvalidRequestError, SettingsError
+from kb.core.models import Usage
 
 Pricer = Callable[[str, Usage], "float | None"]
 MINUTES_PER_MONTH = 30 * 24 * 60

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kb.errors import InvalidRequestError
+from kb.core.errors import InvalidRequestError
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.errors import InvalidRequestError
-from kb.models import Manifest
+from kb.core.errors import InvalidRequestError
+from kb.core.models import Manifest
 from kb.recorded import RecordedRecommendation, record_recommendation
 from kb.report.summary import (
     AutoChoice,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from kb.models import Usage
+from kb.core.models import Usage
 from kb.report.metrics import QuestionScore
 
 

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kb.backends import AnswerBackend, get_backend
-from kb.errors import BackendError, InvalidRequestError
-from kb.models import Answer
+from kb.core.errors import BackendError, InvalidRequestError
+from kb.core.models import Answer
 from kb.report.judge import judge_rows
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
 from kb.report.options import ReportOptions
@@ -34,7 +34,7 @@ from kb.report.questions import EvalQuestion, load_questions, sample_questions
 from kb.report.rows import AnswerRow, RecallProbe, RetrievalRow, Row, SweepRow
 from kb.report.summarize import RunFacts, summarize
 from kb.report.summary import Machine, ReportSummary
-from kb.retrieval import Retriever
+from kb.search.retrieval import Retriever
 from kb.service import KnowledgeBase
 
 WARM_UP_QUESTION = "What is this collection of documents about?"

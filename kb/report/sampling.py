@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kb.models import Chunk
-from kb.text import STOPWORDS
+from kb.core.models import Chunk
+from kb.core.text import STOPWORDS
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]*[A-Za-z0-9]|[0-9]+")
 POSITIONS = ("opening", "middle", "closing")

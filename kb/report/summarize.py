@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.cost import PRICE_SOURCE, estimate_cost, model_context_window, one_hour_write_extra
-from kb.models import Usage
+from kb.backends.cost import PRICE_SOURCE, estimate_cost, model_context_window, one_hour_write_extra
+from kb.core.models import Usage
 from kb.report.judge import judge_summary
 from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
 from kb.report.options import ReportOptions

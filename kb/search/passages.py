@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kb.corpus import CorpusVersion
-from kb.models import Chunk, Citation
-from kb.retrieval import Hit
-from kb.tokens import count_tokens
+from kb.core.models import Chunk, Citation
+from kb.core.tokens import count_tokens
+from kb.search.retrieval import Hit
+from kb.store.corpus import CorpusVersion
 
 # What one passage's tags (`<passage number=.. title=.. source=..>` .. `</passage>`) and
 # the blank line after it cost, on top of the title's and the source's own tokens.

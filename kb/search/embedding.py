@@ -1,7 +1,7 @@
 """The bundled all-MiniLM-L6-v2 sentence embedder, loaded from disk, never a hub.
 
 Two runtimes of the same weights: torch (the default) and ONNX Runtime (exported once,
-offline, see `kb.onnx_export`; not faster on a saturated machine, see the README).
+offline, see `kb.search.onnx_export`; not faster on a saturated machine, see the README).
 Their vectors agree to ~1e-7 but an index never mixes them:
 the backend is part of the ingest's config key.
 
@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kb.errors import SettingsError
-from kb.settings import default_cache_dir
+from kb.core.errors import SettingsError
+from kb.core.settings import default_cache_dir
+from kb.search.onnx_export import ONNX_FILE, onnx_model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from kb.settings import Settings
+    from kb.core.settings import Settings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -136,8 +137,6 @@ class Embedder:
             return model
         import onnxruntime
 
-        from kb.onnx_export import ONNX_FILE, onnx_model_dir
-
         folder = onnx_model_dir(MODEL_NAME, Path(model_path()), self.cache_dir)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _threads
@@ -185,7 +184,7 @@ class Embedder:
         subject) are pooled into every span of text i as well. A span the model did not
         see whole (cut off by the model's length limit, or holding no token) gets a row
         of zeros: the caller embeds it on its own. Costs one encode of the texts (the
-        pooling is a few array sums); `kb.late_chunking` says what it costs in accuracy."""
+        pooling is a few array sums); `late_chunking` (the reader's) says what it costs."""
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32), []
         model = self.model

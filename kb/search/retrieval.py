@@ -7,21 +7,26 @@ vectors an ingest has added but not committed (or is deleting) are never seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from kb.corpus import CorpusVersion
-from kb.embedding import Embedder
-from kb.models import Chunk
-from kb.store import VectorStore
-from kb.text import content_words
+from kb.core.models import Chunk
+from kb.core.text import content_words
+from kb.search.embedding import Embedder
+from kb.store.corpus import CorpusVersion
+from kb.store.vectors import VectorStore
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the top ranks
 HOPS = ("auto", "1", "2")
 # `auto` skips the second hop when the best first-round passage holds at least this
 # share of the question's content words: the evidence is already concentrated there.
 SELF_CONTAINED_COVERAGE = 0.9
+
+
+Ranking = list[tuple[int, float]]  # (row in corpus.chunks, score), best first
+Fusion = Callable[[list[Ranking]], Ranking]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,10 @@ class Retriever:
         store: VectorStore,
         embedder: Embedder,
         hops: int | str = "auto",
+        fuse: Fusion | None = None,
     ) -> None:
         self.corpus = corpus
+        self.fuse = fuse or reciprocal_rank_fusion  # benches try others (bench/fusion_sweep.py)
         self.store = store
         self.embedder = embedder
         self.hops = str(hops)
@@ -99,13 +106,13 @@ class Retriever:
             self.vector_search(question_vector, depth),
             self.corpus.lexical.search(question, depth),
         ]
-        fused = _fuse(rankings)
+        fused = self.fuse(rankings)
         if fused and (
             hops == "2"
             or (hops == "auto" and self.first_round(question, rankings, fused).needs_second_hop())
         ):
             rankings += self._second_hop(question, question_vector, fused[0][0], depth)
-            fused = _fuse(rankings)
+            fused = self.fuse(rankings)
         return self._hits(rankings, fused[:k])
 
     def first_round(
@@ -156,7 +163,7 @@ class Retriever:
         ]
 
 
-def _fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
     """Reciprocal-rank fusion: rows with their fused score, best first."""
     fused: dict[int, float] = {}
     for ranking in rankings:

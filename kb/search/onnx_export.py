@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from kb.errors import SettingsError
+from kb.core.errors import SettingsError
 
 ONNX_FILE = "onnx/model.onnx"
 EXPORT_TIMEOUT = 900.0  # seconds to wait for another process's export

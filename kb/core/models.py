@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Path_ = Literal["long_context", "rag"]
+RoutePath = Literal["long_context", "rag"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ class IngestSummary(BaseModel):
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_deleted: int = 0
-    # The extractive reader's sentence index of the new version (kb/sentence_index.py).
+    # The reader's sentence index of the new version (kb/backends/extractive/sentence_index.py).
     sentences_embedded: int = 0
     sentences_reused: int = 0
     sentences_pooled: int = 0  # from the chunks' forward passes, no model call of their own
@@ -148,7 +148,7 @@ class Route:
     decision (self_route's escalation) makes a new Route."""
 
     mode: str
-    path: Path_
+    path: RoutePath
     reason: str
     fallback: bool = False
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -176,3 +176,21 @@ class Answer:
         data = asdict(self)
         data["usage"]["total_input_tokens"] = self.usage.total_input_tokens
         return data
+
+
+@dataclass
+class SearchResult:
+    """What `KnowledgeBase.search` found: numbered passages, cited with exact spans."""
+
+    query: str
+    corpus_version: str
+    passages: list[Citation]
+
+
+@dataclass
+class DocumentList:
+    """A page of a corpus version's documents (`KnowledgeBase.documents`)."""
+
+    corpus_version: str
+    total: int
+    documents: list[ManifestDoc]

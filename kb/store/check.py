@@ -14,7 +14,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.corpus import (
+from kb.core.errors import CorpusDamagedError
+from kb.core.models import Chunk, Manifest
+from kb.core.settings import Settings
+from kb.store import vector_index
+from kb.store.corpus import (
     CHUNKS,
     LEXICAL,
     MANIFEST,
@@ -24,10 +28,8 @@ from kb.corpus import (
     version_id,
     write_atomic,
 )
-from kb.errors import CorpusDamagedError
-from kb.models import Chunk, Manifest
-from kb.settings import Settings
-from kb.snapshot import SEPARATOR, header
+from kb.store.snapshot import SEPARATOR, header
+from kb.store.vectors import VectorStore
 
 # What `kb ingest` does about each kind of damage.
 REPAIRS = {
@@ -209,12 +211,8 @@ def _lexical_problem(corpus: CorpusVersion, rows: int) -> str | None:
 
 
 def vector_index_problem(settings: Settings) -> Damage | None:
-    """Damage to the embedded store's persisted vector index (see kb/vector_index.py)."""
-    if settings.chroma_url:
-        return None  # a Chroma server guards its own files
-    from kb.vector_index import vector_index_damage
-
-    found = vector_index_damage(settings.data_dir / "chroma", settings.collection)
+    """Damage to the embedded store's persisted vector index, as `kb check` lists it."""
+    found = vector_index.vector_index_problem(settings)
     return Damage("vector-index", str(found[0]), found[1]) if found else None
 
 
@@ -227,8 +225,6 @@ def missing_vectors(settings: Settings, ids: list[str]) -> tuple[list[str], str 
     sqlite = settings.data_dir / "chroma" / "chroma.sqlite3"
     if settings.chroma_url is None and not sqlite.exists():
         return list(ids), f"{sqlite.name} is missing: all {len(ids)} vectors are gone"
-    from kb.store import VectorStore
-
     try:
         found = VectorStore(settings).existing(ids)
     except Exception as exc:  # chromadb raises its own tree and sqlite's

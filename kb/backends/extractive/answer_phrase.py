@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb.fact_kinds import FactKind
-from kb.quantities import asks_duration, first_duration
-from kb.tables import TableRow, row_at
-from kb.text import content_words
+from kb.backends.extractive.fact_kinds import FactKind
+from kb.backends.extractive.quantities import asks_duration, first_duration
+from kb.core.tables import TableRow, row_at
+from kb.core.text import content_words
 
 _MARKER = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")
 _MARKUP = re.compile(r"\*\*|__|`")

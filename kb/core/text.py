@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from kb.tables import table_row_spans
+from kb.core.tables import table_row_spans
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 # A sentence ends at . ! or ? (after any closing quote or bracket) before white space

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from kb.text import content_words
+from kb.core.text import content_words
 
 FactKind = str  # "number", "date" or "name"
 

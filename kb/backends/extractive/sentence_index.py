@@ -30,10 +30,10 @@ from typing import Protocol
 
 import numpy as np
 
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import DIMENSIONS, MODEL_NAME, Embedder
-from kb.settings import Settings
-from kb.text import ANSWER_KINDS, Unit, UnitKind, content_words, reading_units
+from kb.core.settings import Settings
+from kb.core.text import ANSWER_KINDS, Unit, UnitKind, content_words, reading_units
+from kb.search.embedding import DIMENSIONS, MODEL_NAME, Embedder
+from kb.store.corpus import CorpusVersion, Layout
 
 # Part of every unit's hash: a new reading-unit rule or model re-embeds everything.
 UNITS_VERSION = f"{MODEL_NAME}/units-v4"
@@ -48,7 +48,7 @@ def hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def embedding_text(title: str, unit: Unit, text: str) -> str:
+def unit_embedding_text(title: str, unit: Unit, text: str) -> str:
     """What the model sees for a unit: the title and section give it its subject."""
     context = f"{unit.context}: " if unit.context else ""
     return f"{title}: {context}{text[unit.start : unit.end]}"
@@ -65,7 +65,7 @@ def word_hashes(words: set[str], cache: dict[str, int]) -> list[int]:
 
 
 class TextDocument(Protocol):
-    """What the index needs of a document; `kb.models.Document` fits."""
+    """What the index needs of a document; `kb.core.models.Document` fits."""
 
     @property
     def doc_id(self) -> str: ...
@@ -87,7 +87,9 @@ class SentenceIndexSummary:
     units: int = 0
     embedded: int = 0
     reused: int = 0
-    pooled: int = 0  # vectors pooled from a chunk's forward pass (`kb.late_chunking`)
+    pooled: int = (
+        0  # vectors pooled from a chunk's forward pass (`kb.backends.extractive.late_chunking`)
+    )
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -320,7 +322,7 @@ class _Blocks:
         lengths: list[int] = []
         words: list[int] = []
         for unit in reading_units(doc.text):
-            text = embedding_text(doc.title, unit, doc.text)
+            text = unit_embedding_text(doc.title, unit, doc.text)
             unit_hash = hash64(text)
             row = self.rows + len(lengths)
             old = self.unit_row(unit_hash)

@@ -12,9 +12,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from kb.errors import CorpusDamagedError, SettingsError
-from kb.models import Chunk
-from kb.settings import Settings
+from kb.core.errors import CorpusDamagedError, SettingsError
+from kb.core.models import Chunk
+from kb.core.settings import Settings
+from kb.store.vector_index import vector_index_problem
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -73,12 +74,11 @@ def release_embedded_client(client: ClientAPI) -> None:
 
 def verify_vector_index(settings: Settings) -> None:
     """Refuse to open an embedded store whose persisted vector index is damaged (see
-    `kb.vector_index`): hnswlib would crash the process on loading it."""
-    from kb.check import vector_index_problem
-
+    `kb.store.vector_index`): hnswlib would crash the process on loading it."""
     if damage := vector_index_problem(settings):
+        path, problem = damage
         raise CorpusDamagedError(
-            f"The vector index in {damage.path} is damaged: {damage.problem}. Run `kb ingest "
+            f"The vector index in {path} is damaged: {problem}. Run `kb ingest "
             "PATH` to rebuild it from the chunks (`kb check` lists all damage)."
         )
 

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kb.fact_kinds import asked_kinds, carries
-from kb.quantities import asks_duration, has_duration
-from kb.sentence_index import hash64
-from kb.text import content_words
-
-if TYPE_CHECKING:
-    from kb.backends.extractive import Reading, Sentence
-    from kb.prompts import Prompt
+from kb.backends.extractive.fact_kinds import asked_kinds, carries
+from kb.backends.extractive.quantities import asks_duration, has_duration
+from kb.backends.extractive.reading import Reading, Sentence
+from kb.backends.extractive.sentence_index import hash64
+from kb.backends.prompts import Prompt
+from kb.core.text import content_words
 
 MAX_TERMS = 3  # phrases of the bridging unit looked up
 MAX_HITS = 40  # occurrences of one phrase examined

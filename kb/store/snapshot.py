@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kb.tokens import count_tokens
+from kb.core.tokens import count_tokens
 
 MARK = "§"
 ESCAPED_MARK = "⸹"  # U+2E39 TOP HALF SECTION SIGN: looks alike, never opens a document

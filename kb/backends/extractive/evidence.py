@@ -19,15 +19,13 @@ Australia", so it only reorders units that clear the threshold on their own, by
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from kb.answer_phrase import named_columns
-from kb.quantities import fit, quantities
-from kb.tables import row_at
-from kb.text import content_words
-
-if TYPE_CHECKING:
-    from kb.backends.extractive import Sentence
+from kb.backends.extractive.answer_phrase import named_columns
+from kb.backends.extractive.quantities import fit, quantities
+from kb.backends.extractive.reading import Sentence
+from kb.core.tables import row_at
+from kb.core.text import content_words
 
 TABLE_BONUS = 0.2  # the question names the row's key and one of its columns
 KEY_BONUS = 0.0  # ... its key only: not evidence of an answer by itself

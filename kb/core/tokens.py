@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.errors import SettingsError
+from kb.core.errors import SettingsError
 
 if TYPE_CHECKING:
     import tiktoken

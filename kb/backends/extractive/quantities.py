@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from kb.text import STOPWORDS
+from kb.core.text import STOPWORDS
 
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
 _UNIT = r"(?:[ -]?(%|[A-Za-z]{1,12}))?"

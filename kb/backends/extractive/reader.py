@@ -6,7 +6,7 @@ network.
 It honestly reads whatever context it is given: the whole corpus snapshot on the
 long-context path, the numbered passages on the retrieval path. What it needs per
 corpus version, every unit's vector, is computed at ingest time
-(`kb.sentence_index`); its "prompt cache" is that index, reported as cache-read
+(`kb.backends.extractive.sentence_index`); its "prompt cache" is that index, reported as cache-read
 tokens on the long-context path. A data folder ingested without it gets it built by
 the first question (reported as cache-write tokens) and saved.
 
@@ -20,83 +20,35 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from kb.answer_phrase import Shown, shown
 from kb.backends.base import AnswerBackend, Completion
-from kb.corpus import CorpusVersion, Layout
-from kb.embedding import MODEL_NAME, Embedder, shared_embedder
-from kb.evidence import Evidence
-from kb.fact_kinds import asked_kinds, carries, restates
-from kb.models import Citation, Usage
-from kb.one_hop import hop_answer
-from kb.prompts import REFUSAL, Prompt
-from kb.quantities import asks_duration, has_duration
-from kb.sentence_index import (
+from kb.backends.extractive.answer_phrase import Shown, shown
+from kb.backends.extractive.evidence import Evidence
+from kb.backends.extractive.fact_kinds import asked_kinds, carries, restates
+from kb.backends.extractive.one_hop import hop_answer
+from kb.backends.extractive.quantities import asks_duration, has_duration
+from kb.backends.extractive.reading import Reading, Sentence
+from kb.backends.extractive.sentence_index import (
     DocumentText,
     SentenceIndex,
     SentenceIndexes,
     corpus_documents,
     hash64,
 )
-from kb.settings import Settings
-from kb.text import content_words
-from kb.tokens import count_tokens
+from kb.backends.prompts import REFUSAL, Prompt
+from kb.core.models import Citation, Usage
+from kb.core.settings import Settings
+from kb.core.text import content_words
+from kb.core.tokens import count_tokens
+from kb.search.embedding import MODEL_NAME, Embedder, shared_embedder
+from kb.store.corpus import CorpusVersion, Layout
 
 VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
 KIND_BONUS = 0.05  # for a unit that carries the kind of fact the question asks for
 CANDIDATES = 24  # best-scoring units looked at closely per question
-
-
-@dataclass(frozen=True, slots=True)
-class Sentence:
-    """A unit as read from the context, with offsets in its own document."""
-
-    doc_id: str
-    title: str
-    source: str
-    start: int
-    end: int
-    text: str
-
-
-@dataclass(slots=True)
-class Reading:
-    """What the reader was given to read: an index, the rows of it that the context
-    holds, and where each document's text sits in the context."""
-
-    index: SentenceIndex
-    rows: np.ndarray
-    # doc_id -> pieces of context (base, text): character i of the document is
-    # text[i - base] (the snapshot holds whole documents; a passage a slice of one).
-    texts: dict[str, list[tuple[int, str]]]
-    titles: dict[str, tuple[str, str]]  # doc_id -> (title, source)
-    # doc_id -> the document's own text where the reader has it whole (the snapshot's
-    # documents; with passages, the corpus's), for a unit's table and opening.
-    documents: dict[str, str] = field(default_factory=dict)
-
-    def document(self, doc_id: str, start: int, end: int) -> tuple[int, str]:
-        """(base, text) holding document characters [start, end): character i is
-        text[i - base]; the whole document when the reader has it."""
-        whole = self.documents.get(doc_id)
-        if whole is not None:
-            return 0, whole
-        for base, text in self.texts[doc_id]:
-            if base <= start and end - base <= len(text):
-                return base, text
-        raise LookupError(f"unit {start}-{end} of {doc_id} is not in the context")
-
-    def sentence(self, row: int) -> Sentence:
-        doc_id = self.index.doc_ids[int(self.index.doc[row])]
-        start, end = int(self.index.start[row]), int(self.index.end[row])
-        title, source = self.titles[doc_id]
-        for base, text in self.texts[doc_id]:
-            if base <= start and end - base <= len(text):
-                return Sentence(doc_id, title, source, start, end, text[start - base : end - base])
-        raise LookupError(f"unit {start}-{end} of {doc_id} is not in the context")
 
 
 class ExtractiveBackend(AnswerBackend):

@@ -9,7 +9,7 @@ delimited data block, and the question comes last:
     user:   <data block: the corpus snapshot, or the numbered passages>
             Question: <question>
 
-The long-context data block is the byte-stable corpus snapshot (`kb/snapshot.py`:
+The long-context data block is the byte-stable corpus snapshot (`kb/store/snapshot.py`:
 one `§N Title` line opens each document, and document text cannot forge one), so the system
 text and the start of the user turn form one cacheable prefix shared by every
 question on a corpus version. The retrieval data block numbers the passages
@@ -23,11 +23,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from kb.models import Citation
-from kb.passages import passages_from_hits as passages_from_hits  # re-exported
+from kb.core.models import Citation
+from kb.search.passages import passages_from_hits as passages_from_hits  # re-exported
 
 if TYPE_CHECKING:
-    from kb.corpus import CorpusVersion
+    from kb.store.corpus import CorpusVersion
 
 REFUSAL = "I cannot answer this from the provided documents."
 

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.core.settings import Settings
+
 HEADER = struct.Struct("<i6QiI3QdQ")
 SIZE = struct.Struct("<I")
 VECTOR_SEGMENT = "urn:chroma:segment/vector/hnsw-local-persisted"
@@ -48,6 +50,14 @@ class Damaged(Exception):
 
 
 _SOUND: dict[tuple[Path, str], tuple[tuple[str, int, int], ...]] = {}  # checked, per state
+
+
+def vector_index_problem(settings: Settings) -> tuple[Path, str] | None:
+    """Damage to the embedded store's persisted vector index of `settings`: the file and
+    what is wrong with it, or None (a Chroma server guards its own files)."""
+    if settings.chroma_url:
+        return None
+    return vector_index_damage(settings.data_dir / "chroma", settings.collection)
 
 
 def vector_index_damage(chroma_dir: Path, collection: str) -> tuple[Path, str] | None:

@@ -17,7 +17,7 @@ in dollars per million tokens; an override takes precedence over the table.
 The `extractive` and `local` backends run on this machine and cost nothing, so
 they have no price (`None`), as has a model neither source knows.
 
-Token conventions differ: `kb.models.Usage.input_tokens` counts only the
+Token conventions differ: `kb.core.models.Usage.input_tokens` counts only the
 uncached input, while genai-prices wants `input_tokens` to be the total input
 including cache reads and writes (its README, "Usage"); `estimate_cost` converts.
 """
@@ -34,8 +34,8 @@ from pathlib import Path
 import genai_prices
 from genai_prices.data_snapshot import get_snapshot
 
-from kb.errors import SettingsError
-from kb.models import Usage
+from kb.core.errors import SettingsError
+from kb.core.models import Usage
 
 PRICE_SOURCE = f"genai-prices {genai_prices.__version__} (bundled price data)"
 FREE_PROVIDERS = frozenset({"extractive", "local"})

@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from kb.errors import CorpusDamagedError, NotIngestedError
-from kb.lexical import LexicalIndex
-from kb.models import Chunk, Manifest
-from kb.snapshot import Snapshot, SnapshotDocument
+from kb.core.errors import CorpusDamagedError, NotIngestedError
+from kb.core.models import Chunk, Manifest
+from kb.store.lexical import LexicalIndex
+from kb.store.snapshot import Snapshot, SnapshotDocument
 
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"

@@ -1,7 +1,7 @@
 """The reader's unit vectors from the chunks' own forward passes ("late chunking").
 
 An ingest embeds every chunk; the extractive reader also needs a vector per reading
-unit (sentence, list item, table row, heading: `kb.sentence_index`). Embedding each
+unit (sentence, list item, table row, heading: `sentence_index`). Embedding each
 unit as a text of its own cost four extra model calls per chunk (hotpotqa-100: 4,391
 units beside 1,134 chunks). Here a unit's vector is the normalised mean of the
 contextual token embeddings of its span in the chunk's forward pass, so the units
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kb.embedding import Embedder
-from kb.sentence_index import embedding_text, hash64
-from kb.text import Unit, reading_units
+from kb.backends.extractive.sentence_index import hash64, unit_embedding_text
+from kb.core.text import Unit, reading_units
+from kb.search.embedding import Embedder
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class DocumentUnits:
             if unit.start >= passage.end:
                 break
             if unit.end <= passage.end:
-                text = embedding_text(passage.title, unit, passage.doc_text)
+                text = unit_embedding_text(passage.title, unit, passage.doc_text)
                 out.append((unit, hash64(text)))
         return out
 
@@ -65,7 +65,7 @@ def embed_passages(
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """The passages' vectors, and from the same forward passes a vector for each
     reading unit a passage holds whole, keyed by the unit's text hash (see
-    `kb.sentence_index.embedding_text`). A unit in two passages (chunk overlap) takes
+    `sentence_index.unit_embedding_text`). A unit in two passages (chunk overlap) takes
     the first one that saw it whole."""
     units = units or DocumentUnits()
     inside = [units.within(p) for p in passages]

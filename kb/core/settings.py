@@ -14,7 +14,7 @@ from typing import Literal, get_args
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kb.errors import InvalidRequestError, SettingsError
+from kb.core.errors import InvalidRequestError, SettingsError
 
 Mode = Literal["auto", "long_context", "rag", "self_route"]
 EmbedBackend = Literal["onnx", "torch"]
