@@ -13,10 +13,7 @@ from types import ModuleType
 
 import pytest
 
-try:
-    from kb import Settings  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # before issue 22's facade exports it from the package root
-    from kb.settings import Settings
+from kb import Settings
 
 pytestmark = pytest.mark.fast
 
@@ -187,9 +184,6 @@ def test_configuration_lists_every_setting() -> None:
 CODE_PATH = re.compile(r"`((?:kb|ingest|api|bench|scripts|tests|corpora)/[\w./-]*)`")
 
 
-@pytest.mark.skipif(
-    not (ROOT / "kb/core").is_dir(), reason="the docs name the issue-22 package layout"
-)
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_named_module_exists(doc: Path) -> None:
     missing = [
