@@ -193,3 +193,14 @@ def test_every_named_module_exists(doc: Path) -> None:
         if not (ROOT / path.rstrip("/")).exists()
     ]
     assert missing == []
+
+
+def test_every_benchmark_section_names_its_date_and_command() -> None:
+    text = (ROOT / "docs/benchmarks.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    assert sections
+    for section in sections:
+        title = section.splitlines()[0]
+        assert re.search(r"\b20\d\d-\d\d-\d\d\b", section), f"{title}: no date"
+        command = re.search(r"`[^`]*(bench/|scripts/|/usr/bin/time)[^`]*`", section)
+        assert command or "no script kept" in section, f"{title}: no command"
