@@ -77,10 +77,9 @@ def create_app(
     quiet_library_loggers()
     knowledge_base = KnowledgeBase(settings, backend=backend, embedder=embedder)
     state = ServiceState(settings=settings, kb=knowledge_base)
-    # ---- knowledge bases and scoped keys (issue 19) ----
+    # ---- knowledge bases and scoped keys ----
     state.kbs = KnowledgeBases(settings, knowledge_base, embedder=knowledge_base.embedder)
     state.keys = KeyStore(settings.keys_path())
-    # ---- end knowledge bases and scoped keys ----
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

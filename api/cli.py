@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--backend", default=None, help="provider:model (default: KB_BACKEND)")
     cli_report.add_arguments(_command(sub, "report", cli_report.run, cli_report.HELP))
     cli_questions.add_arguments(_command(sub, "questions", cli_questions.run, cli_questions.HELP))
-    # ---- knowledge bases and scoped keys (issue 19) ----
+    # ---- knowledge bases and scoped keys ----
     kbs = _command(sub, "kbs", cli_kbs.run_kbs, cli_kbs.KBS_HELP, kb=False)
     cli_kbs.add_kbs_arguments(kbs)
     keys = _command(sub, "keys", cli_kbs.run_keys, cli_kbs.KEYS_HELP, kb=False)

@@ -14,7 +14,6 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -23,8 +22,6 @@ from kb.core import KBError, Settings
 
 HISTORY_TURNS = 20  # earlier turns `kb chat` sends with a follow-up
 REMOTE_TIMEOUT_S = 300.0
-
-AskFn = Callable[[str, list[dict[str, str]]], dict[str, Any]]
 
 
 @dataclass

@@ -62,7 +62,7 @@ class ServiceState:
     query_limiter: anyio.CapacityLimiter | None = None
     ingest_limiter: anyio.CapacityLimiter | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
-    # ---- knowledge bases and scoped keys (issue 19) ----
+    # ---- knowledge bases and scoped keys ----
     kbs: KnowledgeBases | None = None
     keys: KeyStore | None = None
     kb_ingest_locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -82,8 +82,6 @@ class ServiceState:
         if name == DEFAULT_KB:
             return self.ingest_lock
         return self.kb_ingest_locks.setdefault(name, threading.Lock())
-
-    # ---- end knowledge bases and scoped keys ----
 
     @property
     def ingest_running(self) -> bool:
@@ -175,14 +173,13 @@ def _check_key(credentials: HTTPAuthorizationCredentials | None, expected: str) 
         )
 
 
-# ---- scoped keys (issue 19) ----
+# ---- scoped keys ----
 def get_access(state: State, credentials: Credentials) -> Access:
     """The caller's scope (api.keys): the service key, a scoped key, or open queries."""
     return access_of(state.settings, state.key_store, credentials)
 
 
 Caller = Annotated[Access, Depends(get_access)]
-# ---- end scoped keys ----
 
 
 def require_query_key(state: State, credentials: Credentials) -> None:

@@ -201,8 +201,10 @@ async def documents_kb(
 ) -> DocumentsPage:
     _readable(state, caller, name)
     base = await anyio.to_thread.run_sync(state.knowledge_bases.get, name)
-    version = await anyio.to_thread.run_sync(base.corpus, limiter=state.query_limiter)
-    return documents_page(version, offset, limit)
+    page = await anyio.to_thread.run_sync(
+        base.documents, offset, limit, limiter=state.query_limiter
+    )
+    return documents_page(page, offset, limit)
 
 
 @router.post(

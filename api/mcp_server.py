@@ -47,9 +47,7 @@ from api.routes import to_response
 from api.schemas import Citation, CorpusResponse, QueryResponse, Turn, error_payload
 from kb import ADMIN, NOBODY, Access, KnowledgeBase, KnowledgeBases, __version__
 from kb import Turn as ConversationTurn
-from kb.core import DEFAULT_KB, KBError, Mode, Settings, check_top_k, load_settings
-from kb.search import build_passages
-from kb.store import CorpusVersion
+from kb.core import DEFAULT_KB, KBError, Mode, Settings, load_settings
 
 HTTP_PATH = "/mcp"
 HISTORY_TURNS = 50  # turns of `ask`'s history, as on /v1/query
@@ -95,7 +93,7 @@ def document_uri(doc_id: str) -> str:
     return DOCUMENT_URI.replace("{+doc_id}", doc_id)
 
 
-# ---- knowledge bases (issue 19) ----
+# ---- knowledge bases ----
 # The caller's scope for this request: set by the key check in front of /mcp, and to
 # ADMIN for `kb mcp` (stdio: the local user). Unset means no access at all.
 CALLER: ContextVar[Access] = ContextVar("kb_mcp_caller", default=NOBODY)
@@ -121,9 +119,6 @@ class Picker:
         return KnowledgeBaseList(data=infos)
 
 
-# ---- end knowledge bases ----
-
-
 def build_server(
     kb: KnowledgeBase,
     ingest_running: Callable[[], bool] = lambda: False,
@@ -133,7 +128,21 @@ def build_server(
     `search`, `corpus_status`, `knowledge_bases`, and the default one's documents."""
     server = KBServer(kb, name="kb", version=__version__, instructions=INSTRUCTIONS)
     pick = Picker(kb, bases or KnowledgeBases(kb.settings, kb, embedder=kb.embedder))
+    _question_tools(server, pick)
+    _corpus_tools(server, pick, ingest_running)
 
+    @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain")
+    def document(doc_id: str) -> str:
+        """The text of one document of the corpus, by its id."""
+        text: str | None = _call(kb.document_text, doc_id)
+        if text is None:
+            raise ResourceError(f"No document {doc_id!r} in the corpus; resources/list names them.")
+        return text
+
+    return server
+
+
+def _question_tools(server: KBServer, pick: Picker) -> None:
     @server.tool(
         description="Answer a question from the documents, with citations (exact spans) "
         "and the route: which path answered (long context or retrieval) and why. "
@@ -168,16 +177,15 @@ def build_server(
                 f"The query has {len(query.strip()):,} characters; the limit is "
                 f"{base.settings.max_question_chars:,} (KB_MAX_QUESTION_CHARS)."
             )
-        cap = _call(check_top_k, base.settings.top_k if top_k is None else top_k)
-        corpus = _call(base.corpus)
-        hits = _call(base.retriever(corpus).search, query.strip(), cap)
-        passages = build_passages(corpus, hits, base.settings.rag_context_tokens, cap)
+        found = _call(base.search, query.strip(), top_k)
         return SearchResult(
-            query=query.strip(),
-            corpus_version=corpus.version,
-            passages=[Citation.model_validate(asdict(p)) for p in passages],
+            query=found.query,
+            corpus_version=found.corpus_version,
+            passages=[Citation.model_validate(asdict(p)) for p in found.passages],
         )
 
+
+def _corpus_tools(server: KBServer, pick: Picker, ingest_running: Callable[[], bool]) -> None:
     @server.tool(
         description="What is indexed: documents, chunks, tokens, the corpus version, the "
         "last ingest, the backend and the path `auto` would pick now, and why."
@@ -196,19 +204,6 @@ def build_server(
     )
     def knowledge_bases() -> KnowledgeBaseList:
         return _call(pick.readable)  # type: ignore[no-any-return]
-
-    @server.resource(DOCUMENT_URI, name="document", mime_type="text/plain")
-    def document(doc_id: str) -> str:
-        """The text of one document of the corpus, by its id."""
-        corpus: CorpusVersion = _call(kb.corpus)
-        for span_doc, start, end in corpus.document_spans():
-            if span_doc == doc_id:
-                return corpus.snapshot[start:end]
-        raise ResourceError(
-            f"No document {doc_id!r} in corpus {corpus.version}; resources/list names them."
-        )
-
-    return server
 
 
 def _call(func: Callable[..., Any], *args: Any) -> Any:

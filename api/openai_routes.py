@@ -284,7 +284,7 @@ def _card(mode: str, created: int) -> ModelCard:
     )
 
 
-# ---- a model per knowledge base (issue 19) ----
+# ---- a model per knowledge base ----
 
 
 def _kb_card(name: str, created: int) -> ModelCard:

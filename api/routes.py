@@ -43,10 +43,9 @@ from api.schemas import (
 )
 from api.streaming import SSE_HEADERS, prefetched, sse
 from ingest import run_ingest
-from kb import Answer, Turn
+from kb import Answer, DocumentList, Turn
 from kb.backends import StreamDelta
 from kb.core import IngestBusyError, KBError
-from kb.store import CorpusVersion
 
 logger = logging.getLogger("api")
 router = APIRouter()
@@ -203,16 +202,15 @@ async def documents(
     offset: Annotated[int, Query(ge=0, description="Index of the first document.")] = 0,
     limit: Annotated[int, Query(ge=1, le=500, description="Most documents (1-500).")] = 50,
 ) -> DocumentsPage:
-    version = await anyio.to_thread.run_sync(kb.corpus, limiter=state.query_limiter)
-    return documents_page(version, offset, limit)
+    page = await anyio.to_thread.run_sync(kb.documents, offset, limit, limiter=state.query_limiter)
+    return documents_page(page, offset, limit)
 
 
-def documents_page(version: CorpusVersion, offset: int, limit: int) -> DocumentsPage:
-    """One page of a corpus version's documents, for GET /v1/documents and its per-base twin."""
-    docs = version.manifest.documents
+def documents_page(page: DocumentList, offset: int, limit: int) -> DocumentsPage:
+    """One page of documents as GET /v1/documents and its per-base twin answer it."""
     return DocumentsPage(
-        corpus_version=version.version,
-        total=len(docs),
+        corpus_version=page.corpus_version,
+        total=page.total,
         offset=offset,
         limit=limit,
         items=[
@@ -223,7 +221,7 @@ def documents_page(version: CorpusVersion, offset: int, limit: int) -> Documents
                 tokens=doc.tokens,
                 chunks=len(doc.chunk_ids),
             )
-            for doc in docs[offset : offset + limit]
+            for doc in page.documents
         ],
     )
 

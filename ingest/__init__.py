@@ -3,6 +3,7 @@
     loaders.py     files to documents (text, Markdown, HTML, PDF, docx), bounded
     chunking.py    token-aware chunks with exact spans; what the model sees of one
     pipeline.py    run_ingest: the ingest as named phases, crash-safe
+    derive.py      the derive phase: per-version indexes readers need (the reader's)
     repair.py      what is committed is verified and repaired before it is trusted
     watch.py       `kb ingest --watch`: re-index on change
     progress.py    progress lines for the CLI

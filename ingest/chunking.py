@@ -57,23 +57,29 @@ def chunk_id(key: str, title: str, text: str) -> str:
     return hashlib.sha256(f"{key}\0{embedding_text(title, text)}".encode()).hexdigest()[:32]
 
 
+def _units(text: str, chunk_tokens: int) -> list[tuple[int, int, int]]:
+    """The text's sentence units as (start, end, tokens), a unit over `chunk_tokens`
+    split. A unit costs its tokens plus those of the white space before it (a
+    paragraph break is a token too), so a packed chunk's real count stays within the
+    bound."""
+    spans = list(sentence_spans(text))
+    leads = [s for s, _ in spans[:1]] + [e for _, e in spans[:-1]]
+    own = [count_tokens(text[s:e]) for s, e in spans]
+    led = [count_tokens(text[lead:e]) for lead, (_, e) in zip(leads, spans, strict=True)]
+    units: list[tuple[int, int, int]] = []
+    for (start, end), alone, joined in zip(spans, own, led, strict=True):
+        if alone > chunk_tokens:
+            units.extend(_split_long(text, start, end, chunk_tokens))
+        else:
+            units.append((start, end, max(alone, joined)))
+    return units
+
+
 def chunk_document(doc: Document, key: str, chunk_tokens: int, overlap: int) -> list[Chunk]:
     """Cut `doc` into token-bounded chunks with exact spans (see module doc). Greedy
     packing from the start: text appended to a document changes only its last chunk
     (or adds one), so an append re-embeds one or two chunks."""
-    spans = list(sentence_spans(doc.text))
-    # A unit costs its tokens plus those of the white space before it (a paragraph
-    # break is a token too), so a packed chunk's real count stays within the bound.
-    leads = [s for s, _ in spans[:1]] + [e for _, e in spans[:-1]]
-    own = [count_tokens(doc.text[s:e]) for s, e in spans]
-    led = [count_tokens(doc.text[lead:e]) for lead, (_, e) in zip(leads, spans, strict=True)]
-    units: list[tuple[int, int, int]] = []
-    for (start, end), alone, joined in zip(spans, own, led, strict=True):
-        if alone > chunk_tokens:
-            units.extend(_split_long(doc.text, start, end, chunk_tokens))
-        else:
-            units.append((start, end, max(alone, joined)))
-
+    units = _units(doc.text, chunk_tokens)
     chunks: list[Chunk] = []
     window: list[tuple[int, int, int]] = []
     window_tokens = 0

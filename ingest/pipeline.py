@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,14 +33,13 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from ingest.chunking import chunk_document, chunk_embedding_text
+from ingest.derive import Derivation, Progress, derive_indexes
 from ingest.loaders import load_corpus
 from ingest.repair import disk_full_error, prune_reader_cache, repair_committed
-from kb.backends.extractive.late_chunking import DocumentUnits, Passage, embed_passages
-from kb.backends.extractive.sentence_index import (
-    build_sentence_index,
-    corpus_documents,
+from kb.backends.extractive.index_builder import (
     needs_sentence_index,
 )
+from kb.backends.extractive.late_chunking import DocumentUnits, Passage, embed_passages
 from kb.core.errors import IngestBusyError, IngestError, KBError, UserError
 from kb.core.models import Chunk, Document, IngestSummary, Manifest, ManifestDoc
 from kb.core.settings import Settings
@@ -64,9 +62,7 @@ from kb.store.vectors import VectorStore
 
 # A phase's progress: (phase, done, total). Called once when a phase ends, and for
 # `embed` after every batch as well.
-Progress = Callable[[str, int, int], None]
 EMBED_STEP = 256  # chunks per model call: sorted by length inside it, so little padding
-KEEP_VERSIONS = 2  # the new one and the one before, for queries still reading it
 # "§ref title" headers (the title left out when the document before has it), refs.json
 # beside the snapshot
 SNAPSHOT_FORMAT = "snapshot-v3"
@@ -339,22 +335,6 @@ def write(plan: Plan) -> CorpusVersion:
     return CorpusVersion.at(plan.layout, version)
 
 
-@dataclass(frozen=True)
-class Derivation:
-    """What a derived index is computed from."""
-
-    settings: Settings
-    version: CorpusVersion  # written, not yet committed: write into `version.folder`
-    previous: CorpusVersion | None  # the version before, same config: reuse what it has
-    embedder: Embedder
-    progress: Progress  # report as (its name, done, total)
-    summary: IngestSummary  # where a derived index reports what it embedded
-    unit_vectors: dict[int, np.ndarray]  # reader unit vectors the embed phase pooled
-    # The committed version if its vectors are this model's and runtime's (chunking or
-    # snapshot format may differ): reader unit vectors are reused from it by text.
-    same_vectors: CorpusVersion | None
-
-
 def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Progress) -> None:
     """Indexes readers need per version, computed before the version goes live, so
     that the first question after an ingest is as fast as the tenth. Each is a
@@ -366,27 +346,7 @@ def derive(plan: Plan, version: CorpusVersion, embedder: Embedder, progress: Pro
         plan.settings, version, plan.previous, embedder, progress, plan.summary, plan.unit_vectors,
         committed if same else None,
     )  # fmt: skip
-    for build in DERIVED_INDEXES:
-        build(job)
-
-
-def sentence_index(job: Derivation) -> None:
-    """The extractive reader's sentence vectors (kb/backends/extractive/sentence_index.py)."""
-    built = build_sentence_index(
-        job.settings,
-        job.version.version,
-        corpus_documents(job.version),
-        job.embedder,
-        previous_version=job.same_vectors.version if job.same_vectors else None,
-        progress=lambda done, total: job.progress("derive", done, total),
-        pooled=job.unit_vectors,
-    )
-    job.summary.sentences_embedded, job.summary.sentences_reused = built.embedded, built.reused
-    job.summary.sentences_pooled = built.pooled
-    job.summary.embed_seconds += built.embed_seconds
-
-
-DERIVED_INDEXES: list[Callable[[Derivation], None]] = [sentence_index]
+    derive_indexes(job)
 
 
 def clean(plan: Plan, store: VectorStore, manifest: Manifest) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.chunking import chunk_embedding_text
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes
 from kb.core.errors import CorpusDamagedError, DiskFullError
 from kb.core.models import Chunk
 from kb.core.settings import Settings

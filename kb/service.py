@@ -102,7 +102,7 @@ class KnowledgeBase:
                 self._store = VectorStore(self.settings)
             return self._store
 
-    # ---- knowledge bases (issue 19) ----
+    # ---- knowledge bases ----
     def loaded_store(self) -> VectorStore | None:
         """The vector store if a question has opened it, else None (what unloading frees)."""
         with self._lock:
@@ -111,8 +111,6 @@ class KnowledgeBase:
     def validated_question(self, question: str) -> str:
         """`question` stripped, if it is one this service answers; else InvalidRequestError."""
         return self._validate(question, None, None)[0]
-
-    # ---- end knowledge bases ----
 
     def retriever(self, corpus: CorpusVersion) -> Retriever:
         return Retriever(corpus, self.store, self.embedder, hops=self.settings.retrieval_hops)

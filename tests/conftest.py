@@ -12,6 +12,8 @@ from kb.core.settings import Settings, load_settings
 from kb.search.embedding import Embedder, shared_embedder
 from tests.chroma_server import chroma_server  # noqa: F401  (a fixture, shared)
 
+pytest_plugins = ["tests.lanes", "pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -37,9 +39,6 @@ def clean_kb_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     for name in list(os.environ):
         if name.startswith("KB_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
     monkeypatch.chdir(tmp_path)
     # From the temp folder, a `python -m api.cli` subprocess must still import this
     # checkout (not whatever copy the venv has installed).

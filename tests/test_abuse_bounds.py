@@ -133,6 +133,7 @@ def _chat(server: LiveServer, messages: list[dict[str, str]], **extra: Any) -> h
 # F2: a follow-up's rewrite call ran before the length check.
 
 
+@pytest.mark.integration
 def test_a_huge_follow_up_is_refused_before_the_rewrite_call(
     server: LiveServer, sent: list[bytes]
 ) -> None:
@@ -147,6 +148,7 @@ def test_a_huge_follow_up_is_refused_before_the_rewrite_call(
     assert sent == []  # nothing reached the model endpoint
 
 
+@pytest.mark.integration
 def test_long_earlier_user_turns_are_refused_not_sent(
     server: LiveServer, sent: list[bytes]
 ) -> None:
@@ -160,6 +162,7 @@ def test_long_earlier_user_turns_are_refused_not_sent(
     assert sent == []
 
 
+@pytest.mark.integration
 def test_a_rewrite_call_stays_within_its_bounds(server: LiveServer, sent: list[bytes]) -> None:
     """Turns at the limit: the rewrite is sent, and its transcript is bounded."""
     messages: list[dict[str, str]] = []
@@ -176,6 +179,7 @@ def test_a_rewrite_call_stays_within_its_bounds(server: LiveServer, sent: list[b
     assert all(len(body) < 64_000 for body in sent)
 
 
+@pytest.mark.integration
 def test_transcript_and_rewrite_cache_are_bounded_in_characters_and_bytes() -> None:
     turns = [Turn("user" if i % 2 else "assistant", "q " * 3_000) for i in range(12)]
     assert len(transcript([*turns, Turn("user", "And?")])) <= TRANSCRIPT_CHARS
@@ -190,6 +194,7 @@ def test_transcript_and_rewrite_cache_are_bounded_in_characters_and_bytes() -> N
 # F11: a conversation ending on an assistant turn; a 5,000-digit integer.
 
 
+@pytest.mark.integration
 def test_a_conversation_ending_on_an_assistant_turn_is_refused(
     server: LiveServer, sent: list[bytes]
 ) -> None:
@@ -201,6 +206,7 @@ def test_a_conversation_ending_on_an_assistant_turn_is_refused(
     assert sent == []
 
 
+@pytest.mark.integration
 def test_a_five_thousand_digit_integer_gets_a_message_that_names_it(server: LiveServer) -> None:
     body = b'{"question": "When are deploys frozen?", "top_k": ' + b"9" * 5_000 + b"}"
     with server.client() as client:
@@ -214,6 +220,7 @@ def test_a_five_thousand_digit_integer_gets_a_message_that_names_it(server: Live
 # F8: a huge model name echoed in every chunk of a stream.
 
 
+@pytest.mark.integration
 def test_a_model_name_over_its_bound_is_refused(server: LiveServer, sent: list[bytes]) -> None:
     question = [{"role": "user", "content": "When are deploys frozen?"}]
     refused = _chat(server, question, model="m" * 900_000, stream=True)
@@ -235,6 +242,7 @@ def test_a_model_name_over_its_bound_is_refused(server: LiveServer, sent: list[b
 # F9: internal paths and upstream detail.
 
 
+@pytest.mark.integration
 def test_callers_without_the_key_see_no_path_url_or_upstream_body(
     server: LiveServer, handbook: tuple[Path, Path], upstream: Upstream, sent: list[bytes]
 ) -> None:
@@ -276,6 +284,7 @@ def _mcp_raw(server: LiveServer, body: bytes) -> httpx.Response:
         return client.post("/mcp", content=body, headers=headers)
 
 
+@pytest.mark.integration
 def test_mcp_names_and_uris_over_their_bounds_are_refused_quickly_and_quietly(
     server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -295,6 +304,7 @@ def test_mcp_names_and_uris_over_their_bounds_are_refused_quickly_and_quietly(
     assert logged < 10_000
 
 
+@pytest.mark.integration
 def test_healthz_stays_fast_while_mcp_is_abused(server: LiveServer) -> None:
     stop = threading.Event()
     abuse = {"uri": "kb://documents/" + "a" * 250_000}
@@ -330,6 +340,7 @@ async def _search(url: str, query: str) -> Any:
         return await client.call_tool("search", {"query": query})
 
 
+@pytest.mark.integration
 def test_mcp_search_holds_queries_to_the_question_limit(server: LiveServer) -> None:
     url = f"{server.url}/mcp"
     refused = anyio.run(_search, url, "deploys " * 20_000)
@@ -339,6 +350,7 @@ def test_mcp_search_holds_queries_to_the_question_limit(server: LiveServer) -> N
     assert not found.is_error
 
 
+@pytest.mark.integration
 def test_error_messages_name_the_data_directory_without_spelling_it_out(
     embedder: Embedder, tmp_path: Path
 ) -> None:

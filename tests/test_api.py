@@ -94,6 +94,7 @@ def assert_error(response: httpx.Response, status: int, kind: str, *fragments: s
 # ---- health, corpus, documents ---------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_health_and_readiness(server: LiveServer, handbook: tuple[Path, Path]) -> None:
     with server.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
@@ -108,6 +109,7 @@ def test_health_and_readiness(server: LiveServer, handbook: tuple[Path, Path]) -
     }
 
 
+@pytest.mark.integration
 def test_not_ingested_service_is_not_ready_and_says_why(tmp_path: Path, embedder: Embedder) -> None:
     settings = make_settings(tmp_path, data_dir=tmp_path / "empty")
     with serving(settings, embedder, wait_ready=False) as live, live.client() as client:
@@ -124,6 +126,7 @@ def test_not_ingested_service_is_not_ready_and_says_why(tmp_path: Path, embedder
         )
 
 
+@pytest.mark.integration
 def test_corpus_status(server: LiveServer, handbook: tuple[Path, Path]) -> None:
     corpus = current_corpus(handbook[1])
     with server.client() as client:
@@ -142,6 +145,7 @@ def test_corpus_status(server: LiveServer, handbook: tuple[Path, Path]) -> None:
     assert status["auto_route"]["numbers"]["fits"] is True
 
 
+@pytest.mark.integration
 def test_documents_are_paged_in_manifest_order(
     server: LiveServer, handbook: tuple[Path, Path]
 ) -> None:
@@ -177,6 +181,7 @@ def test_documents_are_paged_in_manifest_order(
 # ---- queries -----------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_query_rag_answers_with_citations(server: LiveServer, handbook: tuple[Path, Path]) -> None:
     corpus = current_corpus(handbook[1])
     with server.client() as client:
@@ -208,6 +213,7 @@ def test_query_rag_answers_with_citations(server: LiveServer, handbook: tuple[Pa
     assert body["timings"]["total_s"] >= body["timings"]["retrieve_s"] > 0
 
 
+@pytest.mark.integration
 def test_query_long_context_writes_then_reads_the_cache(server: LiveServer) -> None:
     question = {"question": "How long do access grants last?", "mode": "long_context"}
     with server.client() as client:
@@ -225,6 +231,7 @@ def test_query_long_context_writes_then_reads_the_cache(server: LiveServer) -> N
     assert "limit" in auto["route"]["reason"]
 
 
+@pytest.mark.integration
 def test_query_refuses_what_the_corpus_does_not_say(server: LiveServer) -> None:
     with server.client() as client:
         body = client.post(
@@ -235,6 +242,7 @@ def test_query_refuses_what_the_corpus_does_not_say(server: LiveServer) -> None:
     assert body["citations"] == []
 
 
+@pytest.mark.integration
 def test_query_streams_server_sent_events(server: LiveServer) -> None:
     with (
         server.client() as client,
@@ -255,6 +263,7 @@ def test_query_streams_server_sent_events(server: LiveServer) -> None:
     assert answer["citations"][0]["doc_id"] == "engineering/deploys.md"
 
 
+@pytest.mark.integration
 def test_stream_of_a_bad_question_is_a_plain_error(server: LiveServer) -> None:
     with server.client() as client:
         response = client.post("/v1/query", json={"question": "   ", "stream": True})
@@ -267,6 +276,7 @@ MAX_CHARS = int(TEST_SETTINGS["max_question_chars"])  # type: ignore[call-overlo
 MAX_BODY = int(TEST_SETTINGS["max_body_bytes"])  # type: ignore[call-overload]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("body", "kind", "fragments"),
     [
@@ -293,6 +303,7 @@ def test_query_validation(
         assert_error(client.post("/v1/query", json=body), 422, kind, *fragments)
 
 
+@pytest.mark.integration
 def test_malformed_and_missing_bodies(server: LiveServer) -> None:
     with server.client() as client:
         broken = client.post(
@@ -307,6 +318,7 @@ def test_malformed_and_missing_bodies(server: LiveServer) -> None:
     assert_error(listed, 422, "InvalidRequestError")
 
 
+@pytest.mark.integration
 def test_oversized_bodies_are_rejected_before_parsing(server: LiveServer) -> None:
     big = json.dumps({"question": "x" * (MAX_BODY + 10)}).encode()
 
@@ -331,6 +343,7 @@ def test_oversized_bodies_are_rejected_before_parsing(server: LiveServer) -> Non
     assert f"{len(big):,} bytes" in declared.json()["error"]["message"]
 
 
+@pytest.mark.integration
 def test_unknown_routes_and_methods_use_the_error_shape(server: LiveServer) -> None:
     with server.client() as client:
         assert_error(client.get("/v1/nothing"), 404, "NotFoundError", "/v1/nothing", "/docs")
@@ -340,12 +353,14 @@ def test_unknown_routes_and_methods_use_the_error_shape(server: LiveServer) -> N
 # ---- auth ------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_ingest_is_disabled_without_a_service_key(server: LiveServer) -> None:
     with server.client(key="anything") as client:
         response = client.post("/v1/ingest")
     assert_error(response, 403, "IngestDisabledError", "KB_SERVICE_API_KEY", "kb ingest")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -373,6 +388,7 @@ def test_protected_routes_need_the_key(
     assert response.status_code == 401  # only a bearer key counts
 
 
+@pytest.mark.integration
 def test_the_key_opens_queries_and_ingest(
     keyed_server: LiveServer, handbook: tuple[Path, Path]
 ) -> None:
@@ -392,6 +408,7 @@ def test_the_key_opens_queries_and_ingest(
         assert anonymous.get("/").status_code == 200
 
 
+@pytest.mark.integration
 def test_keys_are_compared_in_constant_time(
     keyed_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -412,6 +429,7 @@ def test_keys_are_compared_in_constant_time(
     assert set(seen) == {(b"guess", SERVICE_KEY.encode()), (SERVICE_KEY.encode(),) * 2}
 
 
+@pytest.mark.integration
 def test_queries_stay_open_when_only_ingest_is_protected(
     handbook: tuple[Path, Path], embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -424,6 +442,7 @@ def test_queries_stay_open_when_only_ingest_is_protected(
     assert_error(keyed, 409, "NoCorpusDirError", "KB_CORPUS_DIR")
 
 
+@pytest.mark.integration
 def test_one_ingest_at_a_time(keyed_server: LiveServer, handbook: tuple[Path, Path]) -> None:
     lock = FileLock(str(Layout(handbook[1]).lock))
     with lock, keyed_server.client(key=SERVICE_KEY) as client:  # as if `kb ingest` were running
@@ -456,6 +475,7 @@ class FailingBackend(AnswerBackend):
         raise self.error
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("error", "status"),
     [
@@ -491,6 +511,7 @@ def test_backend_failures_map_to_gateway_errors(
     assert any(p.doc_id == "engineering/deploys.md" for p in backend.prompts[0].passages)
 
 
+@pytest.mark.integration
 def test_unexpected_errors_are_a_generic_500_and_mid_stream_errors_an_event(
     handbook: tuple[Path, Path], embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -509,6 +530,7 @@ def test_unexpected_errors_are_a_generic_500_and_mid_stream_errors_an_event(
     assert "secret" not in stream.text
 
 
+@pytest.mark.integration
 def test_a_broken_setting_is_a_500_that_keeps_its_details_in_the_log(
     handbook: tuple[Path, Path],
     embedder: Embedder,
@@ -539,6 +561,7 @@ def _filler(topic: str, paragraphs: int) -> str:
     )
 
 
+@pytest.mark.integration
 def test_queries_keep_answering_from_one_version_during_a_reindex(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -624,6 +647,7 @@ def test_queries_keep_answering_from_one_version_during_a_reindex(
 # ---- OpenAPI and `kb serve` ----------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_openapi_describes_every_route_and_field(server: LiveServer) -> None:
     with server.client() as client:
         spec = client.get("/openapi.json").json()
@@ -656,6 +680,7 @@ def test_openapi_describes_every_route_and_field(server: LiveServer) -> None:
     assert spec["components"]["securitySchemes"]["ServiceKey"]["scheme"] == "bearer"
 
 
+@pytest.mark.integration
 def test_kb_serve_starts_uvicorn_with_flags(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -53,6 +53,7 @@ def _error(response: httpx.Response, status: int, kind: str) -> str:
 # Row 9: a lone surrogate anywhere in a chat request is a 422, as in /v1/query.
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -76,6 +77,7 @@ def test_a_lone_surrogate_in_a_chat_request_is_a_422(
 # Row 10: strict types; unreadable bodies are a 400 that says what is wrong.
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("path", "extra", "field", "expected"),
     [
@@ -101,6 +103,7 @@ def test_numbers_and_booleans_are_strict(
     assert message.startswith(field) and expected in message
 
 
+@pytest.mark.integration
 def test_a_body_that_is_not_utf8_is_a_400_naming_the_byte(server: LiveServer) -> None:
     with server.client() as client:
         response = client.post("/v1/query", content=b'{"question": "caf\xe9"}', headers=JSON)
@@ -108,6 +111,7 @@ def test_a_body_that_is_not_utf8_is_a_400_naming_the_byte(server: LiveServer) ->
     assert "not valid UTF-8 (byte 17 is 0xe9)" in message
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", ["/v1/query", "/v1/chat/completions"])
 def test_json_nested_100k_deep_is_a_400_saying_so(server: LiveServer, path: str) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -120,6 +124,7 @@ def test_json_nested_100k_deep_is_a_400_saying_so(server: LiveServer, path: str)
 # Row 12: headers on the page, the key kept per session, a warning, terse probes.
 
 
+@pytest.mark.integration
 def test_the_page_forbids_framing_sniffing_and_foreign_scripts(server: LiveServer) -> None:
     with server.client() as client:
         page = client.get("/")
@@ -137,6 +142,7 @@ def test_the_page_forbids_framing_sniffing_and_foreign_scripts(server: LiveServe
     assert "localStorage.removeItem" in script.text
 
 
+@pytest.mark.integration
 def test_serving_beyond_loopback_without_a_key_warns(tmp_path: Path) -> None:
     exposed = load_settings(data_dir=tmp_path, host="0.0.0.0")
     warning = exposure_warning(exposed)
@@ -146,6 +152,7 @@ def test_serving_beyond_loopback_without_a_key_warns(tmp_path: Path) -> None:
     assert exposure_warning(keyed) is None
 
 
+@pytest.mark.integration
 def test_readyz_without_the_key_says_ready_and_nothing_more(keyed: LiveServer) -> None:
     with keyed.client() as anonymous, keyed.client(SERVICE_KEY) as holder:
         terse = anonymous.get("/readyz")

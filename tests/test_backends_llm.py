@@ -377,6 +377,7 @@ def anthropic_with(
     return AnthropicBackend(settings, "claude-sonnet-4-5", http_client=recorder.client), recorder
 
 
+@pytest.mark.integration
 def test_anthropic_cache_write_then_read_on_recorded_responses() -> None:
     replies = iter(["anthropic_message_cache_write.json", "anthropic_message_cache_read.json"])
     backend, recorder = anthropic_with(lambda _: httpx2.Response(200, json=recorded(next(replies))))
@@ -422,6 +423,7 @@ def test_anthropic_cache_write_then_read_on_recorded_responses() -> None:
     assert not first.refused
 
 
+@pytest.mark.integration
 def test_anthropic_stream_reports_cache_write_from_recorded_events() -> None:
     events = recorded("anthropic_stream_cache_write.json")
     sse = "".join(f"event: {e['event']}\ndata: {json.dumps(e['data'])}\n\n" for e in events)
@@ -446,6 +448,7 @@ def test_anthropic_stream_reports_cache_write_from_recorded_events() -> None:
     )
 
 
+@pytest.mark.integration
 def test_anthropic_rag_prompt_marks_nothing_for_caching() -> None:
     backend, recorder = anthropic_with(
         lambda _: httpx2.Response(200, json=recorded("anthropic_message_cache_read.json"))
@@ -509,6 +512,7 @@ def openai_with(reply: dict[str, Any]) -> tuple[OpenAIBackend, Recorder]:
     return OpenAIBackend(settings, "gpt-4o-mini", http_client=recorder.client), recorder
 
 
+@pytest.mark.integration
 def test_openai_api_request_and_cached_usage_on_a_recorded_response() -> None:
     backend, recorder = openai_with(openai_reply(REFUSAL))
     prompt = capitals_prompt("capitals", "Who founded Paris?")
@@ -535,6 +539,7 @@ def test_openai_api_request_and_cached_usage_on_a_recorded_response() -> None:
     assert "prompt_cache_key" not in recorder.bodies[1]
 
 
+@pytest.mark.integration
 def test_openai_cache_writes_are_split_out_of_prompt_tokens() -> None:
     reported = CompletionUsage.model_validate(
         {
@@ -550,18 +555,21 @@ def test_openai_cache_writes_are_split_out_of_prompt_tokens() -> None:
     assert usage_from_openai(None) == Usage()
 
 
+@pytest.mark.integration
 def test_openai_empty_answer_is_an_error_not_a_blank() -> None:
     backend, _ = openai_with(openai_reply(None, finish_reason="length"))
     with pytest.raises(BackendError, match=r"empty answer \(finish_reason=length\).*MAX_OUTPUT"):
         backend.complete(rag_prompt("What is the capital of France?"))
 
 
+@pytest.mark.integration
 def test_missing_key_is_a_settings_error() -> None:
     for spec in ("openai:gpt-4o-mini", "anthropic:claude-sonnet-4-5"):
         with pytest.raises(SettingsError, match="KB_API_KEY"):
             get_backend(load_settings(), spec)
 
 
+@pytest.mark.integration
 def test_context_window_from_setting_then_price_table_then_default() -> None:
     keyed = load_settings(api_key="sk-test")
     known = OpenAIBackend(keyed, "gpt-4o-mini")
@@ -736,6 +744,7 @@ ERROR_CASES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("provider", "status", "reply", "expected", "advice"),
     ERROR_CASES,
@@ -768,6 +777,7 @@ def test_provider_errors_become_typed_errors_that_say_what_to_do(
     ]
 
 
+@pytest.mark.integration
 @BACKENDS
 def test_slow_provider_is_a_timeout(
     scripted: ScriptedProvider, make: Callable[[Settings], AnswerBackend], path: str
@@ -780,6 +790,7 @@ def test_slow_provider_is_a_timeout(
         backend.complete(rag_prompt("What is the capital of France?"))
 
 
+@pytest.mark.integration
 @BACKENDS
 def test_closed_port_is_unavailable(make: Callable[[Settings], AnswerBackend], path: str) -> None:
     with socket.socket() as probe:

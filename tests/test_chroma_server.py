@@ -27,6 +27,7 @@ def _assert_server_matches_manifest(settings: Settings) -> set[str]:
     return wanted
 
 
+@pytest.mark.integration
 def test_ingest_and_incremental_change_against_a_chroma_server(
     chroma_server: ChromaServer,
     tmp_path: Path,
@@ -76,6 +77,7 @@ def test_ingest_and_incremental_change_against_a_chroma_server(
     assert _assert_server_matches_manifest(settings) == live
 
 
+@pytest.mark.integration
 def test_a_malformed_chroma_url_is_a_settings_error(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "data", chroma_url="localhost:8000")
     with pytest.raises(SettingsError, match="KB_CHROMA_URL must look like http://host:port"):

@@ -41,6 +41,7 @@ def _chunks(doc: Document, size: int, overlap: int) -> list[Chunk]:
 SIZES = [(200, 30), (64, 16), (32, 0)]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("size", "overlap"), SIZES)
 def test_chunks_are_exact_spans_within_the_token_bound(size: int, overlap: int) -> None:
     for doc in _documents():
@@ -55,6 +56,7 @@ def test_chunks_are_exact_spans_within_the_token_bound(size: int, overlap: int) 
             assert (chunk.doc_id, chunk.title, chunk.source) == (doc.doc_id, doc.title, doc.source)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("size", "overlap"), SIZES)
 def test_chunks_cover_the_document_in_order(size: int, overlap: int) -> None:
     for doc in _documents():
@@ -69,6 +71,7 @@ def test_chunks_cover_the_document_in_order(size: int, overlap: int) -> None:
             assert before.start < after.start and before.end < after.end
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(("size", "overlap"), SIZES)
 def test_overlap_is_bounded_whole_units_from_the_previous_chunk(size: int, overlap: int) -> None:
     overlapping = 0
@@ -89,12 +92,14 @@ def test_overlap_is_bounded_whole_units_from_the_previous_chunk(size: int, overl
         assert overlapping == 0
 
 
+@pytest.mark.fast
 def test_a_short_document_is_one_chunk() -> None:
     doc = Document("short", "Short", "s.md", "One sentence. Two sentences.")
     (chunk,) = _chunks(doc, 200, 30)
     assert (chunk.start, chunk.end, chunk.text) == (0, len(doc.text), doc.text)
 
 
+@pytest.mark.fast
 def test_paragraph_breaks_count_towards_the_bound() -> None:
     # 40 one-word paragraphs: each "\n\n" is a token of its own in cl100k.
     doc = Document("paras", "P", "p.md", "\n\n".join(f"Item{n}." for n in range(40)))
@@ -102,6 +107,7 @@ def test_paragraph_breaks_count_towards_the_bound() -> None:
         assert count_tokens(chunk.text) <= 32
 
 
+@pytest.mark.fast
 def test_ids_are_stable_for_the_same_content_and_change_with_it() -> None:
     doc = _documents()[60]  # the long joined text
     first = _chunks(doc, 200, 30)
@@ -123,6 +129,7 @@ def test_ids_are_stable_for_the_same_content_and_change_with_it() -> None:
     assert not {c.chunk_id for c in first} & {c.chunk_id for c in _chunks(retitled, 200, 30)}
 
 
+@pytest.mark.fast
 def test_content_hash_covers_title_source_and_text() -> None:
     base = Document("d", "T", "s.md", "text")
     variants = [

@@ -34,6 +34,7 @@ def kb(*args: str, stdin: str | None = None, **env: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.integration
 def test_plain_kb_prints_help_and_version() -> None:
     plain = kb()
     assert plain.returncode == 0, plain.stderr
@@ -57,6 +58,7 @@ def server(
         yield live
 
 
+@pytest.mark.integration
 def test_ask_goes_to_the_running_service_and_says_so(server: LiveServer) -> None:
     result = kb(
         "ask", "When are production deploys frozen?", "--mode", "rag",
@@ -73,6 +75,7 @@ def test_ask_goes_to_the_running_service_and_says_so(server: LiveServer) -> None
     assert json.loads(as_json.stdout)["citations"][0]["doc_id"] == "oncall/rotation.md"
 
 
+@pytest.mark.integration
 def test_service_errors_reach_the_command_line(server: LiveServer) -> None:
     no_key = kb("ask", "When are deploys frozen?", KB_URL=server.url)
     assert no_key.returncode == 2
@@ -91,6 +94,7 @@ def test_service_errors_reach_the_command_line(server: LiveServer) -> None:
     assert bad.returncode == 2 and "KB_URL" in bad.stderr
 
 
+@pytest.mark.integration
 def test_chat_session_keeps_the_conversation(server: LiveServer) -> None:
     lines = "Who runs the access portal?\nHow long do its grants last?\n/new\n\nWhy?\n"
     result = kb("chat", "--mode", "rag", "--json", stdin=lines, KB_URL=server.url,
@@ -107,6 +111,7 @@ def test_chat_session_keeps_the_conversation(server: LiveServer) -> None:
     assert answers[2]["standalone_question"] is None  # "Why?" opened a new conversation
 
 
+@pytest.mark.integration
 def test_local_chat_loads_once_and_answers_each_line(handbook: tuple[Path, Path]) -> None:
     lines = "Who runs the access portal?\nHow long do its grants last?\n"
     result = kb("chat", "--mode", "rag", "--data-dir", str(handbook[1]), stdin=lines)

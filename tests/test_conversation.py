@@ -59,6 +59,7 @@ def offline(
         yield kb
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["rag", "long_context"])
 def test_offline_follow_up_cites_the_document_of_the_conversation(
     offline: KnowledgeBase, mode: str
@@ -75,6 +76,7 @@ def test_offline_follow_up_cites_the_document_of_the_conversation(
     assert answer.route.path == mode
 
 
+@pytest.mark.integration
 def test_a_first_question_is_used_as_written(offline: KnowledgeBase) -> None:
     standalone = standalone_question(
         [Turn("user", FIRST)], offline.backend, 4_000, RewriteCache(REWRITE_CACHE_BYTES)
@@ -84,6 +86,7 @@ def test_a_first_question_is_used_as_written(offline: KnowledgeBase) -> None:
     assert answer.standalone_question is None
 
 
+@pytest.mark.integration
 def test_recent_turns_query_keeps_the_last_turns_within_the_limit(
     offline: KnowledgeBase,
 ) -> None:
@@ -97,6 +100,7 @@ def test_recent_turns_query_keeps_the_last_turns_within_the_limit(
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("question", "leans"),
     [
@@ -113,6 +117,7 @@ def test_needs_context(question: str, leans: bool) -> None:
     assert needs_context(question) is leans
 
 
+@pytest.mark.integration
 def test_offline_new_topic_is_asked_as_written(offline: KnowledgeBase) -> None:
     turns = [*conversation()[:2], Turn("user", "When are production deploys frozen?")]
     answer = offline.ask(turns, "rag")
@@ -130,6 +135,7 @@ def server(
         yield live
 
 
+@pytest.mark.integration
 def test_chat_completions_keeps_the_conversation(server: LiveServer) -> None:
     with OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0) as client:
         response = client.chat.completions.create(
@@ -148,6 +154,7 @@ def test_chat_completions_keeps_the_conversation(server: LiveServer) -> None:
     assert extra["kb"]["route"]["path"] == "rag"
 
 
+@pytest.mark.integration
 def test_query_with_history_streams_the_standalone_question(server: LiveServer) -> None:
     from tests.live_server import parse_sse
 
@@ -188,6 +195,7 @@ class ScriptedBackend(AnswerBackend):
         return Completion(self.replies.pop(0), Usage(), self.model)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("reply", "method", "question"),
     [

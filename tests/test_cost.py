@@ -26,6 +26,7 @@ def write_overrides(tmp_path: Path, data: Any) -> Path:
     return path
 
 
+@pytest.mark.fast
 def test_override_prices_each_kind_of_token(tmp_path: Path) -> None:
     path = write_overrides(
         tmp_path,
@@ -47,6 +48,7 @@ def test_override_prices_each_kind_of_token(tmp_path: Path) -> None:
     assert estimate_cost("openai:my-model", usage) is None  # unknown without the file
 
 
+@pytest.mark.fast
 def test_override_wins_over_the_table_and_cache_rates_default_to_input(tmp_path: Path) -> None:
     path = write_overrides(
         tmp_path, {"anthropic:claude-sonnet-4-5": {"input_mtok": 1, "output_mtok": 4}}
@@ -83,6 +85,7 @@ def flat(library: genai_prices.types.PriceCalculation, kind: str) -> Decimal:
     return rate
 
 
+@pytest.mark.fast
 def test_openai_cache_reads_priced_as_the_library_prices_them() -> None:
     usage = Usage(input_tokens=1_200, cache_read_tokens=40_000, output_tokens=300)
     library = _library("gpt-4o-mini", "openai", usage)
@@ -102,6 +105,7 @@ def test_openai_cache_reads_priced_as_the_library_prices_them() -> None:
     assert uncached is not None and cost < uncached
 
 
+@pytest.mark.fast
 def test_anthropic_cache_writes_priced_as_the_library_prices_them() -> None:
     usage = Usage(input_tokens=14, cache_write_tokens=2_188, output_tokens=13)
     library = _library("claude-haiku-4-5", "anthropic", usage)
@@ -117,6 +121,7 @@ def test_anthropic_cache_writes_priced_as_the_library_prices_them() -> None:
     assert cost == pytest.approx(float(per_million) / 1_000_000)
 
 
+@pytest.mark.fast
 def test_free_backends_and_unknown_models_have_no_price() -> None:
     usage = Usage(input_tokens=1_000, output_tokens=100)
     assert estimate_cost("extractive", usage) is None
@@ -127,6 +132,7 @@ def test_free_backends_and_unknown_models_have_no_price() -> None:
     assert genai_prices.__version__ in PRICE_SOURCE
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("content", "complaint"),
     [
@@ -147,6 +153,7 @@ def test_unusable_override_file_is_a_settings_error(
     assert str(path) in caught.value.message
 
 
+@pytest.mark.fast
 def test_missing_override_file_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="KB_PRICE_OVERRIDES: cannot read"):
         estimate_cost("openai:x", Usage(input_tokens=1), overrides=tmp_path / "absent.json")

@@ -7,6 +7,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
 from docx import Document as new_docx
 
 from ingest.loaders import load_corpus
@@ -42,6 +43,7 @@ def zip_of(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.integration
 def test_docx_text_in_reading_order_with_title(tmp_path: Path) -> None:
     root = write_corpus(
         tmp_path / "c",
@@ -64,6 +66,7 @@ def test_docx_text_in_reading_order_with_title(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.integration
 def test_broken_docx_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     empty = new_docx()
     empty_bytes = io.BytesIO()
@@ -87,6 +90,7 @@ def test_broken_docx_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     assert reasons["empty.docx"] == "no text after extraction"
 
 
+@pytest.mark.integration
 def test_a_docx_answer_cites_its_exact_span(tmp_path: Path, embedder: Embedder) -> None:
     root = write_corpus(tmp_path / "c", {"policy.docx": policy_docx()})
     settings = load_settings(data_dir=tmp_path / "data")

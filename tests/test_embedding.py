@@ -20,6 +20,7 @@ TEXTS = [
 ]
 
 
+@pytest.mark.integration
 def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
     assert embedder.backend == "torch"  # the default
     torch = embedder.embed(TEXTS)
@@ -29,6 +30,7 @@ def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
     assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_the_runtime_is_part_of_the_config_key(tmp_path: Path, embedder: Embedder) -> None:
     """Vectors of the two runtimes never meet in one index: switching re-embeds."""
     torch = load_settings(data_dir=tmp_path / "data")
@@ -43,6 +45,7 @@ def test_the_runtime_is_part_of_the_config_key(tmp_path: Path, embedder: Embedde
     assert not before & after
 
 
+@pytest.mark.integration
 def test_threads_default_to_one_per_question_and_every_core_for_ingest(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     assert threads_for(settings, "questions") == 1
@@ -51,6 +54,7 @@ def test_threads_default_to_one_per_question_and_every_core_for_ingest(tmp_path:
     assert threads_for(pinned, "questions") == threads_for(pinned, "ingest") == 3
 
 
+@pytest.mark.integration
 def test_an_unknown_backend_is_a_settings_error(tmp_path: Path) -> None:
     from kb.core.errors import SettingsError
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ingest.pipeline import run_ingest
 from kb.core.settings import load_settings
 from kb.search.embedding import Embedder
@@ -14,6 +16,7 @@ from kb.service import KnowledgeBase
 from tests.conftest import write_corpus
 
 
+@pytest.mark.integration
 def test_reader_sees_vectors_written_by_another_process(tmp_path: Path, embedder: Embedder) -> None:
     root = write_corpus(
         tmp_path / "docs",

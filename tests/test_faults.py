@@ -70,6 +70,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
+@pytest.mark.integration
 def test_a_full_disk_stops_the_ingest_clearly_and_the_old_version_answers(
     small_disk: Path, tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -92,6 +93,7 @@ def test_a_full_disk_stops_the_ingest_clearly_and_the_old_version_answers(
     assert check_data_dir(settings).ok
 
 
+@pytest.mark.integration
 def test_an_injected_write_failure_is_a_disk_full_error_and_commits_nothing(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,6 +117,7 @@ def test_an_injected_write_failure_is_a_disk_full_error_and_commits_nothing(
     assert check_data_dir(settings).ok
 
 
+@pytest.mark.integration
 def test_the_server_answers_while_its_cache_cannot_be_written(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,6 +141,7 @@ def test_the_server_answers_while_its_cache_cannot_be_written(
     assert not list(Layout(settings.data_dir).cache_dir("extractive").glob(".*tmp*"))
 
 
+@pytest.mark.integration
 def test_readyz_says_not_ready_when_the_store_has_lost_its_vectors(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -153,6 +157,7 @@ def test_readyz_says_not_ready_when_the_store_has_lost_its_vectors(
     assert "kb ingest" in ready.json()["reason"]
 
 
+@pytest.mark.integration
 def test_sigkill_at_random_points_of_an_ingest_never_loses_a_version(tmp_path: Path) -> None:
     """Three `kb ingest` processes killed at random moments: after each, the committed
     version checks clean (vectors included); a last ingest completes."""

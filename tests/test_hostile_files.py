@@ -39,12 +39,14 @@ def settings(tmp_path: Path) -> Settings:
 # Row 1: a run of white space that overflows tiktoken's regex stack.
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("space", [" ", "\xa0"])
 def test_a_million_spaces_before_a_word_are_counted_not_a_panic(space: str) -> None:
     text = "start" + space * 1_000_000 + "end"
     assert count_tokens(text) > 2  # tiktoken alone raises (or panics) on this text
 
 
+@pytest.mark.integration
 def test_a_file_with_a_million_spaces_is_indexed_beside_the_rest(
     tmp_path: Path, settings: Settings, embedder: Embedder
 ) -> None:
@@ -63,6 +65,7 @@ def test_a_file_with_a_million_spaces_is_indexed_beside_the_rest(
 # Row 2: deeply nested or huge HTML, bounded in time and memory.
 
 
+@pytest.mark.integration
 def test_html_nested_a_hundred_thousand_deep_reads_in_one_pass(tmp_path: Path) -> None:
     depth = 100_000
     page = "<html><body>" + "<div>" * depth + "<p>Deep text.</p>" + "</div>" * depth
@@ -73,6 +76,7 @@ def test_html_nested_a_hundred_thousand_deep_reads_in_one_pass(tmp_path: Path) -
     assert docs["deep.html"].text == "Deep text."
 
 
+@pytest.mark.integration
 def test_an_html_page_past_the_time_bound_is_skipped_with_a_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,6 +91,7 @@ def test_an_html_page_past_the_time_bound_is_skipped_with_a_reason(
 # Row 3: titles are capped, so the index grows with the text, not with the chunks.
 
 
+@pytest.mark.integration
 def test_a_100kb_title_is_capped_in_jsonl_and_html(tmp_path: Path) -> None:
     long_title = "T" * 100_000
     record = {"doc_id": "r1", "title": long_title, "text": "word " * 2_000}
@@ -103,6 +108,7 @@ def test_a_100kb_title_is_capped_in_jsonl_and_html(tmp_path: Path) -> None:
         assert len(doc.title) == MAX_TITLE_CHARS and doc.title.endswith("…")
 
 
+@pytest.mark.integration
 def test_an_index_of_a_long_titled_record_stays_proportional_to_its_text(
     tmp_path: Path, settings: Settings, embedder: Embedder
 ) -> None:
@@ -120,6 +126,7 @@ def test_an_index_of_a_long_titled_record_stays_proportional_to_its_text(
 # Row 4: a file that disappears between the listing and the read.
 
 
+@pytest.mark.integration
 def test_a_file_deleted_while_the_folder_is_walked_is_skipped_with_a_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,6 +148,7 @@ def test_a_file_deleted_while_the_folder_is_walked_is_skipped_with_a_reason(
 # Row 13: ids validated and normalised, clashes reported, UTF-16 decoded.
 
 
+@pytest.mark.integration
 def test_a_jsonl_record_cannot_displace_a_real_file_of_the_same_id(tmp_path: Path) -> None:
     forged = {"doc_id": "ok.md", "title": "Forged", "text": "Forged text."}
     root = write_corpus(
@@ -154,6 +162,7 @@ def test_a_jsonl_record_cannot_displace_a_real_file_of_the_same_id(tmp_path: Pat
     }
 
 
+@pytest.mark.integration
 def test_nul_long_and_surrogate_ids_are_rejected_one_record_at_a_time(tmp_path: Path) -> None:
     lines = [
         json.dumps({"doc_id": "bad\x00id", "text": "x"}),
@@ -176,6 +185,7 @@ def test_nul_long_and_surrogate_ids_are_rejected_one_record_at_a_time(tmp_path: 
     assert reasons["r.jsonl:6"] == "invalid JSON: nested too deeply"
 
 
+@pytest.mark.integration
 def test_nfc_and_nfd_names_are_one_document_and_the_clash_is_reported(tmp_path: Path) -> None:
     nfc, nfd = unicodedata.normalize("NFC", "café.md"), unicodedata.normalize("NFD", "café.md")
     assert nfc != nfd
@@ -187,6 +197,7 @@ def test_nfc_and_nfd_names_are_one_document_and_the_clash_is_reported(tmp_path: 
     assert path == nfc and reason.startswith(f"duplicate document id {nfc!r}")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
 def test_utf16_and_utf32_text_with_a_bom_is_decoded(tmp_path: Path, codec: str) -> None:
     text = "# Überblick\n\nDie Kantine öffnet um acht Uhr.\n"

@@ -18,7 +18,7 @@ from ingest.chunking import chunk_document, chunk_embedding_text
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest, vector_key
 from ingest.progress import IngestProgress
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes
 from kb.core.errors import IngestBusyError, NotIngestedError, UserError
 from kb.core.models import Document, IngestSummary
 from kb.core.settings import Settings, load_settings
@@ -108,6 +108,7 @@ def _assert_store_matches_manifest(settings: Settings) -> set[str]:
     return set(wanted)
 
 
+@pytest.mark.integration
 def test_first_ingest_indexes_every_format_and_skips_bad_files(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -132,6 +133,7 @@ def test_first_ingest_indexes_every_format_and_skips_bad_files(
     assert policy.tokens == count_tokens(POLICY.strip())
 
 
+@pytest.mark.integration
 def test_chroma_holds_each_chunk_with_its_text_span_and_vector(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -159,6 +161,7 @@ def test_chroma_holds_each_chunk_with_its_text_span_and_vector(
     assert "serviced apartment" in version.chunks[rows_found[0][0]].text
 
 
+@pytest.mark.integration
 def test_snapshot_holds_every_document_in_a_stable_order_with_markers(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -191,6 +194,7 @@ def test_snapshot_holds_every_document_in_a_stable_order_with_markers(
     ]
 
 
+@pytest.mark.integration
 def test_document_text_cannot_forge_a_document_boundary(
     settings: Settings, tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -223,6 +227,7 @@ def test_document_text_cannot_forge_a_document_boundary(
     assert [doc for doc, text in units if "Paid monthly." in text] == ["b.md"]
 
 
+@pytest.mark.integration
 def test_snapshot_tokens_are_the_sum_of_document_segments() -> None:
     """What lets an ingest count only the changed documents' tokens."""
     docs = [json.loads(line) for line in HOTPOT.read_text("utf-8").splitlines()[:200]]
@@ -237,6 +242,7 @@ def test_snapshot_tokens_are_the_sum_of_document_segments() -> None:
     assert snapshot.tokens == count_tokens(snapshot.text)
 
 
+@pytest.mark.integration
 def test_a_title_repeated_from_the_document_before_is_not_repeated() -> None:
     """Paragraphs of one article: each still opens with its own reference, for citations."""
     texts = ["Rollo swore fealty to the king.", "The Normans spoke Norman.", "They boil water."]
@@ -255,6 +261,7 @@ def test_a_title_repeated_from_the_document_before_is_not_repeated() -> None:
     assert snapshot.tokens == count_tokens(snapshot.text)
 
 
+@pytest.mark.integration
 def test_unchanged_reingest_embeds_nothing_and_keeps_the_snapshot_bytes(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -280,6 +287,7 @@ def test_unchanged_reingest_embeds_nothing_and_keeps_the_snapshot_bytes(
     assert _assert_store_matches_manifest(settings) == ids
 
 
+@pytest.mark.integration
 def test_a_changed_file_reembeds_only_its_chunks_and_its_old_chunks_are_gone(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -314,6 +322,7 @@ def test_a_changed_file_reembeds_only_its_chunks_and_its_old_chunks_are_gone(
     assert (Layout(settings.data_dir).version_dir(first.corpus_version) / "chunks.jsonl").exists()
 
 
+@pytest.mark.integration
 def test_a_deleted_file_disappears_and_a_new_file_is_added(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -337,6 +346,7 @@ def test_a_deleted_file_disappears_and_a_new_file_is_added(
     assert summary.corpus_version != first.corpus_version
 
 
+@pytest.mark.integration
 def test_jsonl_records_are_documents_of_their_own(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -360,6 +370,7 @@ def test_jsonl_records_are_documents_of_their_own(
     _assert_store_matches_manifest(settings)
 
 
+@pytest.mark.integration
 def test_a_renamed_moved_or_copied_corpus_reembeds_nothing(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -393,6 +404,7 @@ def test_a_renamed_moved_or_copied_corpus_reembeds_nothing(
     assert {version.chunks[row].doc_id for row, _ in hits[:2]} == {"design.rst", "design-copy.rst"}
 
 
+@pytest.mark.integration
 def test_reverting_a_change_restores_the_same_version_bytes(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -412,6 +424,7 @@ def test_reverting_a_change_restores_the_same_version_bytes(
     _assert_store_matches_manifest(settings)
 
 
+@pytest.mark.integration
 def test_a_new_chunk_size_rechunks_everything_and_embeds_only_new_texts(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -429,6 +442,7 @@ def test_a_new_chunk_size_rechunks_everything_and_embeds_only_new_texts(
     assert summary.corpus_version != first.corpus_version
 
 
+@pytest.mark.integration
 def test_a_corpus_with_nothing_loadable_is_refused_and_changes_nothing(
     settings: Settings, corpus: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -444,11 +458,13 @@ def test_a_corpus_with_nothing_loadable_is_refused_and_changes_nothing(
     assert not Layout(settings.data_dir).pending.exists()
 
 
+@pytest.mark.integration
 def test_reading_before_any_ingest_says_what_to_do(settings: Settings) -> None:
     with pytest.raises(NotIngestedError, match="kb ingest PATH"):
         CorpusVersion.open(settings.data_dir)
 
 
+@pytest.mark.integration
 def test_leftovers_of_an_interrupted_run_are_reused_or_cleaned_up(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -495,6 +511,7 @@ def test_leftovers_of_an_interrupted_run_are_reused_or_cleaned_up(
     assert not layout.pending.exists()
 
 
+@pytest.mark.integration
 def test_a_second_ingest_fails_at_once_while_the_data_dir_is_locked(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -507,6 +524,7 @@ def test_a_second_ingest_fails_at_once_while_the_data_dir_is_locked(
     assert not Layout(settings.data_dir).pending.exists()
 
 
+@pytest.mark.integration
 def test_a_second_ingest_waits_for_the_lock_when_asked(
     settings: Settings, corpus: Path, embedder: Embedder
 ) -> None:
@@ -532,6 +550,7 @@ def test_a_second_ingest_waits_for_the_lock_when_asked(
     _assert_store_matches_manifest(settings)
 
 
+@pytest.mark.integration
 def test_progress_shows_a_bar_on_a_terminal_and_one_line_per_phase_otherwise() -> None:
     log, screen = io.StringIO(), io.StringIO()
     for stream, terminal in ((log, False), (screen, True)):

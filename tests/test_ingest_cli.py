@@ -94,6 +94,7 @@ def small_corpus(tmp_path: Path) -> Path:
     )
 
 
+@pytest.mark.integration
 def test_two_ingests_at_once_one_fails_clearly_the_other_prints_json(
     tmp_path: Path, small_corpus: Path
 ) -> None:
@@ -155,6 +156,7 @@ def test_two_ingests_at_once_one_fails_clearly_the_other_prints_json(
     assert again.stderr.splitlines() == ["diff: 8 documents read"]  # one line per phase
 
 
+@pytest.mark.integration
 def test_a_waiting_ingest_runs_once_the_lock_is_free(tmp_path: Path, embedder: Embedder) -> None:
     corpus = write_corpus(tmp_path / "corpus", {"a.md": "# A\n\nAlpha."})
     data = tmp_path / "data"
@@ -178,6 +180,7 @@ def test_a_waiting_ingest_runs_once_the_lock_is_free(tmp_path: Path, embedder: E
     assert json.loads(out)["unchanged"] == 1
 
 
+@pytest.mark.integration
 def test_user_mistakes_exit_2_with_a_one_line_message(tmp_path: Path) -> None:
     missing = _run("ingest", str(tmp_path / "nope"), "--data-dir", str(tmp_path / "d"))
     assert missing.returncode == 2
@@ -197,6 +200,7 @@ def test_user_mistakes_exit_2_with_a_one_line_message(tmp_path: Path) -> None:
     assert "chunk_overlap (64) must be smaller than chunk_tokens (64)" in bad.stderr
 
 
+@pytest.mark.integration
 def test_a_run_killed_mid_embedding_leaves_the_old_version_and_the_next_run_completes(
     tmp_path: Path, embedder: Embedder
 ) -> None:

@@ -69,6 +69,7 @@ def _ref(prompt: Prompt, doc_id: str) -> int:
     return next(d.ref for d in prompt.corpus.documents if d.doc_id == doc_id)
 
 
+@pytest.mark.integration
 def test_the_judge_scores_paraphrases_and_reports_its_agreement_with_containment(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -120,6 +121,7 @@ def test_the_judge_scores_paraphrases_and_reports_its_agreement_with_containment
     assert row in text
 
 
+@pytest.mark.integration
 def test_a_named_judge_that_writes_no_text_is_refused_before_any_question(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -137,6 +139,7 @@ def test_a_named_judge_that_writes_no_text_is_refused_before_any_question(
     assert backend.prompts == []
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [

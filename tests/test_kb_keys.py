@@ -101,6 +101,7 @@ def send(live: LiveServer, key: str | None, call: Call) -> httpx.Response:
         return client.request(method, path, json=body)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("call", "expected"), MATRIX, ids=[f"{c[0]} {c[1]}" for c, _ in MATRIX])
 def test_every_route_with_each_kind_of_key(
     keyed: tuple[LiveServer, dict[str, str | None], Path], call: Call, expected: tuple[int, ...]
@@ -116,6 +117,7 @@ def test_every_route_with_each_kind_of_key(
             assert set(response.json()["error"]) == {"type", "message"}
 
 
+@pytest.mark.integration
 def test_a_base_the_key_may_not_read_is_answered_like_a_missing_one(
     keyed: tuple[LiveServer, dict[str, str | None], Path],
 ) -> None:
@@ -131,6 +133,7 @@ def test_a_base_the_key_may_not_read_is_answered_like_a_missing_one(
     assert [m["id"] for m in models] == ["travel"]
 
 
+@pytest.mark.integration
 def test_ingest_with_a_read_key_is_refused_with_a_clear_message(
     keyed: tuple[LiveServer, dict[str, str | None], Path],
 ) -> None:
@@ -141,6 +144,7 @@ def test_ingest_with_a_read_key_is_refused_with_a_clear_message(
     assert "may read 'travel' but not ingest" in refused.json()["error"]["message"]
 
 
+@pytest.mark.integration
 def test_answers_describe_their_route_and_cross_answers_cite_both(
     keyed: tuple[LiveServer, dict[str, str | None], Path],
 ) -> None:
@@ -157,6 +161,7 @@ def test_answers_describe_their_route_and_cross_answers_cite_both(
     assert "180 euros" in cross["answer"] and "150 francs" in cross["answer"]
 
 
+@pytest.mark.integration
 def test_an_admin_key_creates_keys_and_bases_and_deletes_them(
     keyed: tuple[LiveServer, dict[str, str | None], Path], tmp_path: Path
 ) -> None:
@@ -189,6 +194,7 @@ def test_an_admin_key_creates_keys_and_bases_and_deletes_them(
     assert send(live, new_key, ("GET", "/v1/kbs", None)).status_code == 401  # revoked at once
 
 
+@pytest.mark.integration
 def test_the_openai_client_picks_a_knowledge_base_as_a_model(
     keyed: tuple[LiveServer, dict[str, str | None], Path],
 ) -> None:
@@ -227,6 +233,7 @@ async def mcp_calls(url: str, key: str | None) -> dict[str, Any]:
         }
 
 
+@pytest.mark.integration
 def test_mcp_tools_take_the_knowledge_base_within_the_key_scope(
     keyed: tuple[LiveServer, dict[str, str | None], Path],
 ) -> None:
@@ -277,6 +284,7 @@ def test_the_web_page_selects_a_knowledge_base_within_the_key_scope(
         browser.close()
 
 
+@pytest.mark.integration
 def test_a_conversation_streams_from_one_knowledge_base(
     keyed: tuple[LiveServer, dict[str, str | None], Path],
 ) -> None:

@@ -50,6 +50,7 @@ def ingest_named(root: Path, name: str, files: dict[str, str], embedder: Embedde
 # ---- names and settings ------------------------------------------------------------------
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["", "UPPER", "-lead", "trail-", "a b", "../x", "x" * 33, "é"])
 def test_bad_names_are_refused_with_the_rule(name: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="lowercase letters"):
@@ -58,6 +59,7 @@ def test_bad_names_are_refused_with_the_rule(name: str, tmp_path: Path) -> None:
         load_settings(data_dir=tmp_path, knowledge_base=name)
 
 
+@pytest.mark.integration
 def test_a_named_base_derives_its_folder_and_collection(tmp_path: Path) -> None:
     default = load_settings(data_dir=tmp_path)
     named = load_settings(data_dir=tmp_path, knowledge_base="travel")
@@ -72,6 +74,7 @@ def test_a_named_base_derives_its_folder_and_collection(tmp_path: Path) -> None:
 # ---- the CLI ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_cli_ingest_check_and_list_per_knowledge_base(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +102,7 @@ def test_cli_ingest_check_and_list_per_knowledge_base(
     assert "Invalid knowledge base name 'Bad Name'" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_an_existing_data_dir_is_taken_over_with_nothing_re_embedded(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -124,6 +128,7 @@ def test_an_existing_data_dir_is_taken_over_with_nothing_re_embedded(
 # ---- lazy loading, the LRU bound, delete --------------------------------------------------
 
 
+@pytest.mark.integration
 def test_bases_load_lazily_and_the_least_recently_used_is_closed(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,6 +172,7 @@ def test_bases_load_lazily_and_the_least_recently_used_is_closed(
 # ---- a question across knowledge bases --------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_question_across_bases_routes_each_within_the_budget_and_cites_both(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -203,6 +209,7 @@ def test_a_question_across_bases_routes_each_within_the_budget_and_cites_both(
         ask_across([], question)
 
 
+@pytest.mark.integration
 def test_cli_keys_are_printed_once_and_stored_as_salted_hashes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -225,6 +232,7 @@ def test_cli_keys_are_printed_once_and_stored_as_salted_hashes(
     assert main(["keys", "create", "--kb", "Bad Name", "--data-dir", data]) == 2
 
 
+@pytest.mark.integration
 def test_on_a_chroma_server_each_base_has_its_own_collection(
     chroma_server: ChromaServer, tmp_path: Path, embedder: Embedder
 ) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ingest.pipeline import run_ingest
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes
 from kb.core.settings import load_settings
 from kb.search.embedding import Embedder
 from kb.store.corpus import CorpusVersion, Layout
@@ -25,12 +26,14 @@ def _spans(text: str, parts: list[str]) -> list[tuple[int, int]]:
     return [(text.index(p), text.index(p) + len(p)) for p in parts]
 
 
+@pytest.mark.integration
 def test_the_text_vector_from_token_embeddings_is_the_models_own(embedder: Embedder) -> None:
     texts = [" ".join(SENTENCES), SENTENCES[0]]
     vectors, _ = embedder.embed_with_spans(texts, [[], []])
     assert np.abs(vectors - embedder.embed(texts)).max() < 1e-5
 
 
+@pytest.mark.integration
 def test_each_pooled_span_resembles_its_own_sentence_most(embedder: Embedder) -> None:
     text = "Company handbook\n" + " ".join(SENTENCES)
     _, (pooled,) = embedder.embed_with_spans([text], [_spans(text, SENTENCES)], [16])
@@ -43,6 +46,7 @@ def test_each_pooled_span_resembles_its_own_sentence_most(embedder: Embedder) ->
     assert np.diag(similarity).mean() > similarity[~np.eye(3, dtype=bool)].mean() + 0.15
 
 
+@pytest.mark.integration
 def test_a_span_past_the_models_length_limit_gets_no_vector(embedder: Embedder) -> None:
     filler = " ".join(["The meeting room on floor three seats twelve people."] * 40)
     text = f"{SENTENCES[0]} {filler} {SENTENCES[1]}"
@@ -50,6 +54,7 @@ def test_a_span_past_the_models_length_limit_gets_no_vector(embedder: Embedder) 
     assert pooled[0].any() and not pooled[1].any()  # the model saw 256 tokens only
 
 
+@pytest.mark.integration
 def test_a_pooled_ingest_embeds_only_units_no_chunk_held_whole(
     tmp_path: Path, embedder: Embedder
 ) -> None:

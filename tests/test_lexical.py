@@ -25,6 +25,7 @@ def _texts_and_questions() -> tuple[list[str], list[str]]:
     return [f"{d['title']}\n{d['text']}" for d in docs], questions
 
 
+@pytest.mark.fast
 @pytest.mark.skipif(not HOTPOT.exists(), reason="needs ../shared/datasets")
 def test_rankings_match_bm25s_and_an_assembled_index_matches_a_whole_build(
     tmp_path: Path,

@@ -12,6 +12,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from ingest.loaders import load_corpus
 from tests.conftest import write_corpus
 
@@ -61,6 +63,7 @@ def _race(root: Path, swap: str, swaps: int = SWAPS, seconds: float = RACE_SECON
     return race
 
 
+@pytest.mark.integration
 def test_a_file_swapped_for_an_outside_symlink_is_never_read(tmp_path: Path) -> None:
     outside = tmp_path / "outside.md"
     outside.write_text(f"# Secret\n\n{SECRET}\n", "utf-8")
@@ -81,6 +84,7 @@ def test_a_file_swapped_for_an_outside_symlink_is_never_read(tmp_path: Path) -> 
     assert race.swaps == SWAPS and race.loads >= 200, race
 
 
+@pytest.mark.integration
 def test_a_folder_swapped_for_an_outside_symlink_mid_read_is_never_entered(
     tmp_path: Path,
 ) -> None:
@@ -104,6 +108,7 @@ def test_a_folder_swapped_for_an_outside_symlink_mid_read_is_never_entered(
     assert race.swaps == SWAPS and race.loads >= 20, race
 
 
+@pytest.mark.integration
 def test_a_file_rewritten_while_it_is_read_is_skipped_with_a_reason(tmp_path: Path) -> None:
     root = write_corpus(tmp_path / "c", {"a.md": "# A\n\nAlpha.\n", "grow.md": "x\n" * 400_000})
 

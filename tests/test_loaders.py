@@ -33,6 +33,7 @@ def _blank_pdf(encrypt: bool = False) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.integration
 def test_markdown_text_and_rst_keep_their_text_and_find_a_title(tmp_path: Path) -> None:
     root = write_corpus(
         tmp_path / "c",
@@ -58,6 +59,7 @@ def test_markdown_text_and_rst_keep_their_text_and_find_a_title(tmp_path: Path) 
     assert "The cache key is the version." in docs["sub/design.rst"].text
 
 
+@pytest.mark.integration
 def test_html_yields_visible_text_not_markup(tmp_path: Path) -> None:
     root = tmp_path / "c"
     root.mkdir()
@@ -76,6 +78,7 @@ def test_html_yields_visible_text_not_markup(tmp_path: Path) -> None:
     assert "Install the VPN client." in doc.text.splitlines()
 
 
+@pytest.mark.integration
 def test_pdf_text_layer_is_extracted_page_by_page(tmp_path: Path) -> None:
     root = tmp_path / "c"
     root.mkdir()
@@ -92,6 +95,7 @@ def test_pdf_text_layer_is_extracted_page_by_page(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.integration
 def test_jsonl_in_the_datasets_format_gives_one_document_per_line(tmp_path: Path) -> None:
     lines = HOTPOT.read_text("utf-8").splitlines()[:5]
     root = write_corpus(tmp_path / "c", {"part.jsonl": "\n".join(lines) + "\n"})
@@ -107,6 +111,7 @@ def test_jsonl_in_the_datasets_format_gives_one_document_per_line(tmp_path: Path
         assert doc.source == "part.jsonl"
 
 
+@pytest.mark.integration
 def test_bad_jsonl_lines_are_skipped_one_by_one_and_good_lines_kept(tmp_path: Path) -> None:
     root = write_corpus(
         tmp_path / "c",
@@ -141,6 +146,7 @@ def test_bad_jsonl_lines_are_skipped_one_by_one_and_good_lines_kept(tmp_path: Pa
     assert reasons[4][1].startswith("duplicate document id 'a'")
 
 
+@pytest.mark.integration
 def test_jsonl_without_documents_is_skipped_even_after_other_skips(tmp_path: Path) -> None:
     root = write_corpus(
         tmp_path / "c",
@@ -150,6 +156,7 @@ def test_jsonl_without_documents_is_skipped_even_after_other_skips(tmp_path: Pat
     assert reasons == {"a-empty.txt": "empty file", "b-blank.jsonl": "no documents in JSONL file"}
 
 
+@pytest.mark.integration
 def test_every_bad_input_is_skipped_with_its_reason_and_the_rest_loads(tmp_path: Path) -> None:
     outside = tmp_path / "outside.md"
     outside.write_text("secret notes outside the corpus", "utf-8")
@@ -205,6 +212,7 @@ def test_every_bad_input_is_skipped_with_its_reason_and_the_rest_loads(tmp_path:
     assert all("secret notes" not in d.text for d in result.documents)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("size", [1_000, 999])
 def test_size_limit_is_inclusive(tmp_path: Path, size: int) -> None:
     root = write_corpus(tmp_path / "c", {"a.txt": "y" * 1_000})
@@ -212,17 +220,20 @@ def test_size_limit_is_inclusive(tmp_path: Path, size: int) -> None:
     assert len(result.documents) == (1 if size >= 1_000 else 0)
 
 
+@pytest.mark.integration
 def test_a_single_file_can_be_the_corpus(tmp_path: Path) -> None:
     root = write_corpus(tmp_path / "c", {"one.md": "# One\n\nonly me", "two.md": "not me"})
     result = load_corpus(root / "one.md", MAX)
     assert [(d.doc_id, d.title) for d in result.documents] == [("one.md", "One")]
 
 
+@pytest.mark.integration
 def test_missing_path_raises() -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_corpus(Path("no-such-folder"), MAX)
 
 
+@pytest.mark.integration
 def test_loading_is_deterministic(tmp_path: Path) -> None:
     root = write_corpus(
         tmp_path / "c",
@@ -233,5 +244,6 @@ def test_loading_is_deterministic(tmp_path: Path) -> None:
     assert [d.doc_id for d in first.documents] == sorted(d.doc_id for d in first.documents)
 
 
+@pytest.mark.integration
 def test_supported_suffixes_are_the_issue_list() -> None:
     assert {".md", ".txt", ".rst", ".html", ".pdf", ".jsonl"} <= SUPPORTED_SUFFIXES

@@ -60,6 +60,7 @@ async def session_over_stdio(data_dir: Path) -> dict[str, Any]:
     return seen
 
 
+@pytest.mark.integration
 def test_stdio_session_lists_four_tools_and_gets_a_cited_answer(data_dir: Path) -> None:
     seen = anyio.run(session_over_stdio, data_dir)
     assert seen["tools"] == ["ask", "corpus_status", "knowledge_bases", "search"]
@@ -111,6 +112,7 @@ async def ask_over_http(url: str, key: str | None) -> Any:
         return await client.call_tool("ask", {"question": QUESTION, "mode": "rag"})
 
 
+@pytest.mark.integration
 def test_streamable_http_beside_the_api_with_the_same_key(keyed_server: LiveServer) -> None:
     result = anyio.run(ask_over_http, f"{keyed_server.url}/mcp", SERVICE_KEY)
     assert structured(result)["citations"][0]["doc_id"] == "security/access.md"

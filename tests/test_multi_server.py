@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.chroma_server import ChromaServer, free_port, stop_process
 from tests.conftest import ROOT, write_corpus
@@ -86,6 +87,7 @@ def _ask(client: httpx.Client, url: str) -> tuple[int, str, str]:
     return 200, body["answer"], body["corpus_version"]
 
 
+@pytest.mark.integration
 def test_two_servers_answer_from_a_version_an_external_ingest_commits(
     chroma_server: ChromaServer, tmp_path: Path
 ) -> None:

@@ -41,6 +41,7 @@ def client(server: LiveServer) -> Iterator[OpenAI]:
         yield client
 
 
+@pytest.mark.integration
 def test_chat_completion_with_usage_and_citations(client: OpenAI, data_dir: Path) -> None:
     version = CorpusVersion.open(data_dir).version
     response = client.chat.completions.create(
@@ -82,6 +83,7 @@ def test_chat_completion_with_usage_and_citations(client: OpenAI, data_dir: Path
     assert usage.prompt_tokens_details.cached_tokens == 0  # retrieval has no prompt cache
 
 
+@pytest.mark.integration
 def test_cached_tokens_on_the_long_context_path(client: OpenAI) -> None:
     question = [{"role": "user", "content": "How long do access grants last?"}]
     client.chat.completions.create(model="kb-long-context", messages=question)  # type: ignore[arg-type]
@@ -95,6 +97,7 @@ def test_cached_tokens_on_the_long_context_path(client: OpenAI) -> None:
     assert "eight hours" in (response.choices[0].message.content or "")
 
 
+@pytest.mark.integration
 def test_streaming_chunks_match_the_plain_answer(client: OpenAI) -> None:
     messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
     plain = client.chat.completions.create(model="kb-rag", messages=messages)  # type: ignore[arg-type]
@@ -122,6 +125,7 @@ def test_streaming_chunks_match_the_plain_answer(client: OpenAI) -> None:
     assert last.usage.completion_tokens == plain.usage.completion_tokens
 
 
+@pytest.mark.integration
 def test_stream_without_usage_option_sends_no_usage_chunk(client: OpenAI) -> None:
     stream = client.chat.completions.create(
         model="kb-rag", messages=[{"role": "user", "content": QUESTION}], stream=True
@@ -131,6 +135,7 @@ def test_stream_without_usage_option_sends_no_usage_chunk(client: OpenAI) -> Non
     assert all(chunk.usage is None for chunk in chunks)
 
 
+@pytest.mark.integration
 def test_model_names_pick_the_mode(client: OpenAI) -> None:
     models = client.models.list()
     assert {m.id for m in models.data} == {"kb-auto", "kb-rag", "kb-long_context", "kb-self_route"}
@@ -143,6 +148,7 @@ def test_model_names_pick_the_mode(client: OpenAI) -> None:
         assert (response.model_extra or {})["kb"]["route"]["mode"] == mode
 
 
+@pytest.mark.integration
 def test_errors_reach_the_client_typed(server: LiveServer, client: OpenAI) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as no_user:
         client.chat.completions.create(

@@ -44,6 +44,7 @@ def _ingest(tmp_path: Path, embedder: Embedder, overlap: int) -> Settings:
     return settings
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("overlap", [0, 24], ids=["adjacent", "overlapping"])
 def test_merged_passages_cite_exact_spans(tmp_path: Path, embedder: Embedder, overlap: int) -> None:
     settings = _ingest(tmp_path, embedder, overlap)
@@ -73,6 +74,7 @@ def test_merged_passages_cite_exact_spans(tmp_path: Path, embedder: Embedder, ov
     assert [p.doc_id for p in passages] == sorted(p.doc_id for p in passages)
 
 
+@pytest.mark.integration
 def test_chunks_with_a_hole_between_them_stay_separate(tmp_path: Path, embedder: Embedder) -> None:
     settings = _ingest(tmp_path, embedder, overlap=0)
     corpus = CorpusVersion.open(settings.data_dir)
@@ -93,6 +95,7 @@ def test_chunks_with_a_hole_between_them_stay_separate(tmp_path: Path, embedder:
     assert len(unjoined) == 2
 
 
+@pytest.mark.integration
 def test_budget_and_cap_limit_the_context(tmp_path: Path, embedder: Embedder) -> None:
     settings = _ingest(tmp_path, embedder, overlap=0)
     corpus = CorpusVersion.open(settings.data_dir)
@@ -104,6 +107,7 @@ def test_budget_and_cap_limit_the_context(tmp_path: Path, embedder: Embedder) ->
     assert select_within_budget(hits, 1, cap=100) == hits[:1]  # never an empty context
 
 
+@pytest.mark.integration
 def test_rag_answer_uses_the_budgeted_merged_context(tmp_path: Path, embedder: Embedder) -> None:
     settings = _ingest(tmp_path, embedder, overlap=0)
     settings.rag_context_tokens = 100_000
@@ -116,6 +120,7 @@ def test_rag_answer_uses_the_budgeted_merged_context(tmp_path: Path, embedder: E
         assert sum(len(p.text) for p in capped.retrieved) < len(lighthouse[0].text)
 
 
+@pytest.mark.integration
 def test_hops_setting_is_checked(tmp_path: Path, embedder: Embedder) -> None:
     settings = _ingest(tmp_path, embedder, overlap=0)
     corpus = CorpusVersion.open(settings.data_dir)

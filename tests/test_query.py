@@ -46,6 +46,7 @@ def base(corpus_settings: Settings, embedder: Embedder) -> KnowledgeBase:
     return KnowledgeBase(corpus_settings, embedder=embedder)
 
 
+@pytest.mark.integration
 def test_rag_answer_cites_the_sentence_that_answers(base: KnowledgeBase) -> None:
     answer = base.ask("How long are raw event logs kept?", mode="rag")
     assert not answer.refused
@@ -60,6 +61,7 @@ def test_rag_answer_cites_the_sentence_that_answers(base: KnowledgeBase) -> None
     assert [p.number for p in answer.retrieved] == list(range(1, len(answer.retrieved) + 1))
 
 
+@pytest.mark.integration
 def test_long_context_prefix_is_byte_identical_across_questions(base: KnowledgeBase) -> None:
     from kb.backends.prompts import long_context_prompt
 
@@ -75,6 +77,7 @@ def test_long_context_prefix_is_byte_identical_across_questions(base: KnowledgeB
     assert first.cache_key == second.cache_key == f"kb-{corpus.version}"
 
 
+@pytest.mark.integration
 def test_prefix_changes_when_a_document_changes(tmp_path: Path, embedder: Embedder) -> None:
     root = write_corpus(tmp_path / "docs", DOCS)
     settings = load_settings(data_dir=tmp_path / "data")
@@ -90,6 +93,7 @@ def test_prefix_changes_when_a_document_changes(tmp_path: Path, embedder: Embedd
     assert "210 euros" in after and "180 euros" in before
 
 
+@pytest.mark.integration
 def test_extractive_second_long_context_question_reads_its_cache(
     corpus_settings: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -109,6 +113,7 @@ def test_extractive_second_long_context_question_reads_its_cache(
     assert "180 euros" in second.answer
 
 
+@pytest.mark.integration
 def test_extractive_cache_survives_a_new_process(
     corpus_settings: Settings, embedder: Embedder
 ) -> None:
@@ -123,6 +128,7 @@ def test_extractive_cache_survives_a_new_process(
     assert "Conveyor" in answer.answer
 
 
+@pytest.mark.integration
 def test_refuses_when_nothing_answers(base: KnowledgeBase) -> None:
     answer = base.ask("What is the boiling point of liquid nitrogen on Jupiter?", mode="rag")
     assert answer.refused
@@ -130,6 +136,7 @@ def test_refuses_when_nothing_answers(base: KnowledgeBase) -> None:
     assert "cannot answer" in answer.answer
 
 
+@pytest.mark.integration
 def test_self_route_escalates_only_on_a_refusal(base: KnowledgeBase) -> None:
     answered = base.ask("How long are customer exports kept before deletion?", mode="self_route")
     assert answered.route.path == "rag" and not answered.route.fallback
@@ -143,6 +150,7 @@ def test_self_route_escalates_only_on_a_refusal(base: KnowledgeBase) -> None:
     assert refused.usage.cache_read_tokens + refused.usage.cache_write_tokens > 0
 
 
+@pytest.mark.integration
 def test_auto_retrieves_when_the_budget_is_too_small(
     corpus_settings: Settings, embedder: Embedder
 ) -> None:
@@ -155,6 +163,7 @@ def test_auto_retrieves_when_the_budget_is_too_small(
             base.ask("How long are raw event logs kept?", mode="long_context")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("question", "mode", "top_k", "message"),
     [
@@ -171,6 +180,7 @@ def test_bad_requests_are_clear_errors(
         base.ask(question, mode=mode, top_k=top_k)
 
 
+@pytest.mark.integration
 def test_asking_before_any_ingest_says_what_to_do(settings: Settings, embedder: Embedder) -> None:
     with (
         KnowledgeBase(settings, embedder=embedder) as base,
@@ -179,6 +189,7 @@ def test_asking_before_any_ingest_says_what_to_do(settings: Settings, embedder: 
         base.ask("anything?")
 
 
+@pytest.mark.integration
 def test_kb_ask_json(corpus_settings: Settings) -> None:
     result = subprocess.run(
         [
@@ -209,6 +220,7 @@ def test_kb_ask_json(corpus_settings: Settings) -> None:
     assert data["cost_usd"] == 0.0
 
 
+@pytest.mark.integration
 def test_kb_ask_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "ask", "anything?", "--data-dir", str(tmp_path / "none")],

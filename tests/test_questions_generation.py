@@ -82,6 +82,7 @@ def writer(prompt: Prompt) -> str:
     return "no JSON here"
 
 
+@pytest.mark.integration
 def test_one_document_requests_are_exact_and_the_filters_drop_weak_questions(
     corpus: CorpusVersion,
 ) -> None:
@@ -105,6 +106,7 @@ def test_one_document_requests_are_exact_and_the_filters_drop_weak_questions(
     ]
 
 
+@pytest.mark.integration
 def test_two_document_and_unanswerable_shares_and_the_files(
     corpus: CorpusVersion, tmp_path: Path
 ) -> None:
@@ -131,6 +133,7 @@ def test_two_document_and_unanswerable_shares_and_the_files(
     assert "the right reply is a refusal" in review.read_text("utf-8")
 
 
+@pytest.mark.integration
 def test_the_same_seed_writes_the_same_set_and_another_seed_another(
     corpus: CorpusVersion,
 ) -> None:
@@ -144,6 +147,7 @@ def test_the_same_seed_writes_the_same_set_and_another_seed_another(
     assert len(orders) > 1
 
 
+@pytest.mark.integration
 def test_offline_known_item_queries_are_retrieval_only_and_seeded(
     corpus: CorpusVersion, tmp_path: Path
 ) -> None:
@@ -162,6 +166,7 @@ def test_offline_known_item_queries_are_retrieval_only_and_seeded(
     assert "retrieval-only" in review.read_text("utf-8")
 
 
+@pytest.mark.integration
 def test_filters_drop_a_question_naming_its_document_a_duplicate_and_an_unfound_answer() -> None:
     filters = Filters({"policies/travel.md": "Travel Policy"})
 
@@ -178,6 +183,7 @@ def test_filters_drop_a_question_naming_its_document_a_duplicate_and_an_unfound_
     )
 
 
+@pytest.mark.integration
 def test_bad_input_fails_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -192,6 +198,7 @@ def test_bad_input_fails_before_any_work(
         Shares(0.7, 0.5)
 
 
+@pytest.mark.integration
 def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
     corpus: CorpusVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -219,6 +226,7 @@ def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
     (data_dir / "recommendation.json").unlink()  # the module's corpus is shared
 
 
+@pytest.mark.integration
 def test_a_reply_in_labelled_lines_is_read_and_an_unusable_one_shown_on_the_sheet(
     corpus: CorpusVersion, tmp_path: Path
 ) -> None:
@@ -240,6 +248,7 @@ def test_a_reply_in_labelled_lines_is_read_and_an_unusable_one_shown_on_the_shee
     assert "retrieval-only" not in sheet
 
 
+@pytest.mark.integration
 def test_a_written_question_without_its_answer_is_dropped(corpus: CorpusVersion) -> None:
     def no_answer(prompt: Prompt) -> str:
         return "Question: Which day do releases go out?"

@@ -58,6 +58,7 @@ def units_of(text: str) -> list[tuple[str, str, str]]:
     return [(u.kind, u.context, text[u.start : u.end]) for u in reading_units(text)]
 
 
+@pytest.mark.integration
 def test_list_items_carry_their_section_and_lead_in() -> None:
     units = units_of(MARKDOWN)
     assert units[0] == ("heading", "", "# Deploys")
@@ -69,6 +70,7 @@ def test_list_items_carry_their_section_and_lead_in() -> None:
     assert during[:2] == ("sentence", "Change freezes")
 
 
+@pytest.mark.integration
 def test_table_rows_carry_their_header_row() -> None:
     markdown_row = next(u for u in units_of(MARKDOWN) if "17500" in u[2])
     assert markdown_row == ("row", "Change freezes - Service Local port", "| lantern | 17500 |")
@@ -80,6 +82,7 @@ def test_table_rows_carry_their_header_row() -> None:
     assert [u[0] for u in rst].count("rule") == 3
 
 
+@pytest.mark.integration
 def test_an_faq_question_heads_only_its_answer() -> None:
     units = units_of(FAQ)
     assert [u[0] for u in units] == ["heading", "question", "sentence", "sentence"]
@@ -87,6 +90,7 @@ def test_an_faq_question_heads_only_its_answer() -> None:
     assert units[3][1] == "Money and time"  # the page footer is not part of the answer
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("question", "kinds"),
     [
@@ -102,6 +106,7 @@ def test_the_kind_of_fact_a_question_asks_for(question: str, kinds: set[str]) ->
     assert asked_kinds(question) == kinds
 
 
+@pytest.mark.integration
 def test_a_sentence_carries_a_fact_the_question_does_not_state() -> None:
     number = frozenset({"number"})
     assert carries("Raw events are kept for 72 hours.", number, "How long are raw events kept?")
@@ -110,6 +115,7 @@ def test_a_sentence_carries_a_fact_the_question_does_not_state() -> None:
     assert carries("Maeve Okafor approves it.", frozenset({"name"}), "Who approves a hotfix?")
 
 
+@pytest.mark.integration
 def test_a_sentence_that_only_restates_the_question_is_known() -> None:
     question = "How many days of annual leave do engineers get?"
     known = content_words(question)
@@ -136,6 +142,7 @@ def handbook_kb(
         yield kb
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["long_context", "rag"])
 def test_the_page_example_question_is_answered_from_the_deploys_page(
     handbook_kb: KnowledgeBase, mode: str
@@ -148,6 +155,7 @@ def test_the_page_example_question_is_answered_from_the_deploys_page(
     assert all(not c.text.rstrip().endswith("?") for c in answer.citations)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["long_context", "rag"])
 def test_a_table_row_answers(handbook_kb: KnowledgeBase, mode: str) -> None:
     answer = handbook_kb.ask(
@@ -156,6 +164,7 @@ def test_a_table_row_answers(handbook_kb: KnowledgeBase, mode: str) -> None:
     assert "17500" in answer.answer
 
 
+@pytest.mark.integration
 def test_no_answer_is_a_heading_or_a_question_line(handbook_kb: KnowledgeBase) -> None:
     for question in (
         "How many days of annual leave do I have?",

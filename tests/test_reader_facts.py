@@ -117,6 +117,7 @@ def cited(answer: Answer, texts: dict[str, str]) -> list[tuple[str, str]]:
     return [(c.doc_id, c.text) for c in answer.citations]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
 def test_a_table_row_with_a_range_answers_a_quantity(
     kb: KnowledgeBase, texts: dict[str, str], mode: str
@@ -130,6 +131,7 @@ def test_a_table_row_with_a_range_answers_a_quantity(
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     ("question", "port", "doc_id", "row"),
@@ -162,6 +164,7 @@ def test_production_and_laptop_pick_their_own_table(
     assert cited(answer, texts)[0] == (doc_id, row)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
 def test_a_role_is_followed_to_the_person(
     kb: KnowledgeBase, texts: dict[str, str], mode: str
@@ -173,6 +176,7 @@ def test_a_role_is_followed_to_the_person(
     assert second_doc == "team.md" and "the Head of Platform, Maeve Okafor" in second
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
 def test_a_follow_up_without_a_subject_keeps_the_previous_one(
     kb: KnowledgeBase, texts: dict[str, str], mode: str
@@ -191,6 +195,7 @@ def test_a_follow_up_without_a_subject_keeps_the_previous_one(
     assert doc_id == "access.html" and row.startswith("| prod-admin |") and "2 hours" in row
 
 
+@pytest.mark.integration
 def test_subjects_are_taken_from_questions_with_an_auxiliary() -> None:
     assert subject_of("What does prod-admin access allow?") == "prod-admin access"
     assert subject_of("How long is the review window?") == "the review window"
@@ -201,6 +206,7 @@ def test_subjects_are_taken_from_questions_with_an_auxiliary() -> None:
     assert with_subject("What about staging?", "What does the portal do?") == ""
 
 
+@pytest.mark.integration
 def test_ranges_hold_or_miss_a_quantity() -> None:
     asked = quantities("a claim of 3,000 EUR on a 7-hour flight in 2024")
     assert [(q.value, q.unit) for q in asked] == [(3000.0, "eur"), (7.0, "hour")]
@@ -210,12 +216,14 @@ def test_ranges_hold_or_miss_a_quantity() -> None:
     assert fit(asked, "Claims older than 60 days") == 0
 
 
+@pytest.mark.integration
 def test_a_function_word_after_a_year_is_no_unit() -> None:
     # "2004 and": "and" is no unit, so 2004 is a year and no range is weighed for it.
     assert quantities("What happened to the rate between 2004 and 2014?") == []
     assert fit(quantities("from 2004 to 2014"), "The rate from 2000 to 2005 rose.") == 0
 
 
+@pytest.mark.integration
 def test_a_qualifier_only_breaks_ties_between_prose_units() -> None:
     # The qualifier weighs fully among table rows or ranges the question names ("in
     # production" vs "on a laptop"); for prose it is a small tie-breaker and never a
@@ -252,6 +260,7 @@ Raw archive     35 days
 """
 
 
+@pytest.mark.integration
 def test_a_grid_row_of_several_lines_is_one_unit_read_with_its_header() -> None:
     rows = [u for u in reading_units(GRID) if u.kind == "row"]
     centered = next(u for u in rows if "'^'" in GRID[u.start : u.end])
@@ -261,6 +270,7 @@ def test_a_grid_row_of_several_lines_is_one_unit_read_with_its_header() -> None:
     assert row.readable() == "\"'^'\" — Meaning: Forces the field to be centered. Rarely used."
 
 
+@pytest.mark.integration
 def test_a_simple_table_row_is_read_with_its_header() -> None:
     start = SIMPLE.index("Raw archive")
     row = row_at(SIMPLE, start, SIMPLE.index("\n", start))

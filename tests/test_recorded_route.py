@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ingest.pipeline import run_ingest
 from kb.core.settings import load_settings
 from kb.recorded import RECORD_FILE, load_recommendation, measure_drift, record_recommendation
@@ -29,6 +31,7 @@ DOCS = {
 MAX_DRIFT = 0.3  # stated for this five-document corpus: one edited document is 20%
 
 
+@pytest.mark.integration
 def test_auto_follows_a_recorded_recommendation_until_drift_or_another_backend(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -85,6 +88,7 @@ def test_auto_follows_a_recorded_recommendation_until_drift_or_another_backend(
     assert "past the 30% drift limit, so the size/cost rule decides" in reason
 
 
+@pytest.mark.integration
 def test_drift_counts_added_changed_and_removed_documents(
     tmp_path: Path, embedder: Embedder
 ) -> None:

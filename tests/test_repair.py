@@ -91,6 +91,7 @@ DAMAGE: dict[str, tuple[str, Callable[[Settings], None]]] = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", list(DAMAGE))
 def test_damage_is_named_and_one_ingest_repairs_it(
     kind: str, pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
@@ -121,6 +122,7 @@ def test_damage_is_named_and_one_ingest_repairs_it(
     assert after.chunks == before.chunks and not after.missing_vectors
 
 
+@pytest.mark.integration
 def test_missing_vectors_are_reembedded_not_the_rest(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -145,6 +147,7 @@ def test_missing_vectors_are_reembedded_not_the_rest(
     assert check_data_dir(settings).ok
 
 
+@pytest.mark.integration
 def test_a_damaged_pointer_is_restored_to_the_newest_complete_version(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -161,6 +164,7 @@ def test_a_damaged_pointer_is_restored_to_the_newest_complete_version(
     assert layout.current_version() == newer and check_data_dir(settings).ok
 
 
+@pytest.mark.integration
 def test_a_damaged_version_is_rebuilt_while_the_one_before_answers(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -177,6 +181,7 @@ def test_a_damaged_version_is_rebuilt_while_the_one_before_answers(
     assert summary.corpus_version == newer and check_data_dir(settings).ok
 
 
+@pytest.mark.integration
 def test_kb_check_exits_1_naming_the_damage_and_0_when_sound(
     pristine: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -198,6 +203,7 @@ def test_kb_check_exits_1_naming_the_damage_and_0_when_sound(
     assert [d["part"] for d in report["damage"]] == ["snapshot"]
 
 
+@pytest.mark.integration
 def test_the_reader_cache_is_pruned_with_the_versions(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -217,6 +223,7 @@ def test_the_reader_cache_is_pruned_with_the_versions(
     )
 
 
+@pytest.mark.integration
 def test_a_sound_version_is_read_whole_once_not_at_every_ingest(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -95,6 +95,7 @@ def _rows(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text("utf-8").splitlines()]
 
 
+@pytest.mark.integration
 def test_report_writes_all_four_files_and_the_charts(report_dir: Path) -> None:
     for name in ("report.md", "report.html", "results.jsonl", "summary.json"):
         assert (report_dir / name).stat().st_size > 0, name
@@ -107,6 +108,7 @@ def test_report_writes_all_four_files_and_the_charts(report_dir: Path) -> None:
         assert f"(charts/{chart})" in markdown
 
 
+@pytest.mark.integration
 def test_results_hold_one_answer_per_question_and_mode(report_dir: Path) -> None:
     rows = _rows(report_dir)
     answers = [r for r in rows if r["kind"] == "answer"]
@@ -144,6 +146,7 @@ def test_results_hold_one_answer_per_question_and_mode(report_dir: Path) -> None
     assert len(only) == len(MODES) and all(r["scores"]["correct"] is None for r in only)
 
 
+@pytest.mark.integration
 def test_summary_recomputes_from_the_raw_results(report_dir: Path) -> None:
     summary = json.loads((report_dir / "summary.json").read_text("utf-8"))
     rows = _rows(report_dir)
@@ -190,6 +193,7 @@ def test_summary_recomputes_from_the_raw_results(report_dir: Path) -> None:
         assert "long_context_cached_vs_rag" in entry["break_even"]
 
 
+@pytest.mark.integration
 def test_a_seed_fixes_the_sample_and_the_answers(
     tmp_path: Path, embedder: Embedder, report_dir: Path
 ) -> None:
@@ -211,6 +215,7 @@ def test_a_seed_fixes_the_sample_and_the_answers(
     assert {qid for qid, _ in first} <= {q.qid for q in load_questions(questions)}
 
 
+@pytest.mark.integration
 def test_a_corpus_over_the_budget_reports_long_context_as_not_run(
     tmp_path: Path, embedder: Embedder, report_dir: Path
 ) -> None:
@@ -235,6 +240,7 @@ def test_a_corpus_over_the_budget_reports_long_context_as_not_run(
     assert "not run: InvalidRequestError" in (tmp_path / "out" / "report.md").read_text("utf-8")
 
 
+@pytest.mark.integration
 def test_html_is_self_contained(report_dir: Path) -> None:
     page = (report_dir / "report.html").read_text("utf-8")
     assert "<script" not in page.lower()

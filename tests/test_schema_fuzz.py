@@ -41,6 +41,7 @@ def fuzzed_server(
         yield live
 
 
+@pytest.mark.integration
 def test_no_request_gets_a_server_error_or_breaks_the_schema(fuzzed_server: LiveServer) -> None:
     """Every operation of /openapi.json, EXAMPLES_PER_OPERATION valid and as many
     invalid generated cases each.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.backends.extractive.sentence_index import SentenceIndexes
+from kb.backends.extractive.index_builder import SentenceIndexes, build_index
 from kb.core.settings import Settings, load_settings
 from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
@@ -36,6 +36,7 @@ def ingested(tmp_path: Path, embedder: Embedder) -> tuple[Settings, Path]:
     return settings, root
 
 
+@pytest.mark.integration
 def test_a_committed_version_has_its_sentence_index(ingested: tuple[Settings, Path]) -> None:
     settings, _ = ingested
     layout = Layout(settings.data_dir)
@@ -47,6 +48,7 @@ def test_a_committed_version_has_its_sentence_index(ingested: tuple[Settings, Pa
     assert len(index) >= 8  # headings, sentences, items and rows of three documents
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["rag", "long_context"])
 def test_the_first_question_after_an_ingest_embeds_only_the_question(
     ingested: tuple[Settings, Path], embedder: Embedder, mode: str
@@ -62,6 +64,7 @@ def test_the_first_question_after_an_ingest_embeds_only_the_question(
         assert answer.usage.cache_read_tokens > 0
 
 
+@pytest.mark.integration
 def test_an_edit_embeds_only_new_units_and_a_rename_none(
     ingested: tuple[Settings, Path], embedder: Embedder
 ) -> None:
@@ -80,6 +83,7 @@ def test_an_edit_embeds_only_new_units_and_a_rename_none(
     assert embedder.texts_embedded - before == summary.chunks_embedded  # no unit re-embedded
 
 
+@pytest.mark.integration
 def test_only_the_committed_and_the_previous_version_keep_an_index(
     ingested: tuple[Settings, Path], embedder: Embedder
 ) -> None:
@@ -94,16 +98,14 @@ def test_only_the_committed_and_the_previous_version_keep_an_index(
     assert folders == sorted(v for v in versions[1:] if v)
 
 
+@pytest.mark.integration
 def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
     embedder: Embedder,
 ) -> None:
     import numpy as np
 
-    from kb.backends.extractive.sentence_index import (
-        DocumentText,
-        SentenceIndex,
-        SentenceIndexSummary,
-    )
+    from kb.backends.extractive.index_builder import SentenceIndexSummary
+    from kb.backends.extractive.sentence_index import DocumentText
 
     first = [DocumentText(name, name.removesuffix(".md"), text) for name, text in DOCS.items()]
     second = [
@@ -111,10 +113,10 @@ def test_an_index_grown_from_the_previous_one_equals_one_built_afresh(
         DocumentText("moved/oncall.md", "oncall", DOCS["oncall.md"]),  # renamed, same text
         DocumentText("new.md", "new", "# New\n\nBadges are renewed every year.\n"),
     ]  # ports.md removed
-    previous = SentenceIndex.build(first, embedder)
+    previous = build_index(first, embedder)
     summary = SentenceIndexSummary()
-    grown = SentenceIndex.build(second, embedder, previous, summary=summary)
-    fresh = SentenceIndex.build(second, embedder)
+    grown = build_index(second, embedder, previous, summary=summary)
+    fresh = build_index(second, embedder)
 
     assert grown.doc_ids == fresh.doc_ids
     for column in ("doc", "start", "end", "kind", "text_hash", "doc_hash", "word_ptr", "words"):

@@ -65,6 +65,7 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", list(DAMAGE))
 def test_a_damaged_vector_index_is_named_refused_and_rebuilt(
     kind: str, pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
@@ -96,6 +97,7 @@ def test_a_damaged_vector_index_is_named_refused_and_rebuilt(
     assert "team 10" in answer.answer  # 417 % 37
 
 
+@pytest.mark.integration
 def test_a_question_on_a_garbage_index_exits_with_a_message_not_a_crash(
     pristine: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -112,6 +114,7 @@ def test_a_question_on_a_garbage_index_exits_with_a_message_not_a_crash(
     assert "Traceback" not in asked.stderr
 
 
+@pytest.mark.integration
 def test_readyz_says_not_ready_naming_a_damaged_vector_index(
     pristine: tuple[Path, Path], tmp_path: Path, embedder: Embedder
 ) -> None:

@@ -30,6 +30,7 @@ FILES = {
 }
 
 
+@pytest.mark.integration
 def test_name_some_shows_the_first_few_then_a_count() -> None:
     assert name_some([]) == ""
     assert name_some(["b.md", "a.md"]) == "a.md, b.md"
@@ -39,6 +40,7 @@ def test_name_some_shows_the_first_few_then_a_count() -> None:
     assert describe_changes(IngestSummary()) == "no document changed"
 
 
+@pytest.mark.integration
 def test_watch_reindexes_each_burst_of_changes(tmp_path: Path, embedder: Embedder) -> None:
     corpus = write_corpus(tmp_path / "corpus", FILES)
     settings = load_settings(data_dir=tmp_path / "data")
@@ -78,6 +80,7 @@ def test_watch_reindexes_each_burst_of_changes(tmp_path: Path, embedder: Embedde
     assert not watcher.is_alive()
 
 
+@pytest.mark.integration
 def test_summary_names_files_and_json_keeps_id_lists_behind_full(
     tmp_path: Path, embedder: Embedder, capsys: pytest.CaptureFixture[str]
 ) -> None:

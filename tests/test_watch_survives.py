@@ -31,6 +31,7 @@ def _write_bad(folder: Path) -> None:
         handle.write(b"# Bad name\n\nThe text is fine, the name is not.\n")
 
 
+@pytest.mark.integration
 def test_the_watcher_survives_an_undecodable_name_and_indexes_later_edits(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -67,6 +68,7 @@ def test_the_watcher_survives_an_undecodable_name_and_indexes_later_edits(
     assert "the file watcher failed" in describe(first) and "restarted" in describe(first)
 
 
+@pytest.mark.integration
 def test_ingest_json_and_the_api_report_an_undecodable_name(
     tmp_path: Path, embedder: Embedder, capsys: pytest.CaptureFixture[str]
 ) -> None:

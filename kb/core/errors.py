@@ -68,7 +68,7 @@ class AuthError(UserError):
     http_status = 401
 
 
-# ---- knowledge bases and scoped keys (issue 19) ----
+# ---- knowledge bases and scoped keys ----
 
 
 class ScopeError(AuthError):
@@ -86,9 +86,6 @@ class KnowledgeBaseNotFoundError(UserError):
 
 class KnowledgeBaseExistsError(UserError):
     http_status = 409
-
-
-# ---- end knowledge bases and scoped keys ----
 
 
 class IngestError(KBError):

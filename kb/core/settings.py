@@ -25,7 +25,7 @@ TOP_K_DEFAULT = 60
 MODES: tuple[str, ...] = get_args(Mode)
 TOP_K_MIN, TOP_K_MAX = 1, 100  # passages a retrieval question may ask for
 
-# ---- knowledge bases (issue 19) ----
+# ---- knowledge bases ----
 DEFAULT_KB = "default"  # the knowledge base in KB_DATA_DIR itself (the single-corpus layout)
 KB_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?$"
 KB_NAME_RULE = (
@@ -33,7 +33,6 @@ KB_NAME_RULE = (
     "letter or digit"
 )
 KBS_FOLDER = "kbs"  # DATA_DIR/kbs/<name>/ holds each named knowledge base
-# ---- end knowledge bases ----
 
 
 def check_mode(mode: str) -> str:
@@ -173,7 +172,7 @@ class Settings(BaseSettings):
     )
     require_key_for_queries: bool = False
 
-    # ---- knowledge bases and scoped keys (issue 19) ----
+    # ---- knowledge bases and scoped keys ----
     knowledge_base: str | None = Field(
         None,
         description="The knowledge base a command works on (`--kb NAME`): its index lives in "
@@ -193,11 +192,10 @@ class Settings(BaseSettings):
         description="Most named knowledge bases a server keeps loaded; the least recently "
         "used one is closed when another is needed.",
     )
-    # ---- end knowledge bases and scoped keys ----
     max_question_chars: int = Field(4_000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1_000)
 
-    # ---- knowledge bases (issue 19) ----
+    # ---- knowledge bases ----
     @property
     def kb_name(self) -> str:
         """The knowledge base these settings describe (`default` for DATA_DIR itself)."""
@@ -229,8 +227,6 @@ class Settings(BaseSettings):
         if name is not None and not re.match(KB_NAME_PATTERN, name):
             raise ValueError(f"knowledge base name {name!r} is invalid: use {KB_NAME_RULE}")
         return name
-
-    # ---- end knowledge bases ----
 
     def model_cache_dir(self) -> Path:
         """The folder for derived model files (the ONNX export)."""

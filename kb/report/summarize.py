@@ -31,6 +31,7 @@ from kb.report.summary import (
     ModelCosts,
     ModeSummary,
     RecallAtK,
+    Recommendation,
     ReportSummary,
     RunSettings,
     TokenMeans,
@@ -109,12 +110,7 @@ def summarize(
     curves = _curves(price_models, options, answers)
     costs = _cost_summary(options, curves, answers)
     corpus = _corpus_info(kb, questions)
-    route = kb.router.route(
-        kb.corpus().corpus_tokens, "auto", "", facts.top_k, kb.corpus().manifest
-    )
-    auto = AutoChoice(
-        route.path, route.reason, modes["auto"].long_context_share if "auto" in modes else None
-    )
+    auto = _auto_choice(kb, modes, facts.top_k)
     summary = ReportSummary(
         title=options.dataset_name,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -145,19 +141,38 @@ def summarize(
         machine=facts.machine,
         warm_up_s=facts.warm_up_s,
         auto=auto,
-        recommendation=recommend(
-            modes,
-            costs,
-            auto,
-            kb.backend.name,
-            accuracy=Paired.of(answers, lambda r: r.scores.correct if r.scores else None),
-            coverage=Paired.of(answers, lambda r: r.evidence_covered),
-            cost_model=kb.backend.name if facts.priced else None,
-            max_cost_ratio=kb.settings.auto_max_cost_ratio,
-        ),
+        recommendation=_recommendation(kb, modes, costs, auto, answers, facts.priced),
         judge=judge_summary(facts.judge, answers, options.modes) if facts.judge else None,
     )
     return summary, curves
+
+
+def _auto_choice(kb: KnowledgeBase, modes: dict[str, ModeSummary], top_k: int) -> AutoChoice:
+    """The path `auto` takes for this corpus, and its share of long context in the run."""
+    corpus = kb.corpus()
+    route = kb.router.route(corpus.corpus_tokens, "auto", "", top_k, corpus.manifest)
+    share = modes["auto"].long_context_share if "auto" in modes else None
+    return AutoChoice(route.path, route.reason, share)
+
+
+def _recommendation(
+    kb: KnowledgeBase,
+    modes: dict[str, ModeSummary],
+    costs: CostSummary,
+    auto: AutoChoice,
+    answers: list[AnswerRow],
+    priced: bool,
+) -> Recommendation:
+    return recommend(
+        modes,
+        costs,
+        auto,
+        kb.backend.name,
+        accuracy=Paired.of(answers, lambda r: r.scores.correct if r.scores else None),
+        coverage=Paired.of(answers, lambda r: r.evidence_covered),
+        cost_model=kb.backend.name if priced else None,
+        max_cost_ratio=kb.settings.auto_max_cost_ratio,
+    )
 
 
 def _run_settings(kb: KnowledgeBase, top_k: int) -> RunSettings:

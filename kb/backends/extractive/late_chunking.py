@@ -6,7 +6,7 @@ unit as a text of its own cost four extra model calls per chunk (hotpotqa-100: 4
 units beside 1,134 chunks). Here a unit's vector is the normalised mean of the
 contextual token embeddings of its span in the chunk's forward pass, so the units
 cost a few array sums. A unit no embedded chunk holds whole (a chunk whose vector was
-reused, or one the model's 256-token limit cut) is left to `SentenceIndex.build`,
+reused, or one the model's 256-token limit cut) is left to `index_builder.build_index`,
 which embeds it alone.
 """
 

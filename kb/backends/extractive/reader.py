@@ -27,16 +27,11 @@ from kb.backends.base import AnswerBackend, Completion
 from kb.backends.extractive.answer_phrase import Shown, shown
 from kb.backends.extractive.evidence import Evidence
 from kb.backends.extractive.fact_kinds import asked_kinds, carries, restates
+from kb.backends.extractive.index_builder import SentenceIndexes, build_index, corpus_documents
 from kb.backends.extractive.one_hop import hop_answer
 from kb.backends.extractive.quantities import asks_duration, has_duration
 from kb.backends.extractive.reading import Reading, Sentence
-from kb.backends.extractive.sentence_index import (
-    DocumentText,
-    SentenceIndex,
-    SentenceIndexes,
-    corpus_documents,
-    hash64,
-)
+from kb.backends.extractive.sentence_index import DocumentText, SentenceIndex, hash64
 from kb.backends.prompts import REFUSAL, Prompt
 from kb.core.models import Citation, Usage
 from kb.core.settings import Settings
@@ -102,7 +97,7 @@ class ExtractiveBackend(AnswerBackend):
             if index is None:
                 index = self.indexes.load(corpus.version)
                 if index is None:
-                    index = SentenceIndex.build(corpus_documents(corpus), self.embedder)
+                    index = build_index(corpus_documents(corpus), self.embedder)
                     index.save(self.indexes.folder(corpus.version))
                     built = True
                 self._loaded[corpus.version] = index
@@ -151,7 +146,7 @@ class ExtractiveBackend(AnswerBackend):
             docs = [DocumentText("context", "", prompt.context)]
             titles = {"context": ("", "")}
         with self._lock:
-            index = SentenceIndex.build(docs, self.embedder, previous=self._adhoc)
+            index = build_index(docs, self.embedder, previous=self._adhoc)
             self._adhoc = index
         texts = {d.doc_id: [(0, d.text)] for d in docs}
         return Reading(index, np.arange(len(index)), texts, titles)
