@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kb",
         description="A knowledge service that answers from your documents, choosing "
         "per question between a cached long-context prompt and cited retrieval. "
-        "Settings come from KB_* environment variables (see README).",
+        "Settings come from KB_* environment variables (see docs/configuration.md).",
     )
     parser.add_argument("--version", action="version", version=f"kb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

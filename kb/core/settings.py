@@ -19,7 +19,7 @@ from kb.core.errors import InvalidRequestError, SettingsError
 Mode = Literal["auto", "long_context", "rag", "self_route"]
 EmbedBackend = Literal["onnx", "torch"]
 
-# Chosen on the dev sets, by the worst of them (README, "Retrieval"; bench/retrieval_bench.py).
+# Chosen on the dev sets, by the worst of them (docs/benchmarks.md, "Retrieval").
 RAG_CONTEXT_TOKENS_DEFAULT = 6_000
 TOP_K_DEFAULT = 60
 MODES: tuple[str, ...] = get_args(Mode)
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         description="How `kb ingest` gets the extractive reader's unit vectors: `separate` "
         "embeds each sentence (list item, row) as a text of its own; `pooled` averages its "
         "tokens in the chunk's own forward pass (no extra model call, but 3.5 points less "
-        "reader accuracy on the handbook, see the README). Applies to units embedded from "
+        "reader accuracy on the handbook, see docs/benchmarks.md). Applies to units embedded from "
         "then on.",
     )
     cache_dir: Path | None = Field(

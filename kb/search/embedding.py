@@ -1,7 +1,8 @@
 """The bundled all-MiniLM-L6-v2 sentence embedder, loaded from disk, never a hub.
 
 Two runtimes of the same weights: torch (the default) and ONNX Runtime (exported once,
-offline, see `kb.search.onnx_export`; not faster on a saturated machine, see the README).
+offline, see `kb.search.onnx_export`; not faster on a saturated machine: docs/benchmarks.md,
+"Embedding runtimes").
 Their vectors agree to ~1e-7 but an index never mixes them:
 the backend is part of the ingest's config key.
 
