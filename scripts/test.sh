@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_BROWSER=1 bash scripts/setup.sh --dev
-.venv/bin/ruff check kb ingest api tests bench
-.venv/bin/ruff format --check kb ingest api tests bench
+.venv/bin/ruff check kb ingest api tests bench scripts corpora
+.venv/bin/ruff format --check kb ingest api tests bench scripts corpora
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
