@@ -198,8 +198,8 @@ class KnowledgeBase:
     ) -> Iterator[StreamDelta | Answer]:
         """A conversation's last user turn made standalone (kb.conversation), then asked;
         the final Answer says how, unless the turn was asked as written."""
-        if isinstance(question, str):
-            yield from self._run(question, mode, top_k, stream=stream)
+        if not isinstance(question, list | tuple):  # one question (checked in `_run`)
+            yield from self._run(question, mode, top_k, stream=stream)  # type: ignore[arg-type]
             return
         standalone = standalone_question(
             question, self.backend, self.settings.max_question_chars, self.rewrites
