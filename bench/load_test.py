@@ -32,12 +32,13 @@ from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 from ingest import run_ingest
 from kb.core import load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100"
-sys.path.insert(0, str(ROOT))
 
 
 @dataclass

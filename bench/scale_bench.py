@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / ".." / "shared" / "datasets"
@@ -143,7 +143,7 @@ def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
 
     settings = load_settings()
     set_embedding_threads(threads_for(settings, "ingest"))
-    backends = ("torch", "onnx")
+    backends: tuple[Literal["torch", "onnx"], ...] = ("torch", "onnx")
     embedders = {b: Embedder(settings.embed_batch_size, backend=b) for b in backends}
     for embedder in embedders.values():
         embedder.embed(["warm-up"])
