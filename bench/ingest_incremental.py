@@ -1,9 +1,10 @@
-"""Our ingest in fresh processes, and the incremental steps between them: no change,
-one sentence appended, the corpus renamed (each a fresh process); `--ingested`'s
-figures on a large corpus beside a reference one.
+"""Ingests in fresh processes, and the incremental steps between ours: no change, one
+sentence appended, the corpus renamed; `--ingested`'s figures on a large corpus beside
+a reference one.
 
-`run_phase` runs a phase as `python bench/ingest_bench.py --phase NAME`, so that its peak
-memory (ru_maxrss) is its own.
+`run_phase` runs a phase (ours, the baseline, the prefill) as `python
+bench/ingest_bench.py --phase NAME`, so that its peak memory (ru_maxrss) is its own;
+`cli_seconds` times a whole `kb ingest` process.
 """
 
 from __future__ import annotations
