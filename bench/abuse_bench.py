@@ -29,8 +29,9 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_latency import CORPUS, ROOT, free_port, kb_command, load, wait_ready
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.cli_latency import CORPUS, ROOT, free_port, kb_command, load, wait_ready
 
 MODEL_NAME_CHARS = 256
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}

@@ -18,15 +18,14 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-import retrieval_bench as rb
-
+from bench import retrieval_bench as rb
 from kb.report import recall_at_k
 from kb.search import Fusion, reciprocal_rank_fusion, shared_embedder
 
@@ -69,7 +68,9 @@ def measure(name: str, data: Path, weights: list[float]) -> dict[str, list[float
     questions = dev.questions()
     depth = max(4 * settings.top_k, 50)
     rows = {
-        single: _recall(lambda q, v=single: rb._ranked(retriever, q, v, 20, depth), questions)
+        single: _recall(
+            partial(rb._ranked, retriever, variant=single, k=20, depth=depth), questions
+        )
         for single in ("BM25 alone", "vectors alone")
     }
     fusions: dict[str, Fusion] = {"RRF (default)": reciprocal_rank_fusion} | {

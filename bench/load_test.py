@@ -32,12 +32,13 @@ from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 from ingest import run_ingest
 from kb.core import load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / ".." / "shared" / "datasets" / "hotpotqa-100"
-sys.path.insert(0, str(ROOT))
 
 
 @dataclass
@@ -208,7 +209,7 @@ async def run_load(
     return result, wall
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="target a running server instead of starting one")
     parser.add_argument(
@@ -235,8 +236,18 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=16, help="questions sent first, unmeasured")
     parser.add_argument("--mode", default="rag", help="query mode (default rag)")
     parser.add_argument("--top-k", type=int, default=None, help="passages (default KB_TOP_K)")
-    args = parser.parse_args()
+    return parser
 
+
+def main() -> int:
+    args = build_parser().parse_args()
+    result, wall, rss = measure(args)
+    return print_results(args, result, wall, rss)
+
+
+def measure(args: argparse.Namespace) -> tuple[Result, float, list[tuple[float, int]]]:
+    """The warm-up questions, then the measured ones, against a started server or
+    `--url`: the result, its wall seconds and the started server's RSS samples."""
     pool = questions()
     process = None
     if args.url:
@@ -267,7 +278,13 @@ def main() -> int:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
+    return result, wall, rss
 
+
+def print_results(
+    args: argparse.Namespace, result: Result, wall: float, rss: list[tuple[float, int]]
+) -> int:
+    """Throughput, latency, errors and the targets; the exit code (1 on any error)."""
     done = len(result.latencies)
     load = os.getloadavg()[0]
     print(

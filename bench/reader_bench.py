@@ -103,7 +103,7 @@ def accuracy(args: argparse.Namespace) -> None:
                     a = kb.ask(q.question, mode=mode)
                     cited = [c.doc_id for c in a.citations]
                     score = score_answer(q, a.answer, a.refused, cited)
-                    correct += score.correct
+                    correct += bool(score.correct)  # None only for a retrieval-only question
                     false_refusals += a.refused and not q.is_impossible
                     text = " ".join(c.text for c in a.citations)
                     titles = [c.title for c in a.citations]

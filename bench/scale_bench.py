@@ -14,39 +14,29 @@ two busy processes keep both cores busy.
 Then torch against ONNX Runtime on the dev sets: encode speed, largest vector
 difference and dense recall@10. Every ingest is a whole `kb ingest` process (its wall
 time includes start-up and model load); each other phase runs in its own process too.
-Exits 0 and prints PASS/MISS per target.
+Exits 0 and prints PASS/MISS per target. The phases are in bench/scale_phases.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT / ".." / "shared" / "datasets"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f}"
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+from bench.ingest_incremental import change_one_record
+from bench.scale_phases import DATASETS, child_main, load, run_phase
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -54,179 +44,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-# ---- phases, each in its own process -------------------------------------------------
-
-
-def phase_ingest(spec: dict[str, Any]) -> dict[str, Any]:
-    """One whole `kb ingest --json` as the CLI runs it."""
-    from api.cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["ingest", spec["path"], "--json", "--data-dir", spec["data_dir"]])
-    summary = json.loads(out.getvalue()) if code == 0 else {}
-    return {"code": code, "summary": summary}
-
-
-def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
-    """The raw model on samples of the texts the ingest embedded (chunk texts, and the
-    reader's sentence units), in the ingest's batch sizes: texts per second of each."""
-    import random
-
-    from ingest import chunk_embedding_text
-    from kb.backends.extractive import EMBED_STEP, corpus_documents, unit_embedding_text
-    from kb.core import load_settings, reading_units
-    from kb.search import Embedder, set_embedding_threads, threads_for
-    from kb.store import CorpusVersion
-
-    settings = load_settings(data_dir=Path(spec["data_dir"]))
-    set_embedding_threads(threads_for(settings, "ingest"))
-    corpus = CorpusVersion.open(settings.data_dir)
-    chunks = [chunk_embedding_text(c) for c in corpus.chunks]
-    units = [
-        unit_embedding_text(doc.title, unit, doc.text)
-        for doc in corpus_documents(corpus)
-        for unit in reading_units(doc.text)
-    ]
-    embedder = Embedder(settings.embed_batch_size, backend=settings.embed_backend)
-    embedder.embed(chunks[:16])
-    result: dict[str, Any] = {}
-    for kind, texts, step in (("chunks", chunks, 256), ("units", units, EMBED_STEP)):
-        if spec["sample"] and len(texts) > spec["sample"]:
-            texts = random.Random(7).sample(texts, spec["sample"])
-        started = time.perf_counter()
-        for begin in range(0, len(texts), step):
-            embedder.embed(texts[begin : begin + step])
-        seconds = time.perf_counter() - started
-        result[kind] = {"texts": len(texts), "rate": len(texts) / seconds}
-    return result
-
-
-def phase_questions(spec: dict[str, Any]) -> dict[str, Any]:
-    """Questions in one process that has warmed the committed version, as a server does
-    at start and within a second of each commit (`ServiceState.follow_versions`)."""
-    from kb import KnowledgeBase
-    from kb.core import load_settings
-    from kb.search import set_embedding_threads, threads_for
-
-    settings = load_settings(data_dir=Path(spec["data_dir"]))
-    set_embedding_threads(threads_for(settings, "questions"))
-    questions = [row["question"] for row in read_jsonl(Path(spec["questions"]))]
-    result: dict[str, Any] = {}
-    with KnowledgeBase(settings) as base:
-        base.warm_up()  # the model and the version's indexes, before the clock
-
-        def timed(question: str, mode: str) -> float:
-            started = time.perf_counter()
-            base.ask(question, mode=mode)
-            return time.perf_counter() - started
-
-        if spec.get("first_ten"):
-            first = [timed(q, "rag") for q in questions[-10:]]
-            result["first"], result["tenth"] = first[0], first[-1]
-        for mode in spec["modes"]:
-            result[mode] = [timed(q, mode) for q in questions[: spec["n"]]]
-    return result
-
-
-def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
-    """torch and ONNX Runtime in one process over the dev sets, batches alternating so
-    that both see the same background load: encode speed, the largest vector
-    difference, and dense recall@10 of the gold documents (top 10 chunks)."""
-    import random
-
-    import numpy as np
-
-    from ingest import chunk_document, chunk_embedding_text
-    from kb.core import Document, load_settings
-    from kb.search import Embedder, set_embedding_threads, threads_for
-
-    settings = load_settings()
-    set_embedding_threads(threads_for(settings, "ingest"))
-    backends = ("torch", "onnx")
-    embedders = {b: Embedder(settings.embed_batch_size, backend=b) for b in backends}
-    for embedder in embedders.values():
-        embedder.embed(["warm-up"])
-    out: dict[str, Any] = {}
-    for name in spec["sets"]:
-        folder = DATASETS / name
-        chunks = []
-        for row in read_jsonl(folder / "corpus.jsonl"):
-            doc = Document(doc_id=row["doc_id"], title=row["title"], source=name, text=row["text"])
-            chunks += chunk_document(
-                doc, row["doc_id"], settings.chunk_tokens, settings.chunk_overlap
-            )
-        texts = [chunk_embedding_text(c) for c in chunks]
-        rows = read_jsonl(folder / "questions.jsonl")
-        rows = [r for r in rows if r.get("gold_doc_ids") and not r.get("is_impossible")]
-        rows = random.Random(5).sample(rows, min(len(rows), spec["questions"]))
-        seconds = dict.fromkeys(backends, 0.0)
-        parts: dict[str, list[np.ndarray]] = {b: [] for b in backends}
-        for step, begin in enumerate(range(0, len(texts), 128)):
-            for backend in backends if step % 2 else backends[::-1]:
-                started = time.perf_counter()
-                parts[backend].append(embedders[backend].embed(texts[begin : begin + 128]))
-                seconds[backend] += time.perf_counter() - started
-        vectors = {b: np.concatenate(parts[b]) for b in backends}
-        result: dict[str, Any] = {"chunks": len(texts), "questions": len(rows)}
-        result["max_diff"] = float(np.abs(vectors["torch"] - vectors["onnx"]).max())
-        for backend in backends:
-            asked = embedders[backend].embed([r["question"] for r in rows])
-            found = 0.0
-            for row, vector in zip(rows, asked, strict=True):
-                top = np.argsort(-(vectors[backend] @ vector))[:10]
-                docs = {chunks[i].doc_id for i in top}
-                found += len(docs & set(row["gold_doc_ids"])) / len(row["gold_doc_ids"])
-            result[backend] = {
-                "rate": len(texts) / seconds[backend],
-                "recall": 100 * found / len(rows),
-            }
-        out[name] = result
-    return out
-
-
-PHASES = {
-    "ingest": phase_ingest,
-    "encode": phase_encode,
-    "questions": phase_questions,
-    "compare": phase_compare,
-}
-
-
-def run_phase(name: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    """Run a phase in a child process; its result, wall seconds, peak RSS and load."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--phase", name, json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        cwd=ROOT,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"phase {name} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(wall=wall, load=load())
-    return result
-
-
-def child_main(name: str, spec_json: str) -> None:
-    result = PHASES[name](json.loads(spec_json))
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
 # ---- the run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusRun:
+    """One corpus of the run: its name, its data dir and its phases' environment."""
+
+    name: str
+    data: str
+    env: dict[str, str]
+
+    def ingest(self, path: Path, label: str) -> dict[str, Any]:
+        """A whole `kb ingest` of `path` in its own process, printed as one line."""
+        result = run_phase("ingest", {"path": str(path), "data_dir": self.data}, self.env)
+        summary = result["summary"]
+        print(
+            f"  {self.name:13} {label:22} {result['wall']:8.1f} s wall, "
+            f"{summary['chunks_embedded']:6} chunks embedded, embed "
+            f"{summary['embed_seconds']:7.1f} s, in-pipeline besides embedding "
+            f"{summary['seconds'] - summary['embed_seconds']:6.2f} s  [{result['load']}]",
+            flush=True,
+        )
+        return result
 
 
 def bench_corpus(
     name: str, source: Path, questions: Path, work: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
-    from bench.ingest_bench import change_one_record
-
-    env = {"KB_EMBED_BACKEND": args.backend}
+    """Every figure of one corpus, phase by phase, in a copy of it under `work`."""
     folder = work / name
     corpus = folder / "docs" / "corpus.jsonl"
     saved = folder / "full-ingest.json"
@@ -236,38 +82,39 @@ def bench_corpus(
     shutil.rmtree(folder / "elsewhere", ignore_errors=True)
     corpus.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, corpus)
-    data = str(folder / "data")
-    row: dict[str, Any] = {}
+    run = CorpusRun(name, str(folder / "data"), {"KB_EMBED_BACKEND": args.backend})
+    row = full_ingest(run, corpus, saved, resume, args.encode_sample)
+    row.update(incremental_ingests(run, corpus, folder / "elsewhere" / "renamed.jsonl"))
+    spec = {"data_dir": run.data, "questions": str(questions), "n": args.questions}
+    row.update(ask(run, spec))
+    if not args.skip_load:
+        row.update(beside_busy_processes(run, spec))
+    return row
 
-    def ingest(path: Path, label: str) -> dict[str, Any]:
-        result = run_phase("ingest", {"path": str(path), "data_dir": data}, env)
-        summary = result["summary"]
-        print(
-            f"  {name:13} {label:22} {result['wall']:8.1f} s wall, "
-            f"{summary['chunks_embedded']:6} chunks embedded, embed "
-            f"{summary['embed_seconds']:7.1f} s, in-pipeline besides embedding "
-            f"{summary['seconds'] - summary['embed_seconds']:6.2f} s  [{result['load']}]",
-            flush=True,
-        )
-        return result
 
+def full_ingest(
+    run: CorpusRun, corpus: Path, saved: Path, resume: bool, sample: int
+) -> dict[str, Any]:
+    """The full ingest (or, resuming, the saved one of an earlier run) against the raw
+    model's encode of everything it embedded."""
     if resume:  # the full ingest of an earlier run, brought back to the original corpus
         full = json.loads(saved.read_text())
-        print(f"  {name:13} full ingest: from the earlier run ({full['load']})", flush=True)
-        ingest(corpus, "restore (resume)")
+        print(f"  {run.name:13} full ingest: from the earlier run ({full['load']})", flush=True)
+        run.ingest(corpus, "restore (resume)")
     else:
-        full = ingest(corpus, "full ingest")
+        full = run.ingest(corpus, "full ingest")
         saved.write_text(json.dumps(full))
     s = full["summary"]
+    row: dict[str, Any] = {}
     row.update(chunks=s["chunks"], tokens=s["corpus_tokens"], rss_mb=full["rss_mb"])
-    encode = run_phase("encode", {"data_dir": data, "sample": args.encode_sample}, env)
+    encode = run_phase("encode", {"data_dir": run.data, "sample": sample}, run.env)
     # The raw model's time for everything the ingest embedded, at the sampled rates.
     units = s["sentences_embedded"]
     raw = s["chunks_embedded"] / encode["chunks"]["rate"] + units / encode["units"]["rate"]
     row.update(units=units, raw_encode_s=raw, ingest_s=s["seconds"])
     row["ingest_vs_encode"] = raw / s["seconds"]
     print(
-        f"  {name:13} raw encode {encode['chunks']['rate']:.1f} chunk texts/s, "
+        f"  {run.name:13} raw encode {encode['chunks']['rate']:.1f} chunk texts/s, "
         f"{encode['units']['rate']:.1f} sentence units/s (samples of "
         f"{encode['chunks']['texts']} and {encode['units']['texts']}): "
         f"{s['chunks_embedded']} chunks + {units} units = {raw:.0f} s of raw encode; "
@@ -276,49 +123,60 @@ def bench_corpus(
         f"speed; peak RSS {full['rss_mb']:.0f} MB  [{encode['load']}]",
         flush=True,
     )
-    row["nochange_s"] = ingest(corpus, "no-change re-ingest")["wall"]
+    return row
+
+
+def incremental_ingests(run: CorpusRun, corpus: Path, moved: Path) -> dict[str, Any]:
+    """No change, one sentence appended, then the corpus file renamed and moved."""
+    row: dict[str, Any] = {"nochange_s": run.ingest(corpus, "no-change re-ingest")["wall"]}
     change_one_record(corpus)  # one sentence appended
-    appended = ingest(corpus, "one sentence appended")
+    appended = run.ingest(corpus, "one sentence appended")
     a = appended["summary"]
     row["append_chunks"] = a["chunks_embedded"]
     row["append_besides_s"] = appended["wall"] - a["embed_seconds"]
-    moved = folder / "elsewhere" / "renamed.jsonl"
     moved.parent.mkdir()
     corpus.rename(moved)
-    row["renamed_chunks"] = ingest(moved, "renamed and moved")["summary"]["chunks_embedded"]
+    row["renamed_chunks"] = run.ingest(moved, "renamed and moved")["summary"]["chunks_embedded"]
+    return row
 
-    spec = {"data_dir": data, "questions": str(questions), "n": args.questions}
-    asked = run_phase("questions", {**spec, "first_ten": True, "modes": ["rag", "auto"]}, env)
-    row.update(first=asked["first"], tenth=asked["tenth"])
+
+def ask(run: CorpusRun, spec: dict[str, Any]) -> dict[str, Any]:
+    """The first and tenth question after the ingest; retrieval and auto p50/p95."""
+    asked = run_phase("questions", {**spec, "first_ten": True, "modes": ["rag", "auto"]}, run.env)
+    row: dict[str, Any] = {"first": asked["first"], "tenth": asked["tenth"]}
     for mode in ("rag", "auto"):
         row[f"{mode}_p50"] = percentile(asked[mode], 0.5)
         row[f"{mode}_p95"] = percentile(asked[mode], 0.95)
     print(
-        f"  {name:13} first question {asked['first'] * 1000:.0f} ms, tenth "
+        f"  {run.name:13} first question {asked['first'] * 1000:.0f} ms, tenth "
         f"{asked['tenth'] * 1000:.0f} ms; retrieval p50/p95 {row['rag_p50'] * 1000:.0f}/"
         f"{row['rag_p95'] * 1000:.0f} ms, auto p50/p95 {row['auto_p50'] * 1000:.0f}/"
-        f"{row['auto_p95'] * 1000:.0f} ms over {args.questions}  [{asked['load']}]",
+        f"{row['auto_p95'] * 1000:.0f} ms over {spec['n']}  [{asked['load']}]",
         flush=True,
     )
-    if not args.skip_load:
-        idle = run_phase("questions", {**spec, "modes": ["rag"]}, env)
-        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-        try:
-            time.sleep(2)
-            loaded = run_phase("questions", {**spec, "modes": ["rag"]}, env)
-        finally:
-            for process in busy:
-                process.kill()
-                process.wait()
-        row["idle_p50"] = percentile(idle["rag"], 0.5)
-        row["busy_p50"] = percentile(loaded["rag"], 0.5)
-        row["busy_ratio"] = row["busy_p50"] / row["idle_p50"]
-        print(
-            f"  {name:13} retrieval p50 {row['idle_p50'] * 1000:.0f} ms [{idle['load']}] -> "
-            f"{row['busy_p50'] * 1000:.0f} ms beside two busy processes "
-            f"[{loaded['load']}] = {row['busy_ratio']:.2f}x",
-            flush=True,
-        )
+    return row
+
+
+def beside_busy_processes(run: CorpusRun, spec: dict[str, Any]) -> dict[str, Any]:
+    """Retrieval p50 idle, then while two busy processes keep both cores busy."""
+    idle = run_phase("questions", {**spec, "modes": ["rag"]}, run.env)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(2)
+        loaded = run_phase("questions", {**spec, "modes": ["rag"]}, run.env)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    row: dict[str, Any] = {"idle_p50": percentile(idle["rag"], 0.5)}
+    row["busy_p50"] = percentile(loaded["rag"], 0.5)
+    row["busy_ratio"] = row["busy_p50"] / row["idle_p50"]
+    print(
+        f"  {run.name:13} retrieval p50 {row['idle_p50'] * 1000:.0f} ms [{idle['load']}] -> "
+        f"{row['busy_p50'] * 1000:.0f} ms beside two busy processes "
+        f"[{loaded['load']}] = {row['busy_ratio']:.2f}x",
+        flush=True,
+    )
     return row
 
 
@@ -326,8 +184,6 @@ def bench_appends(rows: dict[str, dict[str, Any]], work: Path, args: argparse.Na
     """One sentence appended again, corpora alternating, `--append-runs` times each: the
     median seconds besides embedding of each (a whole `kb ingest` loads the model, which
     varies by a second or more from run to run, so one run each decides nothing)."""
-    from bench.ingest_bench import change_one_record
-
     env = {"KB_EMBED_BACKEND": args.backend}
     seen: dict[str, list[float]] = {name: [] for name in rows}
     for run in range(args.append_runs):
@@ -422,10 +278,7 @@ def verdicts(rows: dict[str, dict[str, Any]], backends: dict[str, Any]) -> list[
     return lines
 
 
-def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--phase":
-        child_main(sys.argv[2], sys.argv[3])
-        return
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--cache",
@@ -463,8 +316,16 @@ def main() -> None:
         action="store_true",
         help="with --work: reuse the full ingests an earlier run left there",
     )
-    args = parser.parse_args()
+    return parser
 
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--phase":
+        child_main(sys.argv[2], sys.argv[3])
+        return
+    args = build_parser().parse_args()
+    # Here, not at the top: every phase process starts from this file, and the corpus
+    # builder loads kb (its tokenizer), which a phase's peak memory must not include.
     from bench.scale_corpus import build
 
     work = args.work or Path(tempfile.mkdtemp(prefix="kb-scale-"))

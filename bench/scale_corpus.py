@@ -89,7 +89,8 @@ def documents(sources: Path) -> Iterator[dict[str, str]]:
     for name in MODULES:
         try:
             module = importlib.import_module(name)
-            text = pydoc.render_doc(module, renderer=pydoc.plaintext)
+            # plaintext: pydoc's renderer without bold overstrikes (typeshed does not list it)
+            text = pydoc.render_doc(module, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
         except Exception:  # an optional package that is missing or will not render
             continue
         yield {"doc_id": f"pydoc/{name}", "title": f"Module {name}", "text": text.strip()}

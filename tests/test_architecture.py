@@ -49,6 +49,8 @@ LAZY = {
     "only the chosen one is loaded",
     "bench.scale_bench": "each phase runs in a fresh process and loads only what it "
     "measures, so its memory figure is that phase's",
+    "bench.scale_phases": "each phase runs in a fresh process and loads only what it "
+    "measures, so its memory figure is that phase's",
     "bench.ingest_bench": "each side runs in a fresh process and loads only its own "
     "modules (ours or the llama-index baseline), so neither pays for the other's",
 }
