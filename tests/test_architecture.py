@@ -101,7 +101,8 @@ def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
 
 
 def _target(name: str, source: str) -> str | None:
-    """The project module `name` refers to (bench scripts import each other by file name)."""
+    """The project module `name` refers to (a bench importing a sibling by file name,
+    as bench scripts once did, still resolves)."""
     known = modules()
     if source.startswith("bench.") and f"bench.{name}" in known:
         return f"bench.{name}"
