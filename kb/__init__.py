@@ -23,53 +23,112 @@ Packages, lowest first (each imports only from those before it):
 `kb` never imports `api` or FastAPI; `ingest` and `api` build on it.
 """
 
-from kb.across import CrossAnswer, ask_across
-from kb.conversation import Turn
-from kb.core.errors import (
-    AuthError,
-    BackendError,
-    CorpusDamagedError,
-    DiskFullError,
-    IngestBusyError,
-    IngestError,
-    InvalidRequestError,
-    KBError,
-    KnowledgeBaseExistsError,
-    KnowledgeBaseNotFoundError,
-    NotIngestedError,
-    ScopeError,
-    ServiceError,
-    SettingsError,
-    UserError,
-)
-from kb.core.models import (
-    Answer,
-    Citation,
-    DocumentList,
-    IngestSummary,
-    Route,
-    SearchResult,
-    Usage,
-)
-from kb.core.settings import Settings, load_settings
-from kb.keys import ADMIN, NOBODY, OPEN, Access, KeyStore
-from kb.knowledge_bases import (
-    UNLOAD_GRACE_S,
-    KnowledgeBases,
-    check_name,
-    not_found,
-    record_source,
-    root_settings,
-)
-from kb.service import CorpusStatus, KnowledgeBase
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the public names, for type checkers; at run time they load on first use
+    from kb.across import CrossAnswer, ask_across
+    from kb.conversation import Turn
+    from kb.core.errors import (
+        AuthError,
+        BackendError,
+        CorpusDamagedError,
+        DiskFullError,
+        IngestBusyError,
+        IngestError,
+        InvalidRequestError,
+        KBError,
+        KnowledgeBaseExistsError,
+        KnowledgeBaseNotFoundError,
+        NotIngestedError,
+        ScopeError,
+        ServiceError,
+        SettingsError,
+        UserError,
+    )
+    from kb.core.models import (
+        Answer,
+        Citation,
+        DocumentList,
+        IngestSummary,
+        Route,
+        SearchResult,
+        Usage,
+    )
+    from kb.core.settings import Settings, load_settings
+    from kb.keys import ADMIN, NOBODY, OPEN, Access, KeyStore
+    from kb.knowledge_bases import (
+        UNLOAD_GRACE_S,
+        KnowledgeBases,
+        check_name,
+        not_found,
+        record_source,
+        root_settings,
+    )
+    from kb.service import CorpusStatus, KnowledgeBase
+
+# Each public name and the module it comes from. Nothing loads until a name is used,
+# so `import kb.core.settings` (`kb --help`, an extraction worker) does not load the
+# question path.
+_FROM = {
+    "kb.across": ("CrossAnswer", "ask_across"),
+    "kb.conversation": ("Turn",),
+    "kb.core.errors": (
+        "AuthError",
+        "BackendError",
+        "CorpusDamagedError",
+        "DiskFullError",
+        "IngestBusyError",
+        "IngestError",
+        "InvalidRequestError",
+        "KBError",
+        "KnowledgeBaseExistsError",
+        "KnowledgeBaseNotFoundError",
+        "NotIngestedError",
+        "ScopeError",
+        "ServiceError",
+        "SettingsError",
+        "UserError",
+    ),
+    "kb.core.models": (
+        "Answer",
+        "Citation",
+        "DocumentList",
+        "IngestSummary",
+        "Route",
+        "SearchResult",
+        "Usage",
+    ),
+    "kb.core.settings": ("Settings", "load_settings"),
+    "kb.keys": ("ADMIN", "NOBODY", "OPEN", "Access", "KeyStore"),
+    "kb.knowledge_bases": (
+        "UNLOAD_GRACE_S",
+        "KnowledgeBases",
+        "check_name",
+        "not_found",
+        "record_source",
+        "root_settings",
+    ),
+    "kb.service": ("CorpusStatus", "KnowledgeBase"),
+}
+_MODULE_OF = {name: module for module, names in _FROM.items() for name in names}
+
+if not TYPE_CHECKING:  # hidden from type checkers, which then catch a misspelled name
+
+    def __getattr__(name: str) -> Any:
+        if name not in _MODULE_OF:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+        globals()[name] = value  # the next use is a plain lookup
+        return value
+
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ADMIN",
-    "NOBODY",
-    "OPEN",
-    "UNLOAD_GRACE_S",
     "Access",
     "Answer",
     "AuthError",
@@ -90,7 +149,9 @@ __all__ = [
     "KnowledgeBaseExistsError",
     "KnowledgeBaseNotFoundError",
     "KnowledgeBases",
+    "NOBODY",
     "NotIngestedError",
+    "OPEN",
     "Route",
     "ScopeError",
     "SearchResult",
@@ -98,6 +159,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Turn",
+    "UNLOAD_GRACE_S",
     "Usage",
     "UserError",
     "__version__",
