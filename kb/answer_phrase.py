@@ -78,14 +78,29 @@ def _named(header: str, asked: set[str]) -> int:
     )
 
 
-def named_columns(row: TableRow, question: str) -> list[int]:
-    """The columns after the key whose header names a word of the question."""
+def named_columns(row: TableRow, question: str, *, qualified: bool = True) -> list[int]:
+    """The columns after the key whose header names a word of the question; with
+    `qualified` False (a question without a qualifier of its own), not those whose
+    header qualifies that word with one the question lacks ("Local port" for "What port
+    ...": a variant of the column the question did not ask for)."""
     asked = content_words(question)
     return [
         i
         for i in range(1, min(len(row.cells), len(row.header)))
-        if row.header[i] and _named(row.header[i], asked)
+        if row.header[i]
+        and _named(row.header[i], asked)
+        and (qualified or not _qualified(row.header[i], asked))
     ]
+
+
+def _qualified(header: str, asked: set[str]) -> bool:
+    """Whether a content word the question does not name stands right before one it
+    names in `header` ("Local port" against "What port ...")."""
+    words = [w for w in re.findall(r"[a-z0-9]+", header.lower())]
+    for before, word in zip(words, words[1:], strict=False):
+        if content_words(before) and not _named(before, asked) and _named(word, asked):
+            return True
+    return False
 
 
 def answering_cell(row: TableRow, question: str) -> str:

@@ -1,0 +1,134 @@
+"""The extractive reader refuses what its best unit does not answer and follows a name
+it was not asked for, on real parts: an unqualified question reads the unqualified
+column ("Port", not "Local port"), "how much" is not answered by a duration, and a
+question that no unit answers is asked again around the name its best-matching unit
+gives ("the cluster that replaced Redshift" -> the cluster's own row). Every answer is
+checked against the exact span it cites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.loaders import load_corpus
+from ingest.pipeline import run_ingest
+from kb.answer_phrase import named_columns
+from kb.embedding import Embedder
+from kb.models import Answer
+from kb.service import KnowledgeBase
+from kb.settings import load_settings
+from kb.tables import TableRow
+from tests.conftest import write_corpus
+
+FILES = {
+    "overview.md": """# Architecture overview
+
+## Services
+
+| Service | What it does | Port | Language |
+|---|---|---|---|
+| ledgerd | Loads clean events into the warehouse | 7300 | Python |
+| beacon | Alert routing in front of the pager | 7600 | Go |
+
+## Stores
+
+| Store | Technology | Size and layout | Used by |
+|---|---|---|---|
+| granary | ClickHouse 24.3 | 6 nodes in 3 shards | ledgerd, beacon |
+""",
+    "local-dev.md": """# Local development
+
+## Ports
+
+| Service | Local port |
+|---|---|
+| ledgerd | 17300 |
+| beacon | 17600 |
+""",
+    "history.md": """# History
+
+In October 2022 the ClickHouse migration was complete and Redshift was switched off.
+""",
+    "access.md": """# Production access
+
+## Levels
+
+| Level | What it allows | Longest grant |
+|---|---|---|
+| prod-read | Read-only access to logs and dashboards | 8 hours |
+| prod-admin | Write access to the databases of one service | 2 hours |
+
+## Security training
+
+New joiners complete the security training within their first 14 days; prod-read is
+not available until they have.
+""",
+    "rotation.md": """# On-call rotation
+
+## Escalation
+
+1. If nobody has acknowledged a page after 15 minutes, it escalates to the
+   engineering manager on duty (the "EM on duty").
+
+## Pay
+
+- The primary is paid 350 EUR for every week on call, within 30 days.
+""",
+}
+MODES = ["long_context", "rag"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("bridges") / "docs", FILES)
+
+
+@pytest.fixture(scope="module")
+def texts(corpus: Path) -> dict[str, str]:
+    return {d.doc_id: d.text for d in load_corpus(corpus, 1_000_000).documents}
+
+
+@pytest.fixture(scope="module")
+def kb(
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[KnowledgeBase]:
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("bridges-data"))
+    run_ingest(settings, corpus, embedder=embedder)
+    with KnowledgeBase(settings, embedder=embedder) as knowledge_base:
+        yield knowledge_base
+
+
+def cited(answer: Answer, texts: dict[str, str]) -> list[tuple[str, str]]:
+    """(doc_id, cited text) of each citation, after checking that its span is exact."""
+    for citation in answer.citations:
+        assert texts[citation.doc_id][citation.start : citation.end] == citation.text
+    return [(c.doc_id, c.text) for c in answer.citations]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unqualified_question_reads_the_unqualified_column(
+    kb: KnowledgeBase, texts: dict[str, str], mode: str
+) -> None:
+    answer = kb.ask("What port does beacon listen on?", mode=mode)
+    assert answer.answer.startswith("7600 — beacon — ")
+    assert cited(answer, texts)[0] == (
+        "overview.md",
+        "| beacon | Alert routing in front of the pager | 7600 | Go |",
+    )
+    local = kb.ask("What local port does beacon use?", mode=mode)
+    assert local.answer.startswith("17600 — beacon — Local port: 17600")
+
+
+def test_a_header_that_qualifies_the_asked_word_names_another_column() -> None:
+    production = TableRow(0, 0, ("beacon", "Alert routing", "7600"), ("Service", "What", "Port"))
+    laptop = TableRow(0, 0, ("beacon", "17600"), ("Service", "Local port"))
+    grant = TableRow(0, 0, ("prod-admin", "2 hours"), ("Level", "Longest grant"))
+    unqualified = "What port does beacon listen on?"
+    assert named_columns(production, unqualified, qualified=False) == [2]
+    assert named_columns(laptop, unqualified, qualified=False) == []
+    # A question with a qualifier of its own ("on a laptop") may mean the qualified column.
+    assert named_columns(laptop, "What port does beacon use on a laptop?") == [1]
+    assert named_columns(laptop, "What local port does beacon use?", qualified=False) == [1]
+    assert named_columns(grant, "What is the longest grant of prod-admin?", qualified=False) == [1]
