@@ -17,6 +17,7 @@ from ingest.pipeline import run_ingest
 from kb.answer_phrase import named_columns
 from kb.embedding import Embedder
 from kb.models import Answer
+from kb.quantities import asks_amount, without_durations
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 from kb.tables import TableRow
@@ -121,6 +122,19 @@ def test_an_unqualified_question_reads_the_unqualified_column(
     assert local.answer.startswith("17600 — beacon — Local port: 17600")
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_how_much_is_not_answered_by_a_duration(
+    kb: KnowledgeBase, texts: dict[str, str], mode: str
+) -> None:
+    assert kb.ask("How much is the on-call allowance for the EM on duty?", mode=mode).refused
+    answer = kb.ask("How much is the primary paid for a week on call?", mode=mode)
+    assert answer.answer.startswith("350 EUR — The primary is paid")
+    assert cited(answer, texts)[0] == (
+        "rotation.md",
+        "- The primary is paid 350 EUR for every week on call, within 30 days.",
+    )
+
+
 def test_a_header_that_qualifies_the_asked_word_names_another_column() -> None:
     production = TableRow(0, 0, ("beacon", "Alert routing", "7600"), ("Service", "What", "Port"))
     laptop = TableRow(0, 0, ("beacon", "17600"), ("Service", "Local port"))
@@ -132,3 +146,10 @@ def test_a_header_that_qualifies_the_asked_word_names_another_column() -> None:
     assert named_columns(laptop, "What port does beacon use on a laptop?") == [1]
     assert named_columns(laptop, "What local port does beacon use?", qualified=False) == [1]
     assert named_columns(grant, "What is the longest grant of prod-admin?", qualified=False) == [1]
+
+
+def test_how_much_asks_for_an_amount_not_a_time() -> None:
+    assert asks_amount("How much is the weekly allowance?")
+    assert not asks_amount("How much time does a review take?")
+    assert not asks_amount("How long is a review?")
+    assert without_durations("after 15 minutes, 350 EUR").split() == ["after", ",", "350", "EUR"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kb.answer_phrase import Shown, shown
+from kb.answer_phrase import Shown, readable, shown
 from kb.backends.base import AnswerBackend, Completion
 from kb.corpus import CorpusVersion, Layout
 from kb.embedding import MODEL_NAME, Embedder, shared_embedder
@@ -33,7 +33,7 @@ from kb.fact_kinds import asked_kinds, carries, restates
 from kb.models import Citation, Usage
 from kb.one_hop import hop_answer
 from kb.prompts import REFUSAL, Prompt
-from kb.quantities import asks_duration, has_duration
+from kb.quantities import asks_amount, asks_duration, has_duration, without_durations
 from kb.sentence_index import (
     DocumentText,
     SentenceIndex,
@@ -244,7 +244,10 @@ class ExtractiveBackend(AnswerBackend):
             sentence = reading.sentence(row)
             if restates(sentence.text, question_words | content_words(sentence.title), kinds):
                 continue
-            has_kind = bool(kinds) and carries(sentence.text, kinds, prompt.question)
+            said = readable(sentence.text)  # a list marker ("3.") is no number it states
+            if asks_amount(prompt.question):
+                said = without_durations(said)  # "how much" is not answered by a duration
+            has_kind = bool(kinds) and carries(said, kinds, prompt.question)
             if "number" in kinds and not has_kind:
                 continue  # "how many / how long ..." is not answered without a quantity
             score = float(scores[at])
