@@ -59,11 +59,15 @@ def shown(document: str, start: int, end: int, question: str, kinds: frozenset[F
 
 
 def _cell_of_kind(row: TableRow, question: str, kinds: frozenset[FactKind]) -> str:
-    """The first cell after the row's key that holds a fact of the asked kind."""
-    for cell in row.cells[1:]:
-        if cell and phrase_in(cell + " .", question, kinds):
-            return cell
-    return ""
+    """The first cell after the row's key that holds a fact of the asked kind, one
+    that counts what the question names first ("6 nodes" for "How many nodes")."""
+    asked = content_words(question)
+    phrases = [(cell, phrase_in(cell + " .", question, kinds)) for cell in row.cells[1:] if cell]
+    found = [cell for cell, phrase in phrases if phrase]
+    named = [
+        cell for cell, phrase in phrases if phrase and content_words(phrase.split()[-1]) & asked
+    ]
+    return (named or found or [""])[0]
 
 
 def _named(header: str, asked: set[str]) -> int:
@@ -128,13 +132,18 @@ def phrase_in(text: str, question: str, kinds: frozenset[FactKind]) -> str:
     for kind in ("number", "date", "name"):
         if kind not in kinds:
             continue
+        spans = []
         for match in patterns[kind].finditer(text):
             found = _with_range(text, match, patterns[kind])
             words = found.split()
             if words[-1].lower() in _UNIT_WORDS:
                 found = " ".join(words[:-1])
             if found and found.lower() not in asked and len(found) < len(text):
-                return found
+                spans.append(found)
+        # A count of what the question names first: "6 nodes" for "How many nodes ...?"
+        named = [f for f in spans if content_words(f.split()[-1]) & content_words(question)]
+        if named or spans:
+            return (named or spans)[0]
     return ""
 
 

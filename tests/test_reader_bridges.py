@@ -14,8 +14,9 @@ import pytest
 
 from ingest.loaders import load_corpus
 from ingest.pipeline import run_ingest
-from kb.answer_phrase import named_columns
+from kb.answer_phrase import named_columns, phrase_in
 from kb.embedding import Embedder
+from kb.fact_kinds import asked_kinds
 from kb.models import Answer
 from kb.quantities import asks_amount, without_durations
 from kb.service import KnowledgeBase
@@ -153,3 +154,8 @@ def test_how_much_asks_for_an_amount_not_a_time() -> None:
     assert not asks_amount("How much time does a review take?")
     assert not asks_amount("How long is a review?")
     assert without_durations("after 15 minutes, 350 EUR").split() == ["after", ",", "350", "EUR"]
+
+
+def test_a_count_leads_with_what_the_question_counts() -> None:
+    kinds = asked_kinds("How many nodes does granary have?")
+    assert phrase_in("ClickHouse 24.3 on 6 nodes.", "How many nodes?", kinds) == "6 nodes"
