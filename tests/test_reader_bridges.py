@@ -18,10 +18,12 @@ from kb.answer_phrase import named_columns, phrase_in
 from kb.embedding import Embedder
 from kb.fact_kinds import asked_kinds
 from kb.models import Answer
+from kb.one_hop import answers_a_clause, asked_around, names
 from kb.quantities import asks_amount, without_durations
 from kb.service import KnowledgeBase
 from kb.settings import load_settings
 from kb.tables import TableRow
+from kb.text import content_words
 from tests.conftest import write_corpus
 
 FILES = {
@@ -136,6 +138,32 @@ def test_how_much_is_not_answered_by_a_duration(
     )
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_name_the_question_lacks_is_followed_once(
+    kb: KnowledgeBase, texts: dict[str, str], mode: str
+) -> None:
+    answer = kb.ask("How many nodes does the cluster that replaced Redshift have?", mode=mode)
+    assert answer.answer.startswith("6 nodes in 3 shards — ")
+    (bridge_doc, bridge), (doc_id, row) = cited(answer, texts)
+    assert bridge_doc == "history.md" and "Redshift was switched off" in bridge
+    assert doc_id == "overview.md" and row.startswith("| granary | ClickHouse 24.3 |")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_unit_that_only_answers_a_relative_clause_is_a_bridge(
+    kb: KnowledgeBase, texts: dict[str, str], mode: str
+) -> None:
+    question = (
+        "How long can the access level that becomes available once a new joiner finishes "
+        "security training be granted for at most?"
+    )
+    answer = kb.ask(question, mode=mode)
+    assert answer.answer.startswith("8 hours — ")
+    (bridge_doc, bridge), (doc_id, row) = cited(answer, texts)
+    assert bridge_doc == doc_id == "access.md" and bridge.startswith("New joiners complete")
+    assert row == "| prod-read | Read-only access to logs and dashboards | 8 hours |"
+
+
 def test_a_header_that_qualifies_the_asked_word_names_another_column() -> None:
     production = TableRow(0, 0, ("beacon", "Alert routing", "7600"), ("Service", "What", "Port"))
     laptop = TableRow(0, 0, ("beacon", "17600"), ("Service", "Local port"))
@@ -154,6 +182,29 @@ def test_how_much_asks_for_an_amount_not_a_time() -> None:
     assert not asks_amount("How much time does a review take?")
     assert not asks_amount("How long is a review?")
     assert without_durations("after 15 minutes, 350 EUR").split() == ["after", ",", "350", "EUR"]
+
+
+def test_the_question_is_asked_again_around_the_bridging_name() -> None:
+    bridge = "In October 2022 the ClickHouse migration was complete and Redshift was switched off."
+    assert names(bridge, "How many nodes does the cluster that replaced Redshift have?") == [
+        "ClickHouse"
+    ]
+    held = content_words(bridge)
+    assert (
+        asked_around("How many nodes does the cluster that replaced Redshift have?", held, "X")
+        == "How many nodes does the cluster X have?"
+    )
+    office = "The headquarters is in Dublin and the second office is in Lisbon."
+    assert names(office, "What is the hotel cap in the city of the second office?")[0] == ("Lisbon")
+
+
+def test_a_unit_answers_a_clause_when_it_holds_none_of_the_rest() -> None:
+    question = "How long can the level that a new joiner gets after training be granted?"
+    assert answers_a_clause(question, "A new joiner gets prod-read after training.")
+    assert not answers_a_clause(question, "A new joiner gets the prod-read level after training.")
+    assert not answers_a_clause(
+        "Where are the credentials kept?", "The credentials are kept in a safe."
+    )
 
 
 def test_a_count_leads_with_what_the_question_counts() -> None:

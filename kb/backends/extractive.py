@@ -13,14 +13,17 @@ the first question (reported as cache-write tokens) and saved.
 It answers rather than echoes: headings, titles and FAQ question lines give
 context to the units under them but are never an answer, a unit that only restates
 the question is skipped, and among the units that score alike the one that carries
-the asked-for kind of fact (a number, a date, a name) wins.
+the asked-for kind of fact (a number, a date, a name) wins. What one unit cannot
+answer may take one hop (`kb.one_hop`): from a role to the person, from a term to
+the unit that gives the asked fact, or from a description ("the cluster that replaced
+Redshift") to the table row of the name it stands for.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,7 +34,7 @@ from kb.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.evidence import Evidence
 from kb.fact_kinds import asked_kinds, carries, restates
 from kb.models import Citation, Usage
-from kb.one_hop import hop_answer
+from kb.one_hop import Hop, answers_a_clause, hop_answer, is_row, name_bridges
 from kb.prompts import REFUSAL, Prompt
 from kb.quantities import asks_amount, asks_duration, has_duration, without_durations
 from kb.sentence_index import (
@@ -270,12 +273,37 @@ class ExtractiveBackend(AnswerBackend):
         out.sort(key=lambda c: -c[0])
         return out
 
+    def _hop_by_name(self, prompt: Prompt, reading: Reading, scores: np.ndarray) -> Hop | None:
+        """A question that no unit answers, asked again around the name its best-matching
+        units give ("the cluster that replaced Redshift" -> ClickHouse): answered by a
+        table row that holds that name and what is still asked, and clears the
+        threshold, citing both. Only a row: prose that names a thing seldom says more
+        of it than the bridge did, and a wrong hop answers what should be refused."""
+        for bridge, score, name, question in name_bridges(prompt.question, reading, scores):
+            asked = replace(prompt, question=question)
+            kept = content_words(question) - content_words(name)  # what is still asked
+            found = self._candidates(asked, reading, self._scores(asked, reading))
+            for _, resolver, unit, context in found:
+                about = f"{unit.text} {context}"
+                if (
+                    unit != bridge
+                    and name.lower() in about.lower()
+                    and kept & content_words(about)
+                    and is_row(reading, unit)
+                ):
+                    return Hop([(bridge, score), (unit, resolver)], "")
+        return None
+
     # -- the answer ---------------------------------------------------------------
 
     def _answer(self, prompt: Prompt, reading: Reading, usage: Usage) -> Completion:
         scores = self._scores(prompt, reading)
         candidates = self._candidates(prompt, reading, scores)
         hop = hop_answer(prompt, reading, scores, candidates, self.threshold)
+        if hop is None and (
+            not candidates or answers_a_clause(prompt.question, candidates[0][2].text)
+        ):
+            hop = self._hop_by_name(prompt, reading, scores)
         if hop is not None:
             picked, phrase = hop.units, hop.phrase
         elif candidates:
