@@ -35,6 +35,7 @@ MAX_HITS = 40  # occurrences of one phrase examined
 LEADS = 3  # best-matching units whose terms are looked up
 RESOLVER_SHARE = 0.5  # a resolving unit scores at least this share of its bridge
 CLAUSE_SHARE = 0.5  # of a relative clause's words, the share its bridge must hold
+CLAUSE_REACH = 6  # words between a relative pronoun and the first word a bridge holds
 
 _ROLE = re.compile(r"\b[A-Z][a-z]+(?: (?:of|for|and|in) (?:the )?[A-Z][\w-]*)+")
 _IDENTIFIER = re.compile(r"(?<![\w.-])[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)+(?![\w-])")
@@ -322,8 +323,9 @@ def answers_a_clause(question: str, text: str) -> bool:
 
 def _clause_start(words: list[str], first: int) -> int:
     """Where a relative clause ending at or after word `first` opens (its pronoun, at
-    most four words back), or `first` when none does."""
-    for i in range(first - 1, max(1, first - 5), -1):  # not the question's own "where"
+    most CLAUSE_REACH words back, never the question's own opening "where"), or
+    `first` when none does."""
+    for i in range(first - 1, max(1, first - CLAUSE_REACH - 1), -1):
         if words[i].lower() in _RELATIVE:
             return i
     return first

@@ -164,6 +164,19 @@ def test_a_unit_that_only_answers_a_relative_clause_is_a_bridge(
     assert row == "| prod-read | Read-only access to logs and dashboards | 8 hours |"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_row_that_answers_the_clause_leads_to_its_key_elsewhere(
+    kb: KnowledgeBase, texts: dict[str, str], mode: str
+) -> None:
+    question = "What local port does the service that loads clean events into the warehouse use?"
+    answer = kb.ask(question, mode=mode)
+    assert answer.answer.startswith("17300 — ")
+    assert cited(answer, texts) == [
+        ("overview.md", "| ledgerd | Loads clean events into the warehouse | 7300 | Python |"),
+        ("local-dev.md", "| ledgerd | 17300 |"),
+    ]
+
+
 def test_a_header_that_qualifies_the_asked_word_names_another_column() -> None:
     production = TableRow(0, 0, ("beacon", "Alert routing", "7600"), ("Service", "What", "Port"))
     laptop = TableRow(0, 0, ("beacon", "17600"), ("Service", "Local port"))
@@ -205,6 +218,9 @@ def test_a_unit_answers_a_clause_when_it_holds_none_of_the_rest() -> None:
     assert not answers_a_clause(
         "Where are the credentials kept?", "The credentials are kept in a safe."
     )
+    # The clause's pronoun may stand a few words before the first word a unit holds.
+    far = "On which local port does the service that loads clean events into ClickHouse run?"
+    assert answers_a_clause(far, "| ClickHouse (HTTP) | 18123 |")
 
 
 def test_a_count_leads_with_what_the_question_counts() -> None:
