@@ -59,11 +59,15 @@ def shown(document: str, start: int, end: int, question: str, kinds: frozenset[F
 
 
 def _cell_of_kind(row: TableRow, question: str, kinds: frozenset[FactKind]) -> str:
-    """The first cell after the row's key that holds a fact of the asked kind."""
-    for cell in row.cells[1:]:
-        if cell and phrase_in(cell + " .", question, kinds):
-            return cell
-    return ""
+    """The first cell after the row's key that holds a fact of the asked kind, one
+    that counts what the question names first ("6 nodes" for "How many nodes")."""
+    asked = content_words(question)
+    phrases = [(cell, phrase_in(cell + " .", question, kinds)) for cell in row.cells[1:] if cell]
+    found = [cell for cell, phrase in phrases if phrase]
+    named = [
+        cell for cell, phrase in phrases if phrase and content_words(phrase.split()[-1]) & asked
+    ]
+    return (named or found or [""])[0]
 
 
 def _named(header: str, asked: set[str]) -> int:
@@ -78,14 +82,29 @@ def _named(header: str, asked: set[str]) -> int:
     )
 
 
-def named_columns(row: TableRow, question: str) -> list[int]:
-    """The columns after the key whose header names a word of the question."""
+def named_columns(row: TableRow, question: str, *, qualified: bool = True) -> list[int]:
+    """The columns after the key whose header names a word of the question; with
+    `qualified` False (a question without a qualifier of its own), not those whose
+    header qualifies that word with one the question lacks ("Local port" for "What port
+    ...": a variant of the column the question did not ask for)."""
     asked = content_words(question)
     return [
         i
         for i in range(1, min(len(row.cells), len(row.header)))
-        if row.header[i] and _named(row.header[i], asked)
+        if row.header[i]
+        and _named(row.header[i], asked)
+        and (qualified or not _qualified(row.header[i], asked))
     ]
+
+
+def _qualified(header: str, asked: set[str]) -> bool:
+    """Whether a content word the question does not name stands right before one it
+    names in `header` ("Local port" against "What port ...")."""
+    words = [w for w in re.findall(r"[a-z0-9]+", header.lower())]
+    for before, word in zip(words, words[1:], strict=False):
+        if content_words(before) and not _named(before, asked) and _named(word, asked):
+            return True
+    return False
 
 
 def answering_cell(row: TableRow, question: str) -> str:
@@ -113,13 +132,18 @@ def phrase_in(text: str, question: str, kinds: frozenset[FactKind]) -> str:
     for kind in ("number", "date", "name"):
         if kind not in kinds:
             continue
+        spans = []
         for match in patterns[kind].finditer(text):
             found = _with_range(text, match, patterns[kind])
             words = found.split()
             if words[-1].lower() in _UNIT_WORDS:
                 found = " ".join(words[:-1])
             if found and found.lower() not in asked and len(found) < len(text):
-                return found
+                spans.append(found)
+        # A count of what the question names first: "6 nodes" for "How many nodes ...?"
+        named = [f for f in spans if content_words(f.split()[-1]) & content_words(question)]
+        if named or spans:
+            return (named or spans)[0]
     return ""
 
 

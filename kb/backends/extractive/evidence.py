@@ -1,7 +1,9 @@
 """What a unit's similarity score cannot see, weighed for the extractive reader:
 
 - a table row that the question names by its key and by a column ("What language is
-  loom written in?" and the row `loom | ... | Python` under "Language");
+  loom written in?" and the row `loom | ... | Python` under "Language"); a question
+  without a qualifier of its own does not name a qualified column ("What port ...?"
+  names "Port", not "Local port");
 - a range or bound that holds the question's quantity ("3,000 EUR" and "Over 1,000
   EUR up to 5,000 EUR"), or misses it;
 - a qualifier at the end of the question ("in production", "on a laptop", "in
@@ -94,7 +96,8 @@ class Evidence:
         )
         if not named:
             return 0.0
-        return TABLE_BONUS if named_columns(row, self.question) else KEY_BONUS
+        columns = named_columns(row, self.question, qualified=bool(self.qualifier))
+        return TABLE_BONUS if columns else KEY_BONUS
 
     def _qualifier(self, text: str, base: int, sentence: Sentence, context: str) -> float:
         """The bonus when the unit or its surroundings (its section, title, document

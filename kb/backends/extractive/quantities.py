@@ -38,6 +38,7 @@ _FREQUENCY = re.compile(
     _SPAN + r"|\b(?:hourly|daily|nightly|weekly|monthly|quarterly|yearly|annually)\b",
     re.IGNORECASE,
 )
+_ASKS_AMOUNT = re.compile(r"\bhow much\b(?! (?:time|longer|later|earlier|sooner)\b)", re.IGNORECASE)
 _ASKS_FREQUENCY = re.compile(r"\bhow (?:often|frequently)\b", re.IGNORECASE)
 _ASKS_DURATION = re.compile(
     r"\bhow (?:long|often|frequently|soon)\b|\bwithin how\b|\bfor how long\b", re.IGNORECASE
@@ -131,6 +132,17 @@ def _tightness(bound: tuple[float, bool, float, bool], value: float) -> float:
 
 def asks_duration(question: str) -> bool:
     return bool(_ASKS_DURATION.search(question))
+
+
+def asks_amount(question: str) -> bool:
+    """Whether the question asks "how much" of something other than time."""
+    return bool(_ASKS_AMOUNT.search(question))
+
+
+def without_durations(text: str) -> str:
+    """`text` with its durations ("15 minutes") blanked: what is left may answer "how
+    much" (a duration does not say how much an allowance is)."""
+    return _DURATION.sub(" ", text)
 
 
 def has_duration(text: str, question: str = "") -> bool:

@@ -13,23 +13,32 @@ the first question (reported as cache-write tokens) and saved.
 It answers rather than echoes: headings, titles and FAQ question lines give
 context to the units under them but are never an answer, a unit that only restates
 the question is skipped, and among the units that score alike the one that carries
-the asked-for kind of fact (a number, a date, a name) wins.
+the asked-for kind of fact (a number, a date, a name) wins. What one unit cannot
+answer may take one hop (`kb.one_hop`): from a role to the person, from a term to
+the unit that gives the asked fact, or from a description ("the cluster that replaced
+Redshift") to the table row of the name it stands for.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 
 from kb.backends.base import AnswerBackend, Completion
-from kb.backends.extractive.answer_phrase import Shown, shown
+from kb.backends.extractive.answer_phrase import Shown, readable, shown
 from kb.backends.extractive.evidence import Evidence
 from kb.backends.extractive.fact_kinds import asked_kinds, carries, restates
 from kb.backends.extractive.index_builder import SentenceIndexes, build_index, corpus_documents
-from kb.backends.extractive.one_hop import hop_answer
-from kb.backends.extractive.quantities import asks_duration, has_duration
+from kb.backends.extractive.one_hop import Hop, answers_a_clause, hop_answer, is_row, name_bridges
+from kb.backends.extractive.quantities import (
+    asks_amount,
+    asks_duration,
+    has_duration,
+    without_durations,
+)
 from kb.backends.extractive.reading import Reading, Sentence
 from kb.backends.extractive.sentence_index import DocumentText, SentenceIndex, hash64
 from kb.backends.prompts import REFUSAL, Prompt
@@ -191,7 +200,10 @@ class ExtractiveBackend(AnswerBackend):
             sentence = reading.sentence(row)
             if restates(sentence.text, question_words | content_words(sentence.title), kinds):
                 continue
-            has_kind = bool(kinds) and carries(sentence.text, kinds, prompt.question)
+            said = readable(sentence.text)  # a list marker ("3.") is no number it states
+            if asks_amount(prompt.question):
+                said = without_durations(said)  # "how much" is not answered by a duration
+            has_kind = bool(kinds) and carries(said, kinds, prompt.question)
             if "number" in kinds and not has_kind:
                 continue  # "how many / how long ..." is not answered without a quantity
             score = float(scores[at])
@@ -214,12 +226,37 @@ class ExtractiveBackend(AnswerBackend):
         out.sort(key=lambda c: -c[0])
         return out
 
+    def _hop_by_name(self, prompt: Prompt, reading: Reading, scores: np.ndarray) -> Hop | None:
+        """A question that no unit answers, asked again around the name its best-matching
+        units give ("the cluster that replaced Redshift" -> ClickHouse): answered by a
+        table row that holds that name and what is still asked, and clears the
+        threshold, citing both. Only a row: prose that names a thing seldom says more
+        of it than the bridge did, and a wrong hop answers what should be refused."""
+        for bridge, score, name, question in name_bridges(prompt.question, reading, scores):
+            asked = replace(prompt, question=question)
+            kept = content_words(question) - content_words(name)  # what is still asked
+            found = self._candidates(asked, reading, self._scores(asked, reading))
+            for _, resolver, unit, context in found:
+                about = f"{unit.text} {context}"
+                if (
+                    unit != bridge
+                    and name.lower() in about.lower()
+                    and kept & content_words(about)
+                    and is_row(reading, unit)
+                ):
+                    return Hop([(bridge, score), (unit, resolver)], "")
+        return None
+
     # -- the answer ---------------------------------------------------------------
 
     def _answer(self, prompt: Prompt, reading: Reading, usage: Usage) -> Completion:
         scores = self._scores(prompt, reading)
         candidates = self._candidates(prompt, reading, scores)
         hop = hop_answer(prompt, reading, scores, candidates, self.threshold)
+        if hop is None and (
+            not candidates or answers_a_clause(prompt.question, candidates[0][2].text)
+        ):
+            hop = self._hop_by_name(prompt, reading, scores)
         if hop is not None:
             picked, phrase = hop.units, hop.phrase
         elif candidates:
