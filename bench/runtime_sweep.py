@@ -354,48 +354,51 @@ def print_tables(
     runtimes: Sequence[EmbedBackend],
 ) -> dict[str, list[str]]:
     first = runtimes[0]
-    print("\nRecall (all gold, %) and reader accuracy (%) per dev set; (+x.x): points against "
-          f"{first}\n")  # fmt: skip
-    print("| set | questions (recall / reader) | runtime | recall@5 / @20, default | "
-          "recall@5 / @20, vectors alone | reader, long context | reader, rag |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for name in results[first]:
-        for rt in runtimes:
-            f, b = results[rt][name], results[first][name]
-            counts = f"{f.get('recall_questions', '-')} / {f.get('reader_questions', '-')}"
+    if any(results.values()):
+        print("\nRecall (all gold, %) and reader accuracy (%) per dev set; (+x.x): points against "
+              f"{first}\n")  # fmt: skip
+        print("| set | questions (recall / reader) | runtime | recall@5 / @20, default | "
+              "recall@5 / @20, vectors alone | reader, long context | reader, rag |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        for name in results[first]:
+            for rt in runtimes:
+                f, b = results[rt][name], results[first][name]
+                counts = f"{f.get('recall_questions', '-')} / {f.get('reader_questions', '-')}"
+                cells = []
+                for a, c in (("default@5", "default@20"), ("vectors@5", "vectors@20")):
+                    if "recall" in f:
+                        cells.append(
+                            f"{f['recall'][a]:.1f}{_delta(f['recall'][a], b['recall'][a])} / "
+                            f"{f['recall'][c]:.1f}{_delta(f['recall'][c], b['recall'][c])}"
+                        )
+                    else:
+                        cells.append("-")
+                for mode in ("long_context", "rag"):
+                    if "reader" in f:
+                        cells.append(
+                            f"{f['reader'][mode]:.1f}{_delta(f['reader'][mode], b['reader'][mode])}"
+                        )
+                    else:
+                        cells.append("-")
+                print(f"| {name} | {counts} | {rt} | " + " | ".join(cells) + " |")
+        print(
+            "\nIngest of each corpus (seconds; 0 embedded: an index reused from an earlier run)\n"
+        )
+        print("| corpus | " + " | ".join(runtimes) + " |")
+        print("|---|" + "---|" * len(runtimes))
+        for corpus in ingests[first]:
             cells = []
-            for a, c in (("default@5", "default@20"), ("vectors@5", "vectors@20")):
-                if "recall" in f:
-                    cells.append(
-                        f"{f['recall'][a]:.1f}{_delta(f['recall'][a], b['recall'][a])} / "
-                        f"{f['recall'][c]:.1f}{_delta(f['recall'][c], b['recall'][c])}"
-                    )
-                else:
-                    cells.append("-")
-            for mode in ("long_context", "rag"):
-                if "reader" in f:
-                    cells.append(
-                        f"{f['reader'][mode]:.1f}{_delta(f['reader'][mode], b['reader'][mode])}"
-                    )
-                else:
-                    cells.append("-")
-            print(f"| {name} | {counts} | {rt} | " + " | ".join(cells) + " |")
-    print("\nIngest of each corpus (seconds; 0 embedded: an index reused from an earlier run)\n")
-    print("| corpus | " + " | ".join(runtimes) + " |")
-    print("|---|" + "---|" * len(runtimes))
-    for corpus in ingests[first]:
-        cells = []
-        for rt in runtimes:
-            g = ingests[rt][corpus]
-            cells.append(
-                f"{g['seconds']} s ({g['chunks_embedded']} chunks + {g['sentences_embedded']} "
-                f"units embedded, load {g['load']})"
-            )
-        print(f"| {corpus} | " + " | ".join(cells) + " |")
+            for rt in runtimes:
+                g = ingests[rt][corpus]
+                cells.append(
+                    f"{g['seconds']} s ({g['chunks_embedded']} chunks + {g['sentences_embedded']} "
+                    f"units embedded, load {g['load']})"
+                )
+            print(f"| {corpus} | " + " | ".join(cells) + " |")
     if speed:
         print("\nEmbedding throughput, runtimes taking turns call by call on the same texts "
               f"(hotpotqa-100's ingest calls; {embedding_threads_note()})\n")  # fmt: skip
-        print("| texts | runtime | texts/s | real tokens/s | padded tokens/s | speed vs "
+        print("| texts timed | runtime | texts/s | real tokens/s | padded tokens/s | speed vs "
               f"{first} | cosine to {first}, mean / min | load during |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|")
         for kind, by_runtime in speed.items():
@@ -407,6 +410,8 @@ def print_tables(
                     f"{g['cosine_min']:.4f} | {g['load_min']}-{g['load_max']} |"
                 )
     misses = verdict(results, runtimes)
+    if not any(results.values()):
+        return misses
     print(f"\nVerdict against {first} (recall at most {RECALL_BOUND} pt lower, reader accuracy "
           f"at most {ACCURACY_BOUND} pt lower, on every set):")  # fmt: skip
     for runtime, broken in misses.items():
