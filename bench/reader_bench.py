@@ -87,10 +87,10 @@ def restating(answer: str, question: str, titles: list[str]) -> bool:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    embedder = shared_embedder()
     for name in args.sets.split(","):
         corpus, questions_path = SETS[name]
         settings = settings_for(args.work, name)
+        embedder = shared_embedder(settings)  # the configured runtime (KB_EMBED_BACKEND)
         run_ingest(settings, corpus, embedder=embedder)
         questions = load_questions(questions_path)
         if name == "squad-v2-dev":
@@ -129,7 +129,7 @@ def timed(kb: KnowledgeBase, question: str, mode: str) -> tuple[float, float]:
 def fresh_kb(settings: Settings, *, server_warm_up: bool) -> KnowledgeBase:
     """A new KnowledgeBase, as a new process holds it: with its retrieval stack warmed
     only, or after the warm-up `kb serve` runs at start and after a re-index."""
-    kb = KnowledgeBase(settings, embedder=shared_embedder())
+    kb = KnowledgeBase(settings, embedder=shared_embedder(settings))
     if server_warm_up:
         kb.warm_up()
     else:
@@ -141,7 +141,7 @@ def timing(args: argparse.Namespace) -> None:
     corpus, questions_path = SETS[args.timing_set]
     questions = [q.question for q in load_questions(questions_path)][:21]
     settings = settings_for(args.work, args.timing_set)
-    embedder = shared_embedder()
+    embedder = shared_embedder(settings)
     embedder.embed_one("load the model before the clock")
     started = time.perf_counter()
     summary = run_ingest(settings, corpus, embedder=embedder)

@@ -148,7 +148,7 @@ def _open(dev: DevSet, data: Path) -> tuple[Settings, CorpusVersion, Retriever]:
     )
     corpus = CorpusVersion.open(settings.data_dir)
     retriever = Retriever(
-        corpus, VectorStore(settings), shared_embedder(), hops=settings.retrieval_hops
+        corpus, VectorStore(settings), shared_embedder(settings), hops=settings.retrieval_hops
     )
     return settings, corpus, retriever
 
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     default_budget = load_settings().rag_context_tokens
     if default_budget not in budgets:
         budgets = tuple(sorted({*budgets, default_budget}))
-    shared_embedder().embed_one("warm up")
+    shared_embedder(load_settings()).embed_one("warm up")
     print(f"Ingesting (or reusing) the dev corpora under {args.data} ({_load()})")
     results = []
     for name in args.sets.split(","):

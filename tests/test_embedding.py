@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from ingest.pipeline import config_key, run_ingest
-from kb.core.settings import load_settings
-from kb.search.embedding import Embedder, available_cores, threads_for
+from kb.core.settings import EmbedBackend, load_settings
+from kb.search.embedding import MODEL_NAME, Embedder, available_cores, model_path, threads_for
+from kb.search.onnx_export import ONNX_INT8_FILE, onnx_model_dir
 from kb.store.corpus import CorpusVersion
 from tests.conftest import write_corpus
 
@@ -31,11 +34,40 @@ def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
 
 
 @pytest.mark.integration
+def test_int8_is_quantized_once_offline_and_stays_close_to_torch(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`onnx-int8`: the fp32 export and its int8 file are made in the cache without the
+    network, once; the vectors stay near torch's (bench/runtime_sweep.py: cosine 0.99)."""
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was looked for on the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    cache = tmp_path / "cache"
+    int8 = Embedder(backend="onnx-int8", cache_dir=cache).embed(TEXTS)
+    cosine = (int8 * embedder.embed(TEXTS)).sum(axis=1)
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert cosine.min() > 0.98
+    assert not np.allclose(int8, embedder.embed(TEXTS), atol=1e-4)  # really quantized
+    folder = onnx_model_dir(MODEL_NAME, Path(model_path()), cache, int8=True)
+    made = (folder / ONNX_INT8_FILE).stat().st_mtime_ns
+    again = Embedder(backend="onnx-int8", cache_dir=cache).embed(TEXTS)
+    assert (folder / ONNX_INT8_FILE).stat().st_mtime_ns == made  # not quantized again
+    assert np.array_equal(again, int8)
+    assert [p.name for p in cache.iterdir() if "staging" in p.name] == []
+    assert [p.name for p in (folder / "onnx").iterdir() if "staging" in p.name] == []
+
+
+@pytest.mark.integration
 def test_the_runtime_is_part_of_the_config_key(tmp_path: Path, embedder: Embedder) -> None:
     """Vectors of the two runtimes never meet in one index: switching re-embeds."""
     torch = load_settings(data_dir=tmp_path / "data")
     onnx = load_settings(data_dir=tmp_path / "data", embed_backend="onnx")
     assert config_key(onnx) != config_key(torch)
+    runtimes = get_args(EmbedBackend)
+    keys = {config_key(load_settings(data_dir=tmp_path, embed_backend=r)) for r in runtimes}
+    assert len(keys) == len(runtimes) == 3
     corpus = write_corpus(tmp_path / "docs", {"a.md": f"# A\n\n{TEXTS[0]}"})
     first = run_ingest(torch, corpus, embedder=embedder)
     before = {c.chunk_id for c in CorpusVersion.open(torch.data_dir).chunks}

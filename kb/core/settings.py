@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kb.core.errors import InvalidRequestError, SettingsError
 
 Mode = Literal["auto", "long_context", "rag", "self_route"]
-EmbedBackend = Literal["onnx", "torch"]
+EmbedBackend = Literal["onnx", "onnx-int8", "torch"]
 
 # Chosen on the dev sets, by the worst of them (docs/benchmarks.md, "Retrieval").
 RAG_CONTEXT_TOKENS_DEFAULT = 6_000
@@ -78,9 +78,11 @@ class Settings(BaseSettings):
     )
     embed_backend: EmbedBackend = Field(
         "torch",
-        description="Runtime of the bundled embedding model: `torch` or `onnx` (ONNX Runtime, "
-        "exported once from the installed weights, offline). Part of the index's config: "
-        "switching re-embeds.",
+        description="Runtime of the bundled embedding model: `torch`, `onnx` (ONNX Runtime, "
+        "exported once from the installed weights, offline) or `onnx-int8` (that export with "
+        "int8 weights, made once beside it: about 2x torch's speed, but up to 7.5 points "
+        "of recall@5 lower on the dev sets, see bench/results/). Part of the index's "
+        "config: switching re-embeds.",
     )
     embed_threads: int = Field(
         0,

@@ -31,7 +31,7 @@ from kb.report.options import (
     DEFAULT_PRICE_MODELS,
     ReportOptions,
 )
-from kb.report.questions import load_questions, sample_questions
+from kb.report.questions import EvalQuestion, load_questions, sample_questions
 from kb.report.recommendation import record_for_router
 from kb.report.rows import AnswerRow
 from kb.report.runner import ReportResult, run_report
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_MONTHLY_QUESTIONS",
     "DEFAULT_PRICE_MODELS",
     "AnswerRow",
+    "EvalQuestion",
     "ReportOptions",
     "ReportResult",
     "Shares",

