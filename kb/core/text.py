@@ -81,6 +81,12 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
+def compound_tails(word: str) -> list[str]:
+    """The tails of a stemmed compound that a text may write on their own: "hotfix" ->
+    "fix", "workload" -> "load" (each at least 3 letters, after a head of at least 3)."""
+    return [word[-n:] for n in range(3, len(word) - 2) if word[-n:] not in STOPWORDS]
+
+
 # ---- reading units: what the extractive reader can answer with ------------------------
 
 UnitKind = Literal["sentence", "item", "row", "heading", "question", "rule"]

@@ -140,6 +140,8 @@ def phrase_in(text: str, question: str, kinds: frozenset[FactKind]) -> str:
                 found = " ".join(words[:-1])
             if found and found.lower() not in asked and len(found) < len(text):
                 spans.append(found)
+        if kind == "name":  # a name the question already says, even in part, is no answer
+            spans = [f for f in spans if not content_words(f) & content_words(question)]
         # A count of what the question names first: "6 nodes" for "How many nodes ...?"
         named = [f for f in spans if content_words(f.split()[-1]) & content_words(question)]
         if named or spans:

@@ -44,7 +44,7 @@ from kb.backends.extractive.sentence_index import DocumentText, SentenceIndex, h
 from kb.backends.prompts import REFUSAL, Prompt
 from kb.core.models import Citation, Usage
 from kb.core.settings import Settings
-from kb.core.text import content_words
+from kb.core.text import compound_tails, content_words
 from kb.core.tokens import count_tokens
 from kb.search.embedding import MODEL_NAME, Embedder, shared_embedder
 from kb.store.corpus import CorpusVersion, Layout
@@ -53,6 +53,7 @@ VECTOR_WEIGHT = 0.6  # the rest is lexical overlap; both lie in [0, 1]
 SECOND_SENTENCE_RATIO = 0.92  # a second source must score this close to the best
 KIND_BONUS = 0.05  # for a unit that carries the kind of fact the question asks for
 CANDIDATES = 24  # best-scoring units looked at closely per question
+TAIL_SHARE = 0.5  # of a compound's weight, what its tail alone earns (`_tail_overlap`)
 
 
 class ExtractiveBackend(AnswerBackend):
@@ -170,12 +171,14 @@ class ExtractiveBackend(AnswerBackend):
         question_vector = self.embedder.embed_one(prompt.question)
         vectors = index.dense if len(rows) == len(index) else index.vectors[rows]
         similarity = np.clip(np.asarray(vectors, dtype=np.float32) @ question_vector, 0, 1)
-        words = sorted({hash64(w) for w in content_words(prompt.question)})
+        stems = content_words(prompt.question)
+        words = sorted({hash64(w) for w in stems})
         lexical: np.ndarray = np.zeros(len(rows), dtype=np.float32)
         if words:
             idf = index.idf(words)
             weights = dict(zip(words, idf.tolist(), strict=True))
-            lexical = index.overlap(rows, weights) / float(idf.sum())
+            held = index.overlap(rows, weights) + _tail_overlap(index, rows, stems, weights)
+            lexical = np.minimum(held / float(idf.sum()), 1.0).astype(np.float32)
         scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
         return scores
 
@@ -275,6 +278,25 @@ class ExtractiveBackend(AnswerBackend):
         text = f"{lead} — {supports}" if lead else supports
         usage.output_tokens = count_tokens(text)
         return Completion(text, usage, self.name, refused=False, citations=citations)
+
+
+def _tail_overlap(
+    index: SentenceIndex, rows: np.ndarray, stems: set[str], weights: dict[int, float]
+) -> np.ndarray:
+    """Per row, the weight its unit earns by writing a compound of the question by its
+    tail ("fixes" for "hotfix", `compound_tails`), in a document that also writes the
+    compound whole: a text that names "hotfixes" may go on to say "fixes"; a "county
+    line" says nothing of a "coastline" the document never names."""
+    earned = np.zeros(len(rows), dtype=np.float64)
+    for stem in stems:
+        keys = [k for k in map(hash64, compound_tails(stem)) if k not in weights]
+        docs = index.docs_holding(hash64(stem)) if keys else None
+        if docs is None or not docs.size:
+            continue
+        weight = TAIL_SHARE * weights[hash64(stem)]
+        held = np.minimum(index.overlap(rows, dict.fromkeys(keys, weight)), weight)
+        earned += np.where(np.isin(index.doc[rows], docs), held, 0.0)
+    return earned
 
 
 def _picked(candidates: list[tuple[float, float, Sentence, str]]) -> list[tuple[Sentence, float]]:

@@ -150,6 +150,12 @@ class SentenceIndex:
         n = len(self)
         return np.log(1 + (n - df + 0.5) / (df + 0.5))
 
+    def docs_holding(self, word: int) -> np.ndarray:
+        """The document rows (`doc`) whose units hold the word hash `word`."""
+        at = np.flatnonzero(self.words == np.uint64(word))
+        units = np.searchsorted(self.word_ptr, at, side="right") - 1
+        return np.unique(self.doc[units])
+
     def overlap(self, rows: np.ndarray, weights: dict[int, float]) -> np.ndarray:
         """Per row, the summed weight of the question words its unit holds."""
         if not weights or len(rows) == 0:
