@@ -1,4 +1,15 @@
-"""Answer backends, chosen by one `provider:model` setting (see `get_backend`)."""
+"""Answer backends, chosen by one `provider:model` setting (see `get_backend`).
+
+    base.py               the contract: `complete(prompt)`, capability flags
+    prompts.py            what a backend is asked: instructions, `Prompt`, the contexts
+    cost.py               what an answer costs, and each model's context window
+    openai_backend.py     any OpenAI-compatible server (`openai:<model>`)
+    anthropic_backend.py  Claude (`anthropic:<model>`)
+    local.py              a local GGUF model on the real llama.cpp server (`local`)
+    extractive/           the offline default reader (`extractive`)
+
+May import `kb.core`, `kb.store` and `kb.search`.
+"""
 
 from __future__ import annotations
 
