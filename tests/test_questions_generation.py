@@ -188,6 +188,9 @@ def test_filters_drop_a_question_naming_its_document_a_duplicate_and_an_unfound_
     assert filters.problem(candidate("Who books?", "Ana", "Bo books trips.")) == (
         "answer not in its span"
     )
+    assert filters.problem(candidate("When does IC Bo hand over?", "Bo", "IC Bo hands over.")) == (
+        "answer given in the question"
+    )
 
 
 def test_bad_input_fails_before_any_work(
@@ -308,7 +311,7 @@ def test_question_writing_asks_openai_for_a_strict_json_schema_and_nothing_else(
     backend = OpenAIBackend(settings, "gpt-4.1-mini", http_client=client)
     string = {"type": "string"}
     cases: list[tuple[tuple[str, ...] | None, dict[str, object]]] = [
-        (None, {"span": string, "answer": string, "question": string}),
+        (None, {"span": string, "question": string, "answer": string}),
         (
             TWO_DOCUMENT_REPLY_FIELDS,
             {"question": string, "answer": string, "spans": {"type": "array", "items": string}},
@@ -353,8 +356,8 @@ def test_the_llama_cpp_grammar_quotes_the_span_and_copies_the_answer_from_it() -
         '("What" | "Which" | "Who" | "When" | "Where" | "How" | "Why") " " '
         '[^"\\\\?\\x00-\\x1F\\x7F]{8,100} "?"'
     )
-    member = '"\\"span\\": " "\\"" {span} "\\"" ", \\"answer\\": " "\\"" {answer} "\\"" ' + (
-        '", \\"question\\": " "\\"" question "\\""'
+    member = '"\\"span\\": " "\\"" {span} "\\"" ", \\"question\\": " "\\"" question "\\"" ' + (
+        '", \\"answer\\": " "\\"" {answer} "\\""'
     )
     first = member.format(span='"Deploys go out on Tuesdays at 10:00."', answer="answer-0-0")
     # The heading is no sentence; a quote in the passage is escaped twice (JSON, GBNF).

@@ -241,17 +241,16 @@ def _sentences(text: str) -> list[str]:
     telling = [
         sentence
         for sentence in found
-        if any(
-            _names_something(w.strip(_EDGE_PUNCTUATION), n) for n, w in enumerate(sentence.split())
-        )
+        if any(_names_something(word, n) for n, word in enumerate(sentence.split()))
     ]
     return list(dict.fromkeys(telling or found))
 
 
 def _answers(sentence: str) -> list[str]:
     """Runs of 1-4 consecutive words of the sentence, as written, with no stop word and
-    no punctuation between words (none at either end); those naming something (a
-    number, a name inside the sentence, a code term) when the sentence has any."""
+    no punctuation between words (none at either end); when the sentence has any, only
+    those that name something: every word a number, a name inside the sentence or a
+    code term, or a number and its unit ("14 days")."""
     raw = sentence.split()
     words = [w.strip(_EDGE_PUNCTUATION) for w in raw]
     runs, telling = [], []
@@ -269,18 +268,24 @@ def _answers(sentence: str) -> list[str]:
             if not words[start] or words[start].lower() in STOPWORDS:
                 break
             runs.append(" ".join(words[start:end]))
-            if any(_names_something(w, start + n) for n, w in enumerate(words[start:end])):
+            naming = [_names_something(w, start + n) for n, w in enumerate(raw[start:end])]
+            if start == 0 and end > 1 and words[0][:1].isupper():
+                naming[0] = True  # a name that opens the sentence: "Dara Lindqvist"
+            number_and_unit = len(naming) == 2 and any(c.isdigit() for c in words[start])
+            if all(naming) or number_and_unit:
                 telling.append(runs[-1])
     return list(dict.fromkeys(telling or runs)) or [sentence]
 
 
 def _names_something(word: str, position: int) -> bool:
-    """A number, a capitalised word past the sentence's first, or a code-like term."""
+    """A number, a capitalised word past the sentence's first, or a term set in code
+    or bold type or written like code (as written, with its punctuation)."""
+    bare = word.strip(_EDGE_PUNCTUATION)
     return (
-        any(c.isdigit() for c in word)
-        or (position > 0 and word[:1].isupper())
-        or any(c in word for c in "`_/@")
-        or ("-" in word.strip("-") and any(c.isalpha() for c in word))
+        any(c.isdigit() for c in bare)
+        or (position > 0 and bare[:1].isupper())
+        or any(mark in word for mark in ("`", "**", "_", "/", "@"))
+        or ("-" in bare.strip("-") and any(c.isalpha() for c in bare))
     )
 
 
