@@ -7,27 +7,38 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
 
 from api.cli import main
 from ingest.pipeline import run_ingest
+from kb.backends.local import LlamaServer, LocalBackend, reply_grammar
+from kb.backends.openai_backend import OpenAIBackend
 from kb.backends.prompts import (
     GENERATE_SINGLE_INSTRUCTIONS,
     GENERATE_TWO_DOCUMENT_INSTRUCTIONS,
     GENERATE_UNANSWERABLE_INSTRUCTIONS,
+    TWO_DOCUMENT_REPLY_FIELDS,
+    UNANSWERABLE_REPLY_FIELDS,
     Prompt,
+    generation_prompt,
 )
 from kb.core.errors import InvalidRequestError
-from kb.core.settings import load_settings
-from kb.report.generate import Shares, generate_questions
+from kb.core.settings import Settings, load_settings
+from kb.report.generate import Shares, generate_questions, parse_reply
 from kb.report.generated import Filters, GeneratedQuestion, write_generated
+from kb.report.metrics import normalize_answer
 from kb.report.questions import load_questions
 from kb.report.sampling import stratified_sample
 from kb.search.embedding import Embedder
 from kb.store.corpus import CorpusVersion
+from tests import llm_server
 from tests.conftest import write_corpus
 from tests.scripted import ScriptedBackend
+
+llama_server = llm_server.llama_server  # the one session-wide llama.cpp server
 
 DOCS = {
     "deploys.md": "# Deploys\n\nDeploys go out on Tuesdays. Quillfeather signs every release.",
@@ -69,7 +80,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Corp
 def writer(prompt: Prompt) -> str:
     """A generative backend's replies, scripted: JSON as the instructions ask."""
     if prompt.instructions == GENERATE_UNANSWERABLE_INSTRUCTIONS:
-        return json.dumps({"question": "What colour is the logo of the office in Lisbon?"})
+        topic = max(prompt.context.split("\n\n")[-1].split(), key=len).strip(".")
+        return json.dumps({"question": f"Who first wrote down the rule on {topic}?"})
     term = re.search(r'they share "([^"]+)"', prompt.instructions)
     if term:
         sentences = re.findall(r"[^.\n]*" + term.group(1) + r"[^.]*\.", prompt.context, re.I)
@@ -181,6 +193,9 @@ def test_filters_drop_a_question_naming_its_document_a_duplicate_and_an_unfound_
     assert filters.problem(candidate("Who books?", "Ana", "Bo books trips.")) == (
         "answer not in its span"
     )
+    assert filters.problem(candidate("When does IC Bo hand over?", "Bo", "IC Bo hands over.")) == (
+        "answer given in the question"
+    )
 
 
 @pytest.mark.integration
@@ -256,3 +271,162 @@ def test_a_written_question_without_its_answer_is_dropped(corpus: CorpusVersion)
     generated = generate_questions(corpus, 2, 0, ScriptedBackend(no_answer), Shares(0, 0))
     assert generated.questions == []
     assert {d.reason for d in generated.dropped} == {"no reference answer"}
+
+
+@pytest.mark.integration
+def test_a_question_about_nothing_in_its_passage_is_dropped(corpus: CorpusVersion) -> None:
+    def vague(prompt: Prompt) -> str:
+        return json.dumps({"question": "What is the answer to the question?"})
+
+    generated = generate_questions(corpus, 1, 0, ScriptedBackend(vague), Shares(0, 1))
+    assert generated.questions == []
+    assert generated.dropped[0].reason == "question shares no word with its passage"
+
+
+# ---- structured replies: a strict JSON schema for any OpenAI-compatible server, and a
+# grammar for llama.cpp that also pins the answer to words of the passage
+
+CHAT_REPLY = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "gpt-4.1-mini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": '{"question": "When?"}'},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 90, "completion_tokens": 9, "total_tokens": 99},
+}
+
+
+def recording_client(answer: bool = False) -> tuple[httpx2.Client, list[dict[str, Any]]]:
+    """An HTTP client that keeps every request body; with `answer`, it answers each
+    request with CHAT_REPLY itself (where a paid provider would stand)."""
+    bodies: list[dict[str, Any]] = []
+
+    def keep(request: httpx2.Request) -> None:
+        bodies.append(json.loads(request.read()))
+
+    reply = httpx2.MockTransport(lambda _: httpx2.Response(200, json=CHAT_REPLY))
+    client = httpx2.Client(transport=reply if answer else None, event_hooks={"request": [keep]})
+    return client, bodies
+
+
+@pytest.mark.fast
+def test_question_writing_asks_openai_for_a_strict_json_schema_and_nothing_else() -> None:
+    client, bodies = recording_client(answer=True)
+    settings = load_settings(api_key="sk-test", max_output_tokens=256)
+    backend = OpenAIBackend(settings, "gpt-4.1-mini", http_client=client)
+    string = {"type": "string"}
+    cases: list[tuple[tuple[str, ...] | None, dict[str, object]]] = [
+        (None, {"span": string, "question": string, "answer": string}),
+        (
+            TWO_DOCUMENT_REPLY_FIELDS,
+            {"question": string, "answer": string, "spans": {"type": "array", "items": string}},
+        ),
+        (UNANSWERABLE_REPLY_FIELDS, {"question": string}),
+    ]
+    for fields, properties in cases:
+        passages = ["Deploys go out on Tuesdays.", "Train travel is preferred under 600 km."]
+        prompt = generation_prompt("Write.", passages, *([fields] if fields else []))
+        backend.complete(prompt)
+        assert bodies[-1] == {
+            "model": "gpt-4.1-mini",
+            "messages": [
+                {"role": "system", "content": "Write."},
+                {"role": "user", "content": f"{prompt.context}\n\nQuestion: Write the question."},
+            ],
+            "temperature": 0,
+            "max_completion_tokens": 256,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "generated_question",
+                    "strict": True,
+                    "schema": {
+                        "type": "object",
+                        "properties": properties,
+                        "required": list(properties),
+                        "additionalProperties": False,
+                    },
+                },
+            },
+        }
+    backend.complete(Prompt("rag", "Answer.", "", "Who?"))  # an answer: free text
+    assert "response_format" not in bodies[-1]
+
+
+@pytest.mark.fast
+def test_the_llama_cpp_grammar_quotes_the_span_and_copies_the_answer_from_it() -> None:
+    passage = '# Deploys\n\nDeploys go out on Tuesdays at 10:00. Quillfeather signs every "v2" tag.'
+    prompt = generation_prompt(GENERATE_SINGLE_INSTRUCTIONS, [passage])
+    assert prompt.reply_format is not None
+    question = (
+        '("What" | "Which" | "Who" | "When" | "Where" | "How" | "Why") " " '
+        '[^"\\\\?\\x00-\\x1F\\x7F]{8,100} "?"'
+    )
+    member = '"\\"span\\": " "\\"" {span} "\\"" ", \\"question\\": " "\\"" question "\\"" ' + (
+        '", \\"answer\\": " "\\"" {answer} "\\""'
+    )
+    first = member.format(span='"Deploys go out on Tuesdays at 10:00."', answer="answer-0-0")
+    # The heading is no sentence; a quote in the passage is escaped twice (JSON, GBNF).
+    second = member.format(
+        span='"Quillfeather signs every \\\\\\"v2\\\\\\" tag."', answer="answer-0-1"
+    )
+    assert reply_grammar(prompt.reply_format).splitlines() == [
+        'root ::= "{" tied "}"',
+        f"question ::= {question}",
+        'answer-0-0 ::= "Tuesdays" | "10:00"',  # words that name something, as written
+        'answer-0-1 ::= "v2"',
+        f"tied ::= ( {first} ) | ( {second} )",
+    ]
+    unanswerable = generation_prompt("Write.", [passage], UNANSWERABLE_REPLY_FIELDS)
+    assert unanswerable.reply_format is not None
+    assert reply_grammar(unanswerable.reply_format).splitlines() == [
+        'root ::= "{" "\\"question\\": " "\\"" question "\\"" "}"',
+        f"question ::= {question}",
+    ]
+
+
+def session_settings(server: LlamaServer) -> Settings:
+    return load_settings(base_url=f"{server.url}/v1", api_key=server.api_key, max_output_tokens=160)
+
+
+class LocalOnTheSessionServer(LocalBackend):
+    """The local backend bound to the session's server instead of a second one."""
+
+    def __init__(self, server: LlamaServer, http_client: httpx2.Client) -> None:
+        settings = session_settings(server)
+        OpenAIBackend.__init__(self, settings, "SmolLM2-135M-Instruct", http_client=http_client)
+
+    def close(self) -> None:
+        OpenAIBackend.close(self)
+
+
+@pytest.mark.slow
+def test_a_small_local_model_writes_parseable_questions_with_copied_answers(
+    corpus: CorpusVersion, llama_server: LlamaServer
+) -> None:
+    client, bodies = recording_client()
+    backend = LocalOnTheSessionServer(llama_server, client)
+    generated = generate_questions(corpus, 3, 0, backend, Shares(1 / 3, 1 / 3))
+
+    assert bodies and all("response_format" not in body for body in bodies)
+    assert all(body["grammar"].startswith("root ::= ") for body in bodies)
+    assert not [d for d in generated.dropped if d.reason.startswith("reply is not")]
+    texts = {c.chunk_id: normalize_answer(c.text) for c in corpus.chunks}
+    for question in generated.questions:
+        assert question.question.endswith("?")
+        if question.answer:  # copied: the answer inside its span, the span from its passage
+            assert normalize_answer(question.answer) in normalize_answer(question.span)
+            passages = " ".join(texts[c] for c in question.source_chunk_ids)
+            assert all(normalize_answer(p) in passages for p in question.span.split(" ... "))
+    # The same server holds a plain OpenAI-compatible request to the strict JSON schema.
+    plain = OpenAIBackend(session_settings(llama_server), "SmolLM2-135M-Instruct")
+    prompt = generation_prompt(GENERATE_SINGLE_INSTRUCTIONS, [corpus.chunks[0].text])
+    reply = parse_reply(plain.complete(prompt).text)
+    plain.close()
+    assert reply is not None and set(reply) == {"span", "answer", "question"}

@@ -69,7 +69,9 @@ class OpenAIBackend(ProviderBackend):
 
     def request(self, prompt: Prompt) -> dict[str, Any]:
         """The request body: instructions as the system message; the data block, then
-        the question, as the user message (the cacheable prefix first, the question last)."""
+        the question, as the user message (the cacheable prefix first, the question last).
+        A prompt with a reply format asks for structured output (`response_format` with
+        a strict JSON schema), which OpenAI and OpenAI-compatible servers enforce."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [
@@ -81,6 +83,15 @@ class OpenAIBackend(ProviderBackend):
         }
         if prompt.cache_key:
             body["prompt_cache_key"] = prompt.cache_key
+        if prompt.reply_format is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": prompt.reply_format.name,
+                    "strict": True,
+                    "schema": prompt.reply_format.schema(),
+                },
+            }
         return body
 
     def complete(self, prompt: Prompt) -> Completion:

@@ -6,8 +6,12 @@ request: most ask for a question the chunk answers with a short reference answer
 the sentence that supports it; a share pairs two chunks of different documents that
 share a rare term (an entity or a name) and asks for a question needing both; a share
 asks for a question on the chunk's topic that it does not answer (right reply: a
-refusal). Every candidate passes the filters of `kb.report.generated.Filters`; a
-reply that is not the JSON asked for is dropped and counted.
+refusal). Every candidate passes the filters of `kb.report.generated.Filters`, and
+a written one must share a word with its passage(s) and quote its span from them; a
+reply that is not the JSON asked for is dropped and counted. Each request carries its
+reply's JSON shape (`kb.prompts.ReplyFormat`): a backend that supports structured
+output holds the model to it (and llama.cpp's grammar also holds the answer to words
+of the passage), so even a small local model's replies parse.
 
 Without a generative backend the set is retrieval-only known-item queries
 (`kb.report.known_items`). Deterministic for a seed: the same chunks, pairs and
@@ -26,10 +30,13 @@ from kb.backends.prompts import (
     GENERATE_SINGLE_INSTRUCTIONS,
     GENERATE_TWO_DOCUMENT_INSTRUCTIONS,
     GENERATE_UNANSWERABLE_INSTRUCTIONS,
+    TWO_DOCUMENT_REPLY_FIELDS,
+    UNANSWERABLE_REPLY_FIELDS,
     generation_prompt,
 )
 from kb.core.errors import InvalidRequestError
 from kb.core.models import Chunk
+from kb.core.text import content_words
 from kb.report.generated import Dropped, Filters, GeneratedQuestion, GeneratedSet
 from kb.report.known_items import known_item_questions
 from kb.report.metrics import normalize_answer
@@ -126,7 +133,7 @@ def _written(
         if isinstance(candidate, Dropped):
             generated.dropped.append(candidate)
             continue
-        problem = filters.problem(candidate) or _span_problem(candidate, texts)
+        problem = filters.problem(candidate) or _passage_problem(candidate, texts)
         if problem is not None:
             generated.dropped.append(Dropped(problem, candidate.question, sampled.chunk.doc_id))
             continue
@@ -161,10 +168,13 @@ def _ask(
     if kind == "two_document" and partner is not None:
         other, term = partner
         instructions = GENERATE_TWO_DOCUMENT_INSTRUCTIONS.format(term=term)
-        prompt = generation_prompt(instructions, [chunk.text, other.chunk.text])
+        passages = [chunk.text, other.chunk.text]
+        prompt = generation_prompt(instructions, passages, TWO_DOCUMENT_REPLY_FIELDS)
         source = f"{chunk.doc_id} + {other.chunk.doc_id}"
     elif kind == "unanswerable":
-        prompt = generation_prompt(GENERATE_UNANSWERABLE_INSTRUCTIONS, [chunk.text])
+        prompt = generation_prompt(
+            GENERATE_UNANSWERABLE_INSTRUCTIONS, [chunk.text], UNANSWERABLE_REPLY_FIELDS
+        )
     else:
         prompt = generation_prompt(GENERATE_SINGLE_INSTRUCTIONS, [chunk.text])
     text = backend.complete(prompt).text
@@ -193,11 +203,16 @@ def _ask(
     )
 
 
-def _span_problem(candidate: GeneratedQuestion, texts: dict[str, str]) -> str | None:
-    """A written answer's supporting span must be copied from its passage(s)."""
+def _passage_problem(candidate: GeneratedQuestion, texts: dict[str, str]) -> str | None:
+    """A written answer's supporting span must be copied from its passage(s), and a
+    written question must share a content word with them (else it is about nothing
+    there: "What is the answer to the question?")."""
+    text = " ".join(texts[c] for c in candidate.source_chunk_ids)
+    if not content_words(candidate.question) & content_words(text):
+        return "question shares no word with its passage"
     if not candidate.answer:
         return None
-    passages = normalize_answer(" ".join(texts[c] for c in candidate.source_chunk_ids))
+    passages = normalize_answer(text)
     pieces = [normalize_answer(p) for p in candidate.span.split(" ... ")]
     if not all(p and p in passages for p in pieces):
         return "span not in its passage"

@@ -92,7 +92,7 @@ class GeneratedSet:
 class Filters:
     """The filters every candidate passes, in order: the question must not name its
     document, must not repeat an earlier one, and (when it has an answer) the answer
-    must be found in its supporting span."""
+    must be found in its supporting span and not in the question itself."""
 
     def __init__(self, titles: dict[str, str]) -> None:
         self.titles = titles
@@ -109,6 +109,8 @@ class Filters:
             return "duplicate"
         if candidate.answer and not _found(candidate.answer, candidate.span):
             return "answer not in its span"
+        if candidate.answer and _found(candidate.answer, candidate.question):
+            return "answer given in the question"
         self.seen.add(question)
         return None
 
