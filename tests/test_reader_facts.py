@@ -6,23 +6,18 @@ its subject. Every answer is checked against the exact span it cites."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from ingest.loaders import load_corpus
-from ingest.pipeline import run_ingest
 from kb.backends.extractive.evidence import Evidence
 from kb.backends.extractive.quantities import fit, quantities
 from kb.backends.extractive.reading import Sentence
 from kb.conversation import Turn, subject_of, with_subject
-from kb.core.models import Answer
-from kb.core.settings import load_settings
 from kb.core.tables import row_at
 from kb.core.text import reading_units
 from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
-from tests.conftest import write_corpus
+from tests.reader_corpus import ReaderCorpus, cited, reader_corpus
 
 FILES = {
     "architecture.md": """# Architecture overview
@@ -91,30 +86,21 @@ MODES = ["long_context", "rag"]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("facts") / "docs", FILES)
+def ingested(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[ReaderCorpus]:
+    with reader_corpus(tmp_path_factory, "facts", FILES, embedder) as done:
+        yield done
 
 
 @pytest.fixture(scope="module")
-def texts(corpus: Path) -> dict[str, str]:
-    return {d.doc_id: d.text for d in load_corpus(corpus, 1_000_000).documents}
+def texts(ingested: ReaderCorpus) -> dict[str, str]:
+    return ingested.texts
 
 
 @pytest.fixture(scope="module")
-def kb(
-    corpus: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
-) -> Iterator[KnowledgeBase]:
-    settings = load_settings(data_dir=tmp_path_factory.mktemp("facts-data"))
-    run_ingest(settings, corpus, embedder=embedder)
-    with KnowledgeBase(settings, embedder=embedder) as knowledge_base:
-        yield knowledge_base
-
-
-def cited(answer: Answer, texts: dict[str, str]) -> list[tuple[str, str]]:
-    """(doc_id, cited text) of each citation, after checking that its span is exact."""
-    for citation in answer.citations:
-        assert texts[citation.doc_id][citation.start : citation.end] == citation.text
-    return [(c.doc_id, c.text) for c in answer.citations]
+def kb(ingested: ReaderCorpus) -> KnowledgeBase:
+    return ingested.kb
 
 
 @pytest.mark.integration

@@ -9,15 +9,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from ingest.pipeline import run_ingest
 from kb.backends.extractive.index_builder import build_index
 from kb.backends.extractive.reader import TAIL_SHARE, _tail_overlap
 from kb.backends.extractive.sentence_index import DocumentText, SentenceIndex, hash64
-from kb.core.settings import load_settings
 from kb.core.text import compound_tails, content_words
 from kb.search.embedding import Embedder
-from kb.service import KnowledgeBase
-from tests.conftest import write_corpus
+from tests.reader_corpus import ReaderCorpus, cited, reader_corpus
 
 FILES: dict[str, str | bytes] = {
     "deploys.md": "# Deploys\n\nEvery change ships through the pipeline, hotfixes included.\n\n"
@@ -31,25 +28,25 @@ MODES = ["long_context", "rag"]
 
 
 @pytest.fixture(scope="module")
-def kb(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[KnowledgeBase]:
-    root = tmp_path_factory.mktemp("words")
-    settings = load_settings(data_dir=root / "data")
-    run_ingest(settings, write_corpus(root / "docs", FILES), embedder=embedder)
-    with KnowledgeBase(settings, embedder=embedder) as knowledge_base:
-        yield knowledge_base
+def ingested(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[ReaderCorpus]:
+    with reader_corpus(tmp_path_factory, "words", FILES, embedder) as done:
+        yield done
 
 
-def cited(kb: KnowledgeBase, question: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
-    answer = kb.ask(question, mode=mode)
-    for c in answer.citations:
-        assert str(FILES[c.doc_id])[c.start : c.end] == c.text  # exact spans
-    return answer.answer, [(c.doc_id, c.text) for c in answer.citations]
+def asked(ingested: ReaderCorpus, question: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
+    """The answer's text and its citations, each span checked."""
+    answer = ingested.kb.ask(question, mode=mode)
+    return answer.answer, cited(answer, ingested.texts)
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
-def test_a_compound_the_text_shortens_to_its_tail_is_found(kb: KnowledgeBase, mode: str) -> None:
-    text, citations = cited(kb, "Who approves a hotfix during the freeze?", mode)
+def test_a_compound_the_text_shortens_to_its_tail_is_found(
+    ingested: ReaderCorpus, mode: str
+) -> None:
+    text, citations = asked(ingested, "Who approves a hotfix during the freeze?", mode)
     assert "release captain" in text
     assert citations[0] == (
         "deploys.md",
@@ -60,8 +57,10 @@ def test_a_compound_the_text_shortens_to_its_tail_is_found(kb: KnowledgeBase, mo
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", MODES)
-def test_a_name_the_question_already_says_is_not_the_answer(kb: KnowledgeBase, mode: str) -> None:
-    text, citations = cited(kb, "Who is the Head of Release?", mode)
+def test_a_name_the_question_already_says_is_not_the_answer(
+    ingested: ReaderCorpus, mode: str
+) -> None:
+    text, citations = asked(ingested, "Who is the Head of Release?", mode)
     assert text.startswith("Ada Brandt — ")  # not "The Release" (the question's own word)
     assert citations == [
         ("teams.md", "The Release team is led by the Head of Release, Ada Brandt.")
