@@ -5,6 +5,7 @@ and turned into a recommendation.
     questions.py       the evaluation-set format and its loader
     metrics.py         answer, citation, recall and evidence metrics per question
     projection.py      cost curves per price model and the break-even volumes
+    cost_summary.py    the run's token mixes priced per model and mode (the summary's costs)
     runner.py          run_report: warm-up, retrieval probes, answers, threshold sweep
     rows.py            the raw records (results.jsonl)
     summarize.py       rows -> the typed ReportSummary (summary.json)
