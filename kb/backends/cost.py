@@ -2,9 +2,9 @@
 
 Prices come from `genai-prices` (pydantic's maintained table of provider prices,
 bundled with the package and never fetched at run time: its `UpdatePrices`
-downloader is not used). The copy installed here is genai-prices 0.2.3; its
-bundled data carries no build date of its own, and the newest dated price change
-it records that is already in effect is 2026-11-09 (it also holds changes
+downloader is not used). The locked copy is genai-prices 0.2.5 (requirements.lock);
+its bundled data carries no build date of its own, and the newest dated price change
+it records that was in effect on 2026-12-07 is 2026-12-01 (it also holds changes
 scheduled for later dates, which `calc_price` applies from their start date).
 `PRICE_SOURCE` names the version at run time.
 
