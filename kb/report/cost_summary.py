@@ -7,7 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kb.backends.cost import estimate_cost, model_context_window, one_hour_write_extra
+from kb.backends.cost import (
+    cache_storage_rate,
+    estimate_cost,
+    model_context_window,
+    one_hour_write_extra,
+)
 from kb.core.models import Usage
 from kb.report.options import ReportOptions
 from kb.report.projection import BreakEven, CostCurve, TokenMix, break_even, cost_curve
@@ -31,7 +36,9 @@ def price_models(kb: KnowledgeBase, options: ReportOptions, priced: bool) -> lis
 def cost_curves(
     price_models: Sequence[str], options: ReportOptions, rows: Sequence[AnswerRow]
 ) -> dict[str, dict[str, CostCurve]]:
-    """A CostCurve per price model and mode, from the token mixes the modes used."""
+    """A CostCurve per price model and mode, from the token mixes the modes used; on a
+    model whose explicit cache is billed for storage, each cache lifetime stores the
+    prefix (`kb.backends.cost.cache_storage_rate`)."""
 
     def pricer(model: str, usage: Usage) -> float | None:
         cost = estimate_cost(model, usage)
@@ -42,11 +49,12 @@ def cost_curves(
     curves: dict[str, dict[str, CostCurve]] = {}
     for model in price_models:
         curves[model] = {}
+        storage = cache_storage_rate(model)
         for mode in options.modes:
             mixes = [TokenMix.from_usage(r.usage) for r in rows if r.mode == mode and r.ok]
             if mixes:
                 curves[model][mode] = cost_curve(
-                    mode, model, mixes, pricer, options.cache_ttl_minutes
+                    mode, model, mixes, pricer, options.cache_ttl_minutes, storage
                 )
     return curves
 
@@ -56,12 +64,13 @@ def cost_summary(
     curves: dict[str, dict[str, CostCurve]],
     rows: Sequence[AnswerRow],
 ) -> CostSummary:
-    volume = options.monthly_questions
+    volume, ttl = options.monthly_questions, options.cache_ttl_minutes
     models = {}
     for model, by_mode in curves.items():
         provider, _, name = model.partition(":")
+        storage = cache_storage_rate(model)
         models[model] = ModelCosts(
-            modes={mode: _mode_cost(curve, volume) for mode, curve in by_mode.items()},
+            modes={mode: _mode_cost(curve, volume, ttl) for mode, curve in by_mode.items()},
             break_even={
                 key: BreakEvenSummary(
                     volumes_per_month=[round(v) for v in found.volumes],
@@ -73,6 +82,8 @@ def cost_summary(
                 for key, found in _break_evens(by_mode).items()
             },
             context_window=model_context_window(provider, name),
+            storage_mtok_hour=float(storage.mtok_hour) if storage else None,
+            storage_source=storage.source if storage else None,
         )
     any_curve = next((c for by_mode in curves.values() for c in by_mode.values()), None)
     prompts = [
@@ -90,7 +101,8 @@ def cost_summary(
     )
 
 
-def _mode_cost(curve: CostCurve, volume: int) -> ModeCost:
+def _mode_cost(curve: CostCurve, volume: int, ttl_minutes: float) -> ModeCost:
+    stored = curve.storage_per_lifetime > 0
     return ModeCost(
         per_1000_without_cache_usd=round(curve.per_1000(volume, cached=False), 4),
         per_1000_with_cache_usd=round(curve.per_1000(volume, cached=True), 4),
@@ -99,6 +111,9 @@ def _mode_cost(curve: CostCurve, volume: int) -> ModeCost:
         monthly_without_cache_usd=round(curve.monthly(volume, cached=False), 2),
         prefix_share=round(curve.prefix_share, 4),
         write_surcharge_usd=round(curve.write_surcharge, 6),
+        monthly_storage_usd=round(curve.monthly_storage(volume), 2),
+        cached_prefix_tokens=round(curve.prefix_tokens) if stored else 0,
+        cached_hours_per_month=round(curve.writes(volume) * ttl_minutes / 60, 1) if stored else 0,
     )
 
 
