@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -42,6 +41,7 @@ from kb.search.embedding import Embedder
 from kb.store.corpus import CorpusVersion
 from tests import llm_server
 from tests.conftest import write_corpus
+from tests.recording import recording_client
 from tests.scripted import ScriptedBackend
 
 llama_server = llm_server.llama_server  # the one session-wide llama.cpp server
@@ -338,38 +338,10 @@ def test_a_question_about_nothing_in_its_passage_is_dropped(corpus: CorpusVersio
 # ---- structured replies: a strict JSON schema for any OpenAI-compatible server, and a
 # grammar for llama.cpp that also pins the answer to words of the passage
 
-CHAT_REPLY = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 0,
-    "model": "gpt-4.1-mini",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": '{"question": "When?"}'},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 90, "completion_tokens": 9, "total_tokens": 99},
-}
-
-
-def recording_client(answer: bool = False) -> tuple[httpx2.Client, list[dict[str, Any]]]:
-    """An HTTP client that keeps every request body; with `answer`, it answers each
-    request with CHAT_REPLY itself (where a paid provider would stand)."""
-    bodies: list[dict[str, Any]] = []
-
-    def keep(request: httpx2.Request) -> None:
-        bodies.append(json.loads(request.read()))
-
-    reply = httpx2.MockTransport(lambda _: httpx2.Response(200, json=CHAT_REPLY))
-    client = httpx2.Client(transport=reply if answer else None, event_hooks={"request": [keep]})
-    return client, bodies
-
 
 @pytest.mark.fast
 def test_question_writing_asks_openai_for_a_strict_json_schema_and_nothing_else() -> None:
-    client, bodies = recording_client(answer=True)
+    client, bodies = recording_client('{"question": "When?"}')
     settings = load_settings(api_key="sk-test", max_output_tokens=256)
     backend = OpenAIBackend(settings, "gpt-4.1-mini", http_client=client)
     string = {"type": "string"}
