@@ -165,14 +165,14 @@ def test_the_report_states_the_storage_rate_its_source_and_what_a_month_stores()
         "billed, but no rate known for this model: not projected",
     ]
     assert section.paragraphs[1] == (
-        "Explicit-cache storage is not in the price table, so its rates come from kb's own "
-        f"table instead: {CACHE_STORAGE_SOURCE}."
+        "Explicit-cache storage is not in the price table; the storage rates marked "
+        f'"kb\'s table" come from {CACHE_STORAGE_SOURCE}.'
     )
     assert storage_lines(summary) == [
         f"Storage on {model}: an explicit cache is billed ${rate} per million tokens per hour "
-        f"kept (rate from {CACHE_STORAGE_SOURCE}, not genai-prices). At 1,000 questions a "
-        "month the cached prefix is stored for one lifetime after each cache write: long "
-        f"context {cost} (16,000 tokens x 83 h) a month, included in 'with cache'."
+        f"kept; the rate is from {CACHE_STORAGE_SOURCE}, not from genai-prices. At 1,000 "
+        "questions a month the cached prefix is stored for one lifetime after each cache "
+        f"write: long context {cost} (16,000 tokens x 83 h) a month, included in 'with cache'."
         for model, rate, cost in ((FLASH, "1.00", "$1.33"), (PRO, "4.50", "$6.00"))
     ]
     text = render_markdown(summary, [])

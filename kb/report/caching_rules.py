@@ -26,7 +26,7 @@ PROVIDER_NOTES = {
     "anthropic": "explicit cache_control; no storage charge",
     "openai": "automatic from 1,024 tokens, no write premium; longer retention at no extra price",
     "google": "implicit caching discounts reads without a storage fee; 'with cache' assumes an "
-    "explicit cache (reads guaranteed), so its storage per token-hour is added",
+    "explicit cache (reads guaranteed), billed for storage per token-hour (previous column)",
 }
 
 
@@ -96,8 +96,8 @@ def caching_rules(s: ReportSummary) -> Section | None:
     sources = sorted({m.storage_source for m in s.costs.models.values() if m.storage_source})
     if sources:
         paragraphs.append(
-            "Explicit-cache storage is not in the price table, so its rates come from kb's "
-            f"own table instead: {'; '.join(sources)}."
+            "Explicit-cache storage is not in the price table; the storage rates marked "
+            f'"kb\'s table" come from {"; ".join(sources)}.'
         )
     return Section("Caching rules behind the projection", paragraphs, table)
 
@@ -119,8 +119,8 @@ def storage_lines(s: ReportSummary) -> list[str]:
         ]
         lines.append(
             f"Storage on {model}: an explicit cache is billed ${rate:.2f} per million tokens "
-            f"per hour kept (rate from {entry.storage_source}, not genai-prices). At "
-            f"{volume:,} questions a month the cached prefix is stored for one lifetime after "
-            f"each cache write: {'; '.join(parts)} a month, included in 'with cache'."
+            f"per hour kept; the rate is from {entry.storage_source}, not from genai-prices. "
+            f"At {volume:,} questions a month the cached prefix is stored for one lifetime "
+            f"after each cache write: {'; '.join(parts)} a month, included in 'with cache'."
         )
     return lines
