@@ -282,7 +282,7 @@ def test_requests_stop_at_the_cap_and_the_set_says_why_it_stopped(
     _, review = write_generated(capped, tmp_path)
     assert (
         "0 questions kept, 3 dropped; 3 requests to the model (cap 3); stopped: request cap "
-        "reached (the request cap was reached first (--max-requests))."
+        "reached, before the count (--max-requests raises it)."
     ) in review.read_text("utf-8")
     # The default cap (4 x 2) is above the corpus's chunks: every one is tried.
     exhausted = generate_questions(corpus, 2, 0, ScriptedBackend(garbage), Shares(0, 0))

@@ -101,11 +101,11 @@ class GeneratedSet:
             else f"{self.requests:,} requests to the model (cap {self.max_requests:,})"
         )
         why = {
-            "count reached": "the questions asked for were kept",
-            "request cap reached": "the request cap was reached first (--max-requests)",
-            "chunks exhausted": "every sampled chunk was tried",
+            "count reached": "",
+            "request cap reached": ", before the count (--max-requests raises it)",
+            "chunks exhausted": ", every chunk tried",
         }[self.stopped]
-        return f"{asked}; stopped: {self.stopped} ({why})"
+        return f"{asked}; stopped: {self.stopped}{why}"
 
     def records(self) -> list[dict[str, object]]:
         return [
