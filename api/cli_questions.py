@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 
 from kb import KnowledgeBase
 from kb.core import load_settings
-from kb.report import Shares, check_count, generate_questions, write_generated
+from kb.report import (
+    MAX_REQUESTS,
+    REQUESTS_PER_QUESTION,
+    Shares,
+    check_count,
+    check_max_requests,
+    generate_questions,
+    write_generated,
+)
 
 if TYPE_CHECKING:
     from kb import KnowledgeBase
@@ -18,8 +26,9 @@ if TYPE_CHECKING:
 HELP = (
     "Write an evaluation set from the ingested corpus: with a generative --backend, "
     "questions with short reference answers (some needing two documents, some "
-    "unanswerable); offline, retrieval-only known-item queries. Writes questions.jsonl "
-    "and review.md to --out."
+    "unanswerable), in at most --max-requests requests; offline, retrieval-only "
+    "known-item queries. Writes questions.jsonl and review.md to --out, and says how many "
+    "requests were made and why it stopped."
 )
 DEFAULT_COUNT = 30
 
@@ -36,11 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend", default=None, help="provider:model that writes them (default: KB_BACKEND)"
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    add_share_arguments(parser)
+    add_generation_arguments(parser)
 
 
-def add_share_arguments(parser: argparse.ArgumentParser) -> None:
-    """The shares `kb questions` and `kb report --generate` share."""
+def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `kb questions` and `kb report --generate` share: the shares of each
+    kind of question and the request cap."""
     parser.add_argument(
         "--two-document-share",
         type=float,
@@ -53,6 +63,23 @@ def add_share_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.1,
         help="share of generated questions the corpus cannot answer (generative only; 0.1)",
     )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most requests to the generative model; writing stops there, with fewer "
+        "questions if too many replies were dropped, and says so (default: "
+        f"{REQUESTS_PER_QUESTION}x the question count; from the count to {MAX_REQUESTS:,})",
+    )
+
+
+def check_generation_arguments(args: argparse.Namespace, count: int) -> None:
+    """Raise InvalidRequestError for a bad count, share or request cap, before any
+    model loads."""
+    check_count(count)
+    Shares(args.two_document_share, args.unanswerable_share)
+    check_max_requests(args.max_requests, count)
 
 
 def generate_into(
@@ -62,7 +89,9 @@ def generate_into(
     backend; returns the questions file and a sentence for the report saying how they
     were made."""
     shares = Shares(args.two_document_share, args.unanswerable_share)
-    generated = generate_questions(base.corpus(), count, args.seed, base.backend, shares)
+    generated = generate_questions(
+        base.corpus(), count, args.seed, base.backend, shares, args.max_requests
+    )
     questions, review = write_generated(generated, out_dir)
     kind = (
         "retrieval-only known-item queries (a section heading, or a sentence's most "
@@ -71,21 +100,21 @@ def generate_into(
         else "questions with reference answers, checked by the filters"
     )
     print(
-        f"wrote {len(generated.questions)} questions ({len(generated.dropped)} dropped by the "
-        f"filters) to {questions} and the review sheet {review}",
+        f"wrote {len(generated.questions)} of {count} questions ({len(generated.dropped)} "
+        f"dropped by the filters; {generated.progress()}) to {questions} and the review "
+        f"sheet {review}",
         file=sys.stderr,
     )
     note = (
         f"The evaluation set was generated from the corpus itself by {generated.generator} "
-        f"(seed {generated.seed}, {len(generated.questions)} questions): {kind}. "
-        "Its review sheet is questions/review.md."
+        f"(seed {generated.seed}, {len(generated.questions)} of {count} questions; "
+        f"{generated.progress()}): {kind}. Its review sheet is questions/review.md."
     )
     return questions, note
 
 
 def run(args: argparse.Namespace) -> int:
-    check_count(args.count)
-    Shares(args.two_document_share, args.unanswerable_share)  # bad shares fail first
+    check_generation_arguments(args, args.count)  # bad input fails before any model loads
     settings = load_settings(data_dir=args.data_dir, backend=args.backend)
     with KnowledgeBase(settings) as base:
         generate_into(base, args, args.count, args.out)

@@ -18,8 +18,6 @@ from kb.report import (
     DEFAULT_MONTHLY_QUESTIONS,
     DEFAULT_PRICE_MODELS,
     ReportOptions,
-    Shares,
-    check_count,
     record_for_router,
     run_report,
     write_report,
@@ -53,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="no question file: first write N questions from the corpus (as `kb questions` "
-        "does, with --backend and --seed) into OUT/questions/, with a review sheet",
+        "does, with --backend, --seed and --max-requests) into OUT/questions/, with a "
+        "review sheet",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
     parser.add_argument(
@@ -82,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
     _add_pricing_arguments(parser)
     _add_report_text_arguments(parser)
-    cli_questions.add_share_arguments(parser)
+    cli_questions.add_generation_arguments(parser)
 
 
 def _add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,8 +195,7 @@ def _options(args: argparse.Namespace) -> ReportOptions:
     if (args.questions is None) == (args.generate is None):
         raise InvalidRequestError("Give either --questions FILE or --generate N (one of them).")
     if args.generate is not None:
-        check_count(args.generate)
-        Shares(args.two_document_share, args.unanswerable_share)
+        cli_questions.check_generation_arguments(args, args.generate)
     return ReportOptions(
         questions_path=args.questions or args.out / "questions" / "questions.jsonl",
         modes=_names(args.modes),

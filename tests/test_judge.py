@@ -1,21 +1,30 @@
 """The judge of generative answers: the exact requests it is sent (correctness against
-the reference, faithfulness to the cited passages), its verdict as accuracy, its
-agreement with containment and the disagreements listed. Real ingest, retrieval and
-report runner; a scripted backend answers and judges where a paid provider would."""
+the reference, faithfulness to the cited passages, each with its reply format: a
+strict JSON schema for an OpenAI-compatible server, a llama.cpp grammar for the local
+backend), its verdict as accuracy, its agreement with containment and the
+disagreements listed. Real ingest, retrieval and report runner; a scripted backend, or
+a recorded HTTP reply, answers and judges where a paid provider would."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from ingest.pipeline import run_ingest
+from kb.backends.local import LlamaServer, LocalBackend
+from kb.backends.openai_backend import OpenAIBackend
 from kb.backends.prompts import (
+    CORRECTNESS_REPLY,
+    FAITHFULNESS_REPLY,
     JUDGE_CORRECTNESS_INSTRUCTIONS,
     JUDGE_FAITHFULNESS_INSTRUCTIONS,
     REFUSAL,
     Prompt,
+    correctness_prompt,
+    faithfulness_prompt,
 )
 from kb.core.errors import InvalidRequestError
 from kb.core.settings import load_settings
@@ -25,8 +34,13 @@ from kb.report.markdown import render_markdown
 from kb.report.runner import run_report
 from kb.search.embedding import Embedder
 from kb.service import KnowledgeBase
+from tests import llm_server
 from tests.conftest import write_corpus
+from tests.recording import recording_client
 from tests.scripted import ScriptedBackend
+from tests.test_questions_generation import LocalOnTheSessionServer
+
+llama_server = llm_server.llama_server  # the one session-wide llama.cpp server
 
 DOCS = {
     "deploys.md": "# Deploys\n\nDeploys go out on Tuesdays. A rollback takes 5 minutes.",
@@ -100,6 +114,8 @@ def test_the_judge_scores_paraphrases_and_reports_its_agreement_with_containment
         f"Cited passage 1:\n{chunk_text}\n\nAnswer: Within five minutes.",
     }
     assert {p.question for p in faithful} == {"Is the answer faithful to the cited passages?"}
+    assert {p.reply_format for p in correctness} == {CORRECTNESS_REPLY}
+    assert {p.reply_format for p in faithful} == {FAITHFULNESS_REPLY}
 
     summary = result.summary
     judge = summary.judge
@@ -156,3 +172,123 @@ def test_a_judge_verdict_is_read_from_json_or_a_plain_yes_or_no(
     reply: str, expected: bool | None
 ) -> None:
     assert verdict(reply, "correct") is expected
+
+
+# ---- structured verdicts: the exact request bodies, with a recorded reply where the
+# provider would stand
+
+CORRECTNESS = correctness_prompt("When do deploys go out?", "Tuesdays", "On Tuesdays.")
+FAITHFULNESS = faithfulness_prompt(["Deploys go out on Tuesdays."], "On Tuesdays.")
+MESSAGES = {
+    "correct": [
+        {"role": "system", "content": JUDGE_CORRECTNESS_INSTRUCTIONS},
+        {
+            "role": "user",
+            "content": "Question: When do deploys go out?\nReference answer: Tuesdays\n"
+            "Answer to grade: On Tuesdays.\n\nQuestion: Is the answer correct?",
+        },
+    ],
+    "faithful": [
+        {"role": "system", "content": JUDGE_FAITHFULNESS_INSTRUCTIONS},
+        {
+            "role": "user",
+            "content": "Cited passage 1:\nDeploys go out on Tuesdays.\n\nAnswer: On Tuesdays."
+            "\n\nQuestion: Is the answer faithful to the cited passages?",
+        },
+    ],
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("prompt", "key"), [(CORRECTNESS, "correct"), (FAITHFULNESS, "faithful")])
+def test_a_judge_request_asks_openai_for_a_strict_true_or_false_and_reads_the_reply(
+    prompt: Prompt, key: str
+) -> None:
+    client, bodies = recording_client(json.dumps({key: False}))
+    settings = load_settings(api_key="sk-test", max_output_tokens=256)
+    judge = OpenAIBackend(settings, "gpt-4.1-mini", http_client=client)
+    reply = judge.complete(prompt).text
+    assert bodies == [
+        {
+            "model": "gpt-4.1-mini",
+            "messages": MESSAGES[key],
+            "temperature": 0,
+            "max_completion_tokens": 256,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": f"{'correctness' if key == 'correct' else 'faithfulness'}_verdict",
+                    "strict": True,
+                    "schema": {
+                        "type": "object",
+                        "properties": {key: {"type": "boolean"}},
+                        "required": [key],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+        }
+    ]
+    assert verdict(reply, key) is False
+
+
+class LocalWithoutServer(LocalBackend):
+    """The local backend's requests, sent to a recording client instead of the
+    llama.cpp server it would start."""
+
+    def __init__(self, http_client: httpx2.Client) -> None:
+        settings = load_settings(base_url="http://127.0.0.1:9/v1", api_key="k", max_output_tokens=8)
+        OpenAIBackend.__init__(self, settings, "SmolLM2-135M-Instruct", http_client=http_client)
+
+    def close(self) -> None:
+        OpenAIBackend.close(self)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(("prompt", "key"), [(CORRECTNESS, "correct"), (FAITHFULNESS, "faithful")])
+def test_a_judge_request_holds_the_local_model_to_a_true_or_false_grammar(
+    prompt: Prompt, key: str
+) -> None:
+    client, bodies = recording_client(json.dumps({key: True}))
+    judge = LocalWithoutServer(client)
+    reply = judge.complete(prompt).text
+    judge.close()
+    assert bodies == [
+        {
+            "model": "SmolLM2-135M-Instruct",
+            "messages": MESSAGES[key],
+            "temperature": 0,
+            "max_tokens": 8,
+            "grammar": f'root ::= "{{" "\\"{key}\\": " ( "true" | "false" ) "}}"',
+        }
+    ]
+    assert verdict(reply, key) is True
+
+
+@pytest.mark.fast
+def test_a_structured_verdict_is_read_as_it_stands_and_free_text_still_is() -> None:
+    assert verdict('{"correct": true}', "correct") is True
+    assert verdict('{"correct":false}\n', "correct") is False
+    # Not the format (another key, prose around it): the free-text reading.
+    assert verdict('{"faithful": true}', "correct") is None
+    assert verdict('Sure. {"correct": false}', "correct") is False
+
+
+@pytest.mark.slow
+def test_a_small_local_judge_held_by_the_grammar_always_replies_with_a_verdict(
+    llama_server: LlamaServer,
+) -> None:
+    client, bodies = recording_client()
+    judge = LocalOnTheSessionServer(llama_server, client)
+    asked = [
+        (CORRECTNESS, "correct"),
+        (correctness_prompt("How long does a rollback take?", "5 minutes", "An hour."), "correct"),
+        (FAITHFULNESS, "faithful"),
+        (faithfulness_prompt(["Deploys go out on Tuesdays."], "On Fridays."), "faithful"),
+    ]
+    replies = [(judge.complete(prompt).text, key) for prompt, key in asked]
+    judge.close()
+    assert all("response_format" not in body and "grammar" in body for body in bodies)
+    # Right or wrong, a 135M model's every reply is the object asked for, nothing else.
+    for reply, key in replies:
+        assert json.loads(reply).keys() == {key} and verdict(reply, key) is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -27,7 +26,13 @@ from kb.backends.prompts import (
 )
 from kb.core.errors import InvalidRequestError
 from kb.core.settings import Settings, load_settings
-from kb.report.generate import Shares, generate_questions, parse_reply
+from kb.report.generate import (
+    MAX_REQUESTS,
+    Shares,
+    check_max_requests,
+    generate_questions,
+    parse_reply,
+)
 from kb.report.generated import Filters, GeneratedQuestion, write_generated
 from kb.report.metrics import normalize_answer
 from kb.report.questions import load_questions
@@ -36,6 +41,7 @@ from kb.search.embedding import Embedder
 from kb.store.corpus import CorpusVersion
 from tests import llm_server
 from tests.conftest import write_corpus
+from tests.recording import recording_client
 from tests.scripted import ScriptedBackend
 
 llama_server = llm_server.llama_server  # the one session-wide llama.cpp server
@@ -165,6 +171,11 @@ def test_offline_known_item_queries_are_retrieval_only_and_seeded(
 ) -> None:
     generated = generate_questions(corpus, 4, seed=1)
     assert generated.retrieval_only and len(generated.questions) == 4
+    assert (generated.requests, generated.max_requests, generated.stopped) == (
+        0,
+        None,
+        "count reached",
+    )
     assert generated.records() == generate_questions(corpus, 4, seed=1).records()
     queries = {q.question: q.gold_doc_ids for q in generated.questions}
     assert queries["quillfeather signs every release"] == ("deploys.md",)
@@ -176,6 +187,7 @@ def test_offline_known_item_queries_are_retrieval_only_and_seeded(
         assert question.retrieval_only and len(question.gold_doc_ids) == 1
         assert question.extra["kind"].startswith("known_item_")
     assert "retrieval-only" in review.read_text("utf-8")
+    assert "no requests to a model (offline); stopped: count reached" in review.read_text("utf-8")
 
 
 @pytest.mark.integration
@@ -211,6 +223,20 @@ def test_bad_input_fails_before_any_work(
     assert "shares" in capsys.readouterr().err
     with pytest.raises(InvalidRequestError):
         Shares(0.7, 0.5)
+    # The request cap: from the count to MAX_REQUESTS, checked before any model loads.
+    for count, cap in (("5", "4"), ("5", "0"), ("5", str(MAX_REQUESTS + 1))):
+        args = ["questions", "--out", str(tmp_path / "q"), "--count", count]
+        assert main([*args, "--max-requests", cap]) == 2
+        assert (
+            "The request cap (--max-requests) must be a whole number from the question "
+            + (f"count (5: each kept question takes one request) to {MAX_REQUESTS:,}, got ")
+            in capsys.readouterr().err
+        )
+    args = ["report", "--out", str(tmp_path / "r"), "--generate", "3", "--max-requests", "2"]
+    assert main(args) == 2
+    assert "got 2." in capsys.readouterr().err
+    assert not (tmp_path / "q").exists() and not (tmp_path / "r").exists()
+    assert check_max_requests(None, 30) == 120 and check_max_requests(30, 30) == 30
 
 
 @pytest.mark.integration
@@ -239,6 +265,32 @@ def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
     recorded = json.loads((data_dir / "recommendation.json").read_text("utf-8"))
     assert recorded["backend"] == "extractive" and recorded["corpus_version"] == corpus.version
     (data_dir / "recommendation.json").unlink()  # the module's corpus is shared
+
+
+@pytest.mark.integration
+def test_requests_stop_at_the_cap_and_the_set_says_why_it_stopped(
+    corpus: CorpusVersion, tmp_path: Path
+) -> None:
+    def garbage(prompt: Prompt) -> str:
+        return "I would rather not."
+
+    backend = ScriptedBackend(garbage)
+    capped = generate_questions(corpus, 2, 0, backend, Shares(0, 0), max_requests=3)
+    assert len(backend.prompts) == capped.requests == 3 and capped.max_requests == 3
+    assert capped.questions == [] and len(capped.dropped) == 3
+    assert capped.stopped == "request cap reached"
+    _, review = write_generated(capped, tmp_path)
+    assert (
+        "0 questions kept, 3 dropped; 3 requests to the model (cap 3); stopped: request cap "
+        "reached, before the count (--max-requests raises it)."
+    ) in review.read_text("utf-8")
+    # The default cap (4 x 2) is above the corpus's chunks: every one is tried.
+    exhausted = generate_questions(corpus, 2, 0, ScriptedBackend(garbage), Shares(0, 0))
+    assert exhausted.max_requests == 8 and exhausted.requests == len(corpus.chunks) < 8
+    assert exhausted.stopped == "chunks exhausted"
+    # A writer that keeps its questions stops at the count, whatever the cap left.
+    written = generate_questions(corpus, 1, 3, ScriptedBackend(writer), Shares(0, 0), 1)
+    assert (len(written.questions), written.requests, written.stopped) == (1, 1, "count reached")
 
 
 @pytest.mark.integration
@@ -286,38 +338,10 @@ def test_a_question_about_nothing_in_its_passage_is_dropped(corpus: CorpusVersio
 # ---- structured replies: a strict JSON schema for any OpenAI-compatible server, and a
 # grammar for llama.cpp that also pins the answer to words of the passage
 
-CHAT_REPLY = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 0,
-    "model": "gpt-4.1-mini",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": '{"question": "When?"}'},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 90, "completion_tokens": 9, "total_tokens": 99},
-}
-
-
-def recording_client(answer: bool = False) -> tuple[httpx2.Client, list[dict[str, Any]]]:
-    """An HTTP client that keeps every request body; with `answer`, it answers each
-    request with CHAT_REPLY itself (where a paid provider would stand)."""
-    bodies: list[dict[str, Any]] = []
-
-    def keep(request: httpx2.Request) -> None:
-        bodies.append(json.loads(request.read()))
-
-    reply = httpx2.MockTransport(lambda _: httpx2.Response(200, json=CHAT_REPLY))
-    client = httpx2.Client(transport=reply if answer else None, event_hooks={"request": [keep]})
-    return client, bodies
-
 
 @pytest.mark.fast
 def test_question_writing_asks_openai_for_a_strict_json_schema_and_nothing_else() -> None:
-    client, bodies = recording_client(answer=True)
+    client, bodies = recording_client('{"question": "When?"}')
     settings = load_settings(api_key="sk-test", max_output_tokens=256)
     backend = OpenAIBackend(settings, "gpt-4.1-mini", http_client=client)
     string = {"type": "string"}

@@ -2,9 +2,9 @@
 
 Prices come from `genai-prices` (pydantic's maintained table of provider prices,
 bundled with the package and never fetched at run time: its `UpdatePrices`
-downloader is not used). The copy installed here is genai-prices 0.2.3; its
-bundled data carries no build date of its own, and the newest dated price change
-it records that is already in effect is 2026-11-09 (it also holds changes
+downloader is not used). The locked copy is genai-prices 0.2.5 (requirements.lock);
+its bundled data carries no build date of its own, and the newest dated price change
+it records that was in effect on 2026-12-07 is 2026-12-01 (it also holds changes
 scheduled for later dates, which `calc_price` applies from their start date).
 `PRICE_SOURCE` names the version at run time.
 
@@ -16,6 +16,10 @@ A user can override or add prices with a JSON file (`KB_PRICE_OVERRIDES`)::
 in dollars per million tokens; an override takes precedence over the table.
 The `extractive` and `local` backends run on this machine and cost nothing, so
 they have no price (`None`), as has a model neither source knows.
+
+An explicit cache's storage, billed per token-hour (Gemini), has no unit in the table:
+`cache_storage_rate` reads kb's own small table of storage rates at the end of this
+module, which names its source and the date it was checked.
 
 Token conventions differ: `kb.core.models.Usage.input_tokens` counts only the
 uncached input, while genai-prices wants `input_tokens` to be the total input
@@ -221,3 +225,51 @@ def one_hour_write_extra(model_ref: ModelRef, usage: Usage) -> float:
         return 0.0
     extra = rates.cache_write_1h_mtok - rates.cache_write_mtok
     return float(usage.cache_write_tokens * extra / 1_000_000)
+
+
+# ---- explicit-cache storage, which the price table has no unit for ---------------------
+
+# Dollars per million tokens per hour an explicit cache is kept, by the canonical
+# (provider, model) that genai-prices resolves a name to (so an alias such as
+# gemini-2.5-pro-preview-06-05 finds gemini-2.5-pro). genai-prices 0.2.5 has no unit for
+# storage (its Gemini entries say so in their price comments), so the rates are kept
+# here; read them from the table once it has one. Source: Google's Gemini Developer API
+# pricing page (https://ai.google.dev/gemini-api/docs/pricing, "Context caching price:
+# ... / 1,000,000 tokens per hour (storage price)", Standard tier), checked 2026-12-07
+# through quotations of it (2.5 Pro: Google's developer forum, discuss.ai.google.dev,
+# threads on 2.5 Pro cache pricing; 2.5 Flash and Flash-Lite: the Gemini 2.5 model guide
+# at hivebook.wiki); the page itself could not be fetched from here.
+CACHE_STORAGE_MTOK_HOUR: dict[tuple[str, str], Decimal] = {
+    ("google", "gemini-2.5-pro"): Decimal("4.50"),
+    ("google", "gemini-2.5-flash"): Decimal("1.00"),
+    ("google", "gemini-2.5-flash-lite"): Decimal("1.00"),
+}
+CACHE_STORAGE_SOURCE = "kb's storage table (Gemini API pricing page, checked 2026-12-07)"
+# Providers whose explicit caches are billed for the hours they are kept.
+STORAGE_BILLING_PROVIDERS = frozenset({"google"})
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRate:
+    """What keeping an explicit cache costs, in dollars per million tokens per hour,
+    and where that rate comes from (kb's table, as genai-prices lacks storage)."""
+
+    mtok_hour: Decimal
+    source: str
+
+    def cost(self, tokens: float, hours: float) -> float:
+        """Dollars to keep `tokens` cached for `hours`."""
+        return float(self.mtok_hour) * tokens * hours / 1_000_000
+
+
+def cache_storage_rate(model_ref: ModelRef) -> StorageRate | None:
+    """The explicit-cache storage rate of `model_ref`; None when its provider bills no
+    storage (Anthropic, OpenAI), when the rate is not in kb's table, or when
+    genai-prices does not know the model."""
+    provider, model = split_ref(model_ref)
+    try:
+        found, info = get_snapshot().find_provider_model(model, None, provider or None, None)
+    except LookupError:
+        return None
+    rate = CACHE_STORAGE_MTOK_HOUR.get((found.id, info.id))
+    return None if rate is None else StorageRate(rate, CACHE_STORAGE_SOURCE)

@@ -173,7 +173,8 @@ def reply_grammar(reply: ReplyFormat) -> str:
     question ends with its only '?'. When the format quotes passages, the first of
     `answer`/`span`/`spans` picks one of their sentences: `answer` is 1-4 of its words,
     copied, and `span` is that sentence (in `spans`, at its passage's place; any sentence
-    of each other passage). Other fields are free text on one line."""
+    of each other passage). A boolean field is `true` or `false` (a judge's verdict);
+    other fields are free text on one line."""
     sentences = [_sentences(text) for text in reply.quoted]
     tied = [n for n, name in enumerate(reply.fields) if name in ("answer", "span", "spans")]
     rules = {"question": _QUESTION, "text": _TEXT}
@@ -211,6 +212,8 @@ def _field(
     rule of the picked sentence, for the tied fields)."""
     name = reply.fields[number]
     opening = _literal(("" if number == 0 else ", ") + json.dumps(name) + ": ")
+    if name in reply.booleans:
+        return f'{opening} ( "true" | "false" )'
     if name == "spans" and choice is not None:
         items = [
             _literal(_json(choice[1])) if passage == choice[0] else f"sentence-{passage}"

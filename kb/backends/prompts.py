@@ -56,8 +56,9 @@ QUESTION_LABEL = "Question: "
 
 @dataclass(frozen=True, slots=True)
 class ReplyFormat:
-    """The JSON object a request must be answered with: its string fields in order
-    (`spans` is a list of strings), and the passages whose words the answer copies.
+    """The JSON object a request must be answered with: its fields in order, each a
+    string except `spans` (a list of strings) and the `booleans` (true or false: a
+    judge's verdict), and the passages whose words the answer copies.
 
     `schema()` is a strict JSON Schema, the shape OpenAI's structured outputs and
     OpenAI-compatible servers (llama.cpp, vLLM) enforce. A backend that can constrain
@@ -68,19 +69,25 @@ class ReplyFormat:
     name: str
     fields: tuple[str, ...]
     quoted: tuple[str, ...] = ()
+    booleans: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not set(self.booleans) <= set(self.fields):
+            raise ValueError(f"{self.name}: boolean fields {self.booleans} not in {self.fields}")
 
     def schema(self) -> dict[str, Any]:
-        string = {"type": "string"}
-        properties = {
-            name: {"type": "array", "items": string} if name == "spans" else string
-            for name in self.fields
-        }
+        properties = {name: self._value_schema(name) for name in self.fields}
         return {
             "type": "object",
             "properties": properties,
             "required": list(self.fields),
             "additionalProperties": False,
         }
+
+    def _value_schema(self, name: str) -> dict[str, Any]:
+        if name == "spans":
+            return {"type": "array", "items": {"type": "string"}}
+        return {"type": "boolean" if name in self.booleans else "string"}
 
 
 @dataclass(slots=True)
@@ -92,7 +99,8 @@ class Prompt:
     every question on one corpus version) or the delimited passages on retrieval.
     `passages` and `corpus` are the same content as structured values, for readers
     and citation resolution that need spans rather than text. `reply_format` asks
-    for a JSON reply of that shape (question writing); None for free text."""
+    for a JSON reply of that shape (question writing, a judge's verdict); None for
+    free text."""
 
     path: Literal["long_context", "rag"]
     instructions: str
@@ -250,22 +258,32 @@ every statement in it is supported by the cited passages. Reply with one JSON ob
 nothing else: {"faithful": true} or {"faithful": false}"""
 
 
+# The judge's replies: one true-or-false field, which a backend with structured output
+# (a strict JSON schema; llama.cpp's grammar) holds the judge to.
+CORRECTNESS_REPLY = ReplyFormat("correctness_verdict", ("correct",), booleans=("correct",))
+FAITHFULNESS_REPLY = ReplyFormat("faithfulness_verdict", ("faithful",), booleans=("faithful",))
+
+
 def correctness_prompt(question: str, reference: str, answer: str) -> Prompt:
-    """The judge's correctness request: question, reference, answer; the ask last."""
+    """The judge's correctness request: question, reference, answer; the ask last;
+    the reply `{"correct": true|false}`."""
     return Prompt(
         path="rag",
         instructions=JUDGE_CORRECTNESS_INSTRUCTIONS,
         context=f"Question: {question}\nReference answer: {reference}\nAnswer to grade: {answer}",
         question="Is the answer correct?",
+        reply_format=CORRECTNESS_REPLY,
     )
 
 
 def faithfulness_prompt(passages: list[str], answer: str) -> Prompt:
-    """The judge's faithfulness request: the cited passages, the answer; the ask last."""
+    """The judge's faithfulness request: the cited passages, the answer; the ask last;
+    the reply `{"faithful": true|false}`."""
     blocks = "\n\n".join(f"Cited passage {n}:\n{text}" for n, text in enumerate(passages, 1))
     return Prompt(
         path="rag",
         instructions=JUDGE_FAITHFULNESS_INSTRUCTIONS,
         context=f"{blocks}\n\nAnswer: {answer}",
         question="Is the answer faithful to the cited passages?",
+        reply_format=FAITHFULNESS_REPLY,
     )

@@ -5,6 +5,7 @@ and turned into a recommendation.
     questions.py       the evaluation-set format and its loader
     metrics.py         answer, citation, recall and evidence metrics per question
     projection.py      cost curves per price model and the break-even volumes
+    cost_summary.py    the run's token mixes priced per model and mode (the summary's costs)
     runner.py          run_report: warm-up, retrieval probes, answers, threshold sweep
     rows.py            the raw records (results.jsonl)
     summarize.py       rows -> the typed ReportSummary (summary.json)
@@ -21,7 +22,14 @@ and turned into a recommendation.
 Sits above the question path (it asks through `kb.KnowledgeBase`).
 """
 
-from kb.report.generate import Shares, check_count, generate_questions
+from kb.report.generate import (
+    MAX_REQUESTS,
+    REQUESTS_PER_QUESTION,
+    Shares,
+    check_count,
+    check_max_requests,
+    generate_questions,
+)
 from kb.report.generated import write_generated
 from kb.report.metrics import recall_at_k, score_answer
 from kb.report.options import (
@@ -42,12 +50,15 @@ __all__ = [
     "DEFAULT_MODES",
     "DEFAULT_MONTHLY_QUESTIONS",
     "DEFAULT_PRICE_MODELS",
+    "MAX_REQUESTS",
+    "REQUESTS_PER_QUESTION",
     "AnswerRow",
     "EvalQuestion",
     "ReportOptions",
     "ReportResult",
     "Shares",
     "check_count",
+    "check_max_requests",
     "generate_questions",
     "load_questions",
     "recall_at_k",

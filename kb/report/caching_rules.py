@@ -1,30 +1,43 @@
 """The report's caching-rules section: for every price model, the rules its cost
 projection follows at this corpus's long-context prompt size, from the price table
-(genai-prices), and where the table lacks a rule the provider applies.
+(genai-prices), and where the table lacks a rule the provider applies; and the lines
+of the cost section that show an explicit cache's storage (kb's own rate table, as
+genai-prices has none).
 
 Provider rules the projection follows (late 2026): Anthropic bills a cache write at
 1.25x input for a 5-minute lifetime and 2x for 1 hour, reads at 0.1x; OpenAI caches
 automatically from 1,024 tokens with no write premium (the cached-input discount
 depends on the model; the longer retention option costs no more); Gemini's implicit
 caching discounts reads, while an explicit cache is also charged for storage per
-token-hour; some models step their prices up above a prompt size (Gemini above 200k
-tokens, some OpenAI models above 272k).
+token-hour (projected from kb's table of storage rates, `kb.backends.cost`); some
+models step their prices up above a prompt size (Gemini above 200k tokens, some OpenAI
+models above 272k).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from kb.backends.cost import caching_rates, split_ref
-from kb.report.format import Section, fmt
+from kb.backends.cost import STORAGE_BILLING_PROVIDERS, caching_rates, split_ref
+from kb.report.format import Section, fmt, label
 from kb.report.summary import ReportSummary
 
 PROVIDER_NOTES = {
     "anthropic": "explicit cache_control; no storage charge",
     "openai": "automatic from 1,024 tokens, no write premium; longer retention at no extra price",
-    "google": "implicit caching priced; an explicit cache's storage per token-hour is not in "
-    "the table, so not projected",
+    "google": "implicit caching discounts reads without a storage fee; 'with cache' assumes an "
+    "explicit cache (reads guaranteed), billed for storage per token-hour (previous column)",
 }
+
+
+def _storage(s: ReportSummary, model: str, provider: str) -> str:
+    """The storage column: the rate and its source, or why there is none."""
+    rate = s.costs.models[model].storage_mtok_hour
+    if rate is not None:
+        return f"${rate:.2f} per 1M token-hours (kb's table)"
+    if provider in STORAGE_BILLING_PROVIDERS:
+        return "billed, but no rate known for this model: not projected"
+    return "none billed"
 
 
 def _times(rate: Decimal | None, base: Decimal) -> str:
@@ -46,6 +59,7 @@ def caching_rules(s: ReportSummary) -> Section | None:
             "cache write (5 min)",
             "cache write (1 h)",
             "price step",
+            "explicit-cache storage",
             "rules and gaps",
         ]
     ]
@@ -67,18 +81,46 @@ def caching_rules(s: ReportSummary) -> Section | None:
                 _times(rates.cache_write_mtok, base) if rates.cache_write_mtok else "no premium",
                 _times(rates.cache_write_1h_mtok, base),
                 step,
+                _storage(s, model, provider),
                 PROVIDER_NOTES.get(provider, "as the table lists"),
             ]
         )
     used = "1-hour" if ttl >= 60 else "5-minute"
-    return Section(
-        "Caching rules behind the projection",
-        [
-            f"Rates are the price table's ({s.assumptions.price_source}) at this corpus's "
-            f"long-context prompt of {fmt(prompt, 'int')} tokens, as multiples of the input "
-            f"rate. The projection assumes a {ttl:g}-minute cache lifetime, so writes are "
-            f"priced at the {used} rate where the table has one; a price step applies per "
-            "request, as providers bill it."
-        ],
-        table,
-    )
+    paragraphs = [
+        f"Rates are the price table's ({s.assumptions.price_source}) at this corpus's "
+        f"long-context prompt of {fmt(prompt, 'int')} tokens, as multiples of the input "
+        f"rate. The projection assumes a {ttl:g}-minute cache lifetime, so writes are "
+        f"priced at the {used} rate where the table has one; a price step applies per "
+        "request, as providers bill it."
+    ]
+    sources = sorted({m.storage_source for m in s.costs.models.values() if m.storage_source})
+    if sources:
+        paragraphs.append(
+            "Explicit-cache storage is not in the price table; the storage rates marked "
+            f'"kb\'s table" come from {"; ".join(sources)}.'
+        )
+    return Section("Caching rules behind the projection", paragraphs, table)
+
+
+def storage_lines(s: ReportSummary) -> list[str]:
+    """One line per price model whose explicit cache is billed for storage: what a
+    month stores at the assumed volume, per mode that sends the corpus prefix."""
+    volume = s.costs.monthly_questions
+    lines = []
+    for model, entry in s.costs.models.items():
+        rate = entry.storage_mtok_hour
+        stored = {m: c for m, c in entry.modes.items() if c.cached_hours_per_month}
+        if rate is None or not stored:
+            continue
+        parts = [
+            f"{label(mode)} {fmt(c.monthly_storage_usd, 'usd')} ({c.cached_prefix_tokens:,} "
+            f"tokens x {c.cached_hours_per_month:,.0f} h)"
+            for mode, c in stored.items()
+        ]
+        lines.append(
+            f"Storage on {model}: an explicit cache is billed ${rate:.2f} per million tokens "
+            f"per hour kept; the rate is from {entry.storage_source}, not from genai-prices. "
+            f"At {volume:,} questions a month the cached prefix is stored for one lifetime "
+            f"after each cache write: {'; '.join(parts)} a month, included in 'with cache'."
+        )
+    return lines

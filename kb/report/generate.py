@@ -13,6 +13,11 @@ reply's JSON shape (`kb.prompts.ReplyFormat`): a backend that supports structure
 output holds the model to it (and llama.cpp's grammar also holds the answer to words
 of the passage), so even a small local model's replies parse.
 
+A weak model can keep a writer asking (most replies dropped), so the requests are
+capped: `max_requests`, by default REQUESTS_PER_QUESTION times the count, checked
+before any request; the set records how many were made and why it stopped (the count
+reached, the cap reached, or the chunks exhausted).
+
 Without a generative backend the set is retrieval-only known-item queries
 (`kb.report.known_items`). Deterministic for a seed: the same chunks, pairs and
 requests, in the same order.
@@ -37,13 +42,21 @@ from kb.backends.prompts import (
 from kb.core.errors import InvalidRequestError
 from kb.core.models import Chunk
 from kb.core.text import content_words
-from kb.report.generated import Dropped, Filters, GeneratedQuestion, GeneratedSet
+from kb.report.generated import (
+    Dropped,
+    Filters,
+    GeneratedQuestion,
+    GeneratedSet,
+    StopReason,
+)
 from kb.report.known_items import known_item_questions
 from kb.report.metrics import normalize_answer
 from kb.report.sampling import SampledChunk, TermWeights, stratified_sample
 from kb.store.corpus import CorpusVersion
 
 MAX_QUESTIONS = 1_000
+REQUESTS_PER_QUESTION = 4  # the default request cap: this many per question asked for
+MAX_REQUESTS = 10_000
 REPLY_EXCERPT = 120  # characters of an unusable reply shown on the review sheet
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _LABELLED = re.compile(r"^\W*(question|answer|span)\W*\s*[:=]\s*(.+?)\s*$", re.I | re.M)
@@ -71,18 +84,22 @@ def generate_questions(
     seed: int,
     backend: AnswerBackend | None = None,
     shares: Shares | None = None,
+    max_requests: int | None = None,
 ) -> GeneratedSet:
-    """`count` questions from `corpus`: written by `backend` when it is generative,
-    else retrieval-only known-item queries. Raises InvalidRequestError for a count
+    """`count` questions from `corpus`: written by `backend` when it is generative, in
+    at most `max_requests` requests (default REQUESTS_PER_QUESTION x count), else
+    retrieval-only known-item queries. Raises InvalidRequestError for a count or cap
     out of range, before any model is asked."""
     check_count(count)
+    cap = check_max_requests(max_requests, count)
     chunks = corpus.chunks
     if not chunks:
         raise InvalidRequestError("The corpus holds no text to write questions from.")
     titles = {doc.doc_id: doc.title for doc in corpus.manifest.documents}
     if backend is None or not backend.generative:
         return known_item_questions(chunks, titles, count, seed)
-    return _written(backend, chunks, titles, count, seed, shares or Shares())
+    generated = GeneratedSet(backend.name, seed, max_requests=cap)
+    return _written(backend, chunks, titles, count, generated, shares or Shares())
 
 
 def check_count(count: int) -> None:
@@ -93,30 +110,41 @@ def check_count(count: int) -> None:
         )
 
 
+def check_max_requests(max_requests: int | None, count: int) -> int:
+    """The request cap for `count` questions: `max_requests`, or by default
+    REQUESTS_PER_QUESTION x count. Raises InvalidRequestError unless count <= cap <=
+    MAX_REQUESTS (each kept question takes a request)."""
+    cap = REQUESTS_PER_QUESTION * count if max_requests is None else max_requests
+    if not count <= cap <= MAX_REQUESTS:
+        raise InvalidRequestError(
+            f"The request cap (--max-requests) must be a whole number from the question "
+            f"count ({count:,}: each kept question takes one request) to {MAX_REQUESTS:,}, "
+            f"got {cap:,}."
+        )
+    return cap
+
+
 def _written(
     backend: AnswerBackend,
     chunks: Sequence[Chunk],
     titles: dict[str, str],
     count: int,
-    seed: int,
+    generated: GeneratedSet,
     shares: Shares,
 ) -> GeneratedSet:
-    """Ask the backend for questions until `count` are kept or the chunks run out:
-    the unanswerable and two-document quotas first, the rest one-document."""
-    generated = GeneratedSet(backend.name, seed)
+    """Ask the backend for questions until `count` are kept, the request cap is
+    reached or the chunks run out (`generated.stopped` says which): the unanswerable
+    and two-document quotas first, the rest one-document."""
+    assert generated.max_requests is not None
     filters = Filters(titles)
     weights = TermWeights(chunks)
-    order = stratified_sample(chunks, len(chunks), seed)
-    quotas = {
-        "unanswerable": round(count * shares.unanswerable),
-        "two_document": round(count * shares.two_document),
-    }
-    quotas["single"] = count - sum(quotas.values())
+    order = stratified_sample(chunks, len(chunks), generated.seed)
+    quotas = _quotas(count, shares)
     kept = {kind: 0 for kind in quotas}
     used: set[str] = set()
     texts = {chunk.chunk_id: chunk.text for chunk in chunks}
     for sampled in order:
-        if len(generated.questions) >= count:
+        if len(generated.questions) >= count or generated.requests >= generated.max_requests:
             break
         if sampled.chunk.chunk_id in used:
             continue
@@ -129,6 +157,7 @@ def _written(
         used.add(sampled.chunk.chunk_id)
         if partner is not None:
             used.add(partner[0].chunk.chunk_id)
+        generated.requests += 1
         candidate = _ask(backend, kind, sampled, partner)
         if isinstance(candidate, Dropped):
             generated.dropped.append(candidate)
@@ -139,7 +168,28 @@ def _written(
             continue
         generated.questions.append(candidate)
         kept[kind] += 1
+    generated.stopped = _stop_reason(generated, count)
     return generated
+
+
+def _quotas(count: int, shares: Shares) -> dict[str, int]:
+    """Questions of each kind to keep: the shares of `count`, the rest one-document."""
+    quotas = {
+        "unanswerable": round(count * shares.unanswerable),
+        "two_document": round(count * shares.two_document),
+    }
+    quotas["single"] = count - sum(quotas.values())
+    return quotas
+
+
+def _stop_reason(generated: GeneratedSet, count: int) -> StopReason:
+    """Why the writer stopped: the count comes first (the last request may also have
+    used up the cap), then the cap, else every chunk was tried."""
+    if len(generated.questions) >= count:
+        return "count reached"
+    if generated.max_requests is not None and generated.requests >= generated.max_requests:
+        return "request cap reached"
+    return "chunks exhausted"
 
 
 def _partner(

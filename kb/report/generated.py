@@ -1,6 +1,7 @@
-"""A generated evaluation set: its questions, what the filters dropped and why, and
-the two files it is written to (the evaluation JSONL `kb report` reads, and a review
-sheet a person reads and corrects before the run).
+"""A generated evaluation set: its questions, what the filters dropped and why, how
+many requests the writer made and why it stopped, and the two files it is written to
+(the evaluation JSONL `kb report` reads, and a review sheet a person reads and
+corrects before the run).
 
 Every generated question is a line of the usual format (`kb.report.questions`) with
 what it was written from kept beside it: `kind`, `span` (the supporting text),
@@ -13,6 +14,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from kb.report.metrics import normalize_answer
 
@@ -69,18 +71,41 @@ class Dropped:
     source: str
 
 
+# Why generation stopped: the questions asked for were kept, the request cap was
+# reached first, or every sampled chunk had been tried.
+StopReason = Literal["count reached", "request cap reached", "chunks exhausted"]
+
+
 @dataclass
 class GeneratedSet:
-    """The questions kept (in order), what was dropped, and who wrote them."""
+    """The questions kept (in order), what was dropped, who wrote them, how many
+    requests that took (0 offline) of at most `max_requests`, and why it stopped."""
 
     generator: str  # "known-item (offline)" or the backend's provider:model
     seed: int
     questions: list[GeneratedQuestion] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
+    requests: int = 0
+    max_requests: int | None = None  # None: no model was asked (known-item queries)
+    stopped: StopReason = "chunks exhausted"
 
     @property
     def retrieval_only(self) -> bool:
         return bool(self.questions) and all(q.kind in RETRIEVAL_ONLY_KINDS for q in self.questions)
+
+    def progress(self) -> str:
+        """How many requests were made and why generation stopped, in one sentence."""
+        asked = (
+            "no requests to a model (offline)"
+            if self.max_requests is None
+            else f"{self.requests:,} requests to the model (cap {self.max_requests:,})"
+        )
+        why = {
+            "count reached": "",
+            "request cap reached": ", before the count (--max-requests raises it)",
+            "chunks exhausted": ", every chunk tried",
+        }[self.stopped]
+        return f"{asked}; stopped: {self.stopped}{why}"
 
     def records(self) -> list[dict[str, object]]:
         return [
@@ -145,7 +170,8 @@ def review_sheet(generated: GeneratedSet) -> str:
         "# Generated evaluation set: review before the run",
         "",
         f"Written by {generated.generator} with seed {generated.seed}: "
-        f"{len(generated.questions)} questions kept, {len(generated.dropped)} dropped. "
+        f"{len(generated.questions)} questions kept, {len(generated.dropped)} dropped; "
+        f"{generated.progress()}. "
         "Correct a question or answer in `questions.jsonl` (same qid), or delete its line, "
         "then run `kb report --questions questions.jsonl`.",
         "",

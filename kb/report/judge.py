@@ -2,6 +2,12 @@
 faithfulness to the cited passages, asked of a judge backend (the run's own or a
 named other), beside exact match, containment and F1.
 
+Each request carries its reply's shape (`CORRECTNESS_REPLY`, `FAITHFULNESS_REPLY` in
+`kb.backends.prompts`): an OpenAI-compatible server gets a strict JSON schema and the
+local llama.cpp backend a grammar, so the reply is `{"correct": true}` or `false` and
+nothing else, even from a small model; a backend without structured output (Anthropic
+here) answers in free text, which `verdict` still reads.
+
 Only answered, answerable questions are judged (a refusal is wrong on them without
 asking; an unanswerable question is right when refused; a retrieval-only one has no
 reference). Where the judge decides, its verdict becomes the question's `correct`,
@@ -66,9 +72,29 @@ def cited_passages(corpus: CorpusVersion, row: AnswerRow) -> list[str]:
 
 
 def verdict(reply: str, key: str) -> bool | None:
-    """The judge's yes or no: `{"<key>": true|false}` anywhere in the reply, else a
-    reply that opens with yes/no or with the key's word or its negation ("correct",
-    "incorrect", "not faithful"), as small models answer; None when it is neither."""
+    """The judge's yes or no. A structured reply (the request's ReplyFormat, which a
+    backend with structured output holds the judge to: `{"<key>": true|false}` and
+    nothing else) is read as it stands; from a backend without structured output,
+    such an object anywhere in the reply, else a reply that opens with yes/no or with
+    the key's word or its negation ("correct", "incorrect", "not faithful"), as small
+    models answer; None when it is neither."""
+    structured = _structured(reply, key)
+    return structured if structured is not None else _free_text_verdict(reply, key)
+
+
+def _structured(reply: str, key: str) -> bool | None:
+    """The verdict of a reply that is exactly the JSON object asked for, else None."""
+    try:
+        value = json.loads(reply)
+    except json.JSONDecodeError:
+        return None
+    found = value.get(key) if isinstance(value, dict) and value.keys() == {key} else None
+    return found if isinstance(found, bool) else None
+
+
+def _free_text_verdict(reply: str, key: str) -> bool | None:
+    """The verdict in a reply not held to the format: a JSON object in it, else its
+    opening words."""
     for match in _JSON_OBJECT.finditer(reply):
         try:
             value = json.loads(match.group(0)).get(key)

@@ -48,6 +48,7 @@ def known_item_questions(
                 generated.questions.append(candidate)
                 break
             generated.dropped.append(Dropped(problem, candidate.question, sampled.chunk.doc_id))
+    generated.stopped = "count reached" if len(generated.questions) >= count else "chunks exhausted"
     return generated
 
 

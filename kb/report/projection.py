@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from kb.backends.cost import StorageRate
 from kb.core.errors import InvalidRequestError, SettingsError
 from kb.core.models import Usage
 
@@ -54,13 +55,17 @@ class CostCurve:
     cache lifetimes. The first prefix question in a lifetime writes the cache, the
     others read it, so a month pays min(prefix_share * V, W) cache writes:
 
-        cached(V)   = V * warm + min(prefix_share * V, W) * write_surcharge
+        cached(V)   = V * warm + min(prefix_share * V, W) * (write_surcharge + storage)
         uncached(V) = V * uncached_per_question
 
     `warm` is the mean cost of a question whose prefix is a cache read;
     `write_surcharge` the mean extra cost of a prefix question that writes the
-    cache instead. Counting lifetimes from their start is conservative: providers
-    that refresh the lifetime on every hit write less often at high volume."""
+    cache instead; `storage` (`storage_per_lifetime`) what keeping the prefix in an
+    explicit cache for one lifetime costs where the provider bills storage per
+    token-hour (Gemini), 0 elsewhere: each written cache is kept for one TTL, so a
+    month stores the prefix for min(prefix_share * V, W) * TTL hours. Counting
+    lifetimes from their start is conservative: providers that refresh the lifetime
+    on every hit write less often at high volume."""
 
     mode: str
     model: str
@@ -69,12 +74,22 @@ class CostCurve:
     prefix_share: float
     uncached_per_question: float
     windows_per_month: float
+    storage_per_lifetime: float = 0.0
+    prefix_tokens: float = 0.0  # the mean cached prefix of a prefix question
+
+    def writes(self, volume: float) -> float:
+        """Cache writes (and so explicit caches stored for one lifetime) a month."""
+        return min(self.prefix_share * volume, self.windows_per_month)
 
     def monthly(self, volume: float, cached: bool = True) -> float:
         if not cached:
             return volume * self.uncached_per_question
-        writes = min(self.prefix_share * volume, self.windows_per_month)
-        return volume * self.warm + writes * self.write_surcharge
+        writes = self.writes(volume)
+        return volume * self.warm + writes * (self.write_surcharge + self.storage_per_lifetime)
+
+    def monthly_storage(self, volume: float) -> float:
+        """The explicit-cache storage in `monthly(volume)` (0 without a storage rate)."""
+        return self.writes(volume) * self.storage_per_lifetime
 
     def per_1000(self, volume: float, cached: bool = True) -> float:
         """Cost of 1,000 questions at a monthly `volume`."""
@@ -92,9 +107,11 @@ def cost_curve(
     mixes: Sequence[TokenMix],
     pricer: Pricer,
     cache_ttl_minutes: float,
+    storage: StorageRate | None = None,
 ) -> CostCurve:
     """Price each question's real token mix on `model` (a `provider:model` name) three
-    ways (prefix read, written, uncached) and fold them into a CostCurve.
+    ways (prefix read, written, uncached) and fold them into a CostCurve; with a
+    `storage` rate, each cache lifetime also stores the mean prefix for the TTL.
 
     Each request is priced on its own, so tiered prices (e.g. above 200k input
     tokens) apply per request as the provider bills them. Raises SettingsError
@@ -113,13 +130,16 @@ def cost_curve(
             )
         return float(value)
 
-    warm, surcharges, uncached = [], [], []
+    warm, surcharges, uncached, prefixes = [], [], [], []
     for mix in mixes:
         read = price(mix, "read")
         warm.append(read)
         uncached.append(price(mix, "input") if mix.prefix_tokens else read)
         if mix.prefix_tokens:
             surcharges.append(price(mix, "write") - read)
+            prefixes.append(mix.prefix_tokens)
+    prefix = sum(prefixes) / len(prefixes) if prefixes else 0.0
+    stored = storage.cost(prefix, cache_ttl_minutes / 60) if storage is not None else 0.0
     return CostCurve(
         mode=mode,
         model=model,
@@ -128,6 +148,8 @@ def cost_curve(
         prefix_share=len(surcharges) / len(mixes),
         uncached_per_question=sum(uncached) / len(uncached),
         windows_per_month=MINUTES_PER_MONTH / cache_ttl_minutes,
+        storage_per_lifetime=stored,
+        prefix_tokens=prefix,
     )
 
 

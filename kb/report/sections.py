@@ -3,7 +3,7 @@ summary and shared by the Markdown and HTML renderers."""
 
 from __future__ import annotations
 
-from kb.report.caching_rules import caching_rules
+from kb.report.caching_rules import caching_rules, storage_lines
 from kb.report.format import Section, fmt, label
 from kb.report.summary import Machine, ReportSummary
 
@@ -336,12 +336,16 @@ def _cost_table(s: ReportSummary) -> Section:
         "prefix, the instructions and the question as uncached input; retrieval sends "
         "its passages, instructions and question uncached. Output tokens are the "
         "answers this run produced. Each request is priced on its own, so long-prompt "
-        "tiers apply as billed. Storage fees for explicit caches (e.g. Gemini context "
-        "caching) are not included.",
+        "tiers apply as billed. Where a provider bills an explicit cache's storage per "
+        "token-hour (Gemini), 'with cache' assumes an explicit cache kept for one "
+        "lifetime after each write and adds its storage: cached prefix tokens x hours "
+        "kept a month x the storage rate.",
         f"'With cache' is the cost of 1,000 questions at {volume:,} questions a month; "
-        "'warm cache' is the floor when every corpus read hits the cache. Where 'with "
-        "cache' exceeds 'no cache', too few questions send the corpus to share cache "
-        "lifetimes, and a write surcharge (Anthropic's) is paid for reads that never come.",
+        "'warm cache' is the floor when every corpus read hits the cache (writes and "
+        "storage aside). Where 'with cache' exceeds 'no cache', too few questions send "
+        "the corpus to share cache lifetimes, and a write surcharge (Anthropic's) or "
+        "storage (Gemini's) is paid for reads that never come.",
+        *storage_lines(s),
     ]
     prompt = costs.long_context_prompt_tokens
     for model, entry in costs.models.items():
@@ -376,7 +380,8 @@ def _break_even(s: ReportSummary) -> Section | None:
             "monthly cost lines of the model above cross, i.e. where the cheaper path "
             "changes. Below the cache-lifetime count every long-context question writes the "
             "cache; above it each lifetime pays one write and the rest are reads, so cached "
-            "long context costs lifetimes x write surcharge + volume x warm cost. When the "
+            "long context costs lifetimes x (write surcharge + storage for one lifetime, "
+            "where billed) + volume x warm cost. When the "
             "lines never cross, one path is cheaper at every volume and the table says which."
         ],
         table,

@@ -10,25 +10,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kb.backends.cost import PRICE_SOURCE, estimate_cost, model_context_window, one_hour_write_extra
-from kb.core.models import Usage
+from kb.backends.cost import PRICE_SOURCE
+from kb.report.cost_summary import cost_curves, cost_summary, price_models
 from kb.report.judge import judge_summary
 from kb.report.metrics import ThresholdPoint, mean, percentile, threshold_tradeoff
 from kb.report.options import ReportOptions
-from kb.report.projection import BreakEven, CostCurve, TokenMix, break_even, cost_curve
+from kb.report.projection import CostCurve
 from kb.report.questions import EvalQuestion
 from kb.report.recommendation import Paired, recommend
 from kb.report.rows import AnswerRow, RetrievalRow, Row, SweepRow
 from kb.report.summary import (
     Assumptions,
     AutoChoice,
-    BreakEvenSummary,
     CorpusInfo,
     CostSummary,
     Latency,
     Machine,
-    ModeCost,
-    ModelCosts,
     ModeSummary,
     RecallAtK,
     Recommendation,
@@ -55,7 +52,6 @@ class RunFacts:
     judge: str | None = None  # the judge backend's name, when answers were judged
 
 
-ONE_HOUR = 60.0  # minutes: from this cache lifetime on, writes are priced at 1-hour rates
 GROUPED_NOTE = (
     "Modes ran grouped (every question in one mode, then the next), not in the balanced "
     "orders the latency section describes: the local server's one prompt-cache slot keeps "
@@ -106,9 +102,9 @@ def summarize(
     """The typed summary of a run, and the cost curves the charts draw."""
     answers = [r for r in rows if isinstance(r, AnswerRow)]
     modes = {mode: mode_summary([r for r in answers if r.mode == mode]) for mode in options.modes}
-    price_models = _price_models(kb, options, facts.priced)
-    curves = _curves(price_models, options, answers)
-    costs = _cost_summary(options, curves, answers)
+    models = price_models(kb, options, facts.priced)
+    curves = cost_curves(models, options, answers)
+    costs = cost_summary(options, curves, answers)
     corpus = _corpus_info(kb, questions)
     auto = _auto_choice(kb, modes, facts.top_k)
     summary = ReportSummary(
@@ -128,7 +124,7 @@ def summarize(
         settings=_run_settings(kb, facts.top_k),
         corpus=corpus,
         assumptions=Assumptions(
-            options.cache_ttl_minutes, options.monthly_questions, price_models, PRICE_SOURCE
+            options.cache_ttl_minutes, options.monthly_questions, models, PRICE_SOURCE
         ),
         notes=list(options.notes) + ([GROUPED_NOTE] if options.grouped_modes else []),
         run_seconds=round(facts.seconds, 1),
@@ -322,113 +318,3 @@ def _latency(done: Sequence[AnswerRow]) -> Latency:
         warm_long_context_p50=_rounded(percentile(warm, 50)),
         rag_path_p50=_rounded(percentile([r.seconds for r in done if r.path == "rag"], 50)),
     )
-
-
-# ---- cost ------------------------------------------------------------------------------
-
-
-def _price_models(kb: KnowledgeBase, options: ReportOptions, priced: bool) -> list[str]:
-    """The models to project costs on: the run's own backend first when it is priced."""
-    models = list(options.price_models)
-    if priced and kb.backend.name not in models:
-        models.insert(0, kb.backend.name)
-    return models
-
-
-def _curves(
-    price_models: Sequence[str], options: ReportOptions, rows: Sequence[AnswerRow]
-) -> dict[str, dict[str, CostCurve]]:
-    """A CostCurve per price model and mode, from the token mixes the modes used."""
-
-    def pricer(model: str, usage: Usage) -> float | None:
-        cost = estimate_cost(model, usage)
-        if cost is None or options.cache_ttl_minutes < ONE_HOUR:
-            return cost
-        return cost + one_hour_write_extra(model, usage)  # a cache kept an hour costs more
-
-    curves: dict[str, dict[str, CostCurve]] = {}
-    for model in price_models:
-        curves[model] = {}
-        for mode in options.modes:
-            mixes = [TokenMix.from_usage(r.usage) for r in rows if r.mode == mode and r.ok]
-            if mixes:
-                curves[model][mode] = cost_curve(
-                    mode, model, mixes, pricer, options.cache_ttl_minutes
-                )
-    return curves
-
-
-def _cost_summary(
-    options: ReportOptions,
-    curves: dict[str, dict[str, CostCurve]],
-    rows: Sequence[AnswerRow],
-) -> CostSummary:
-    volume = options.monthly_questions
-    models = {}
-    for model, by_mode in curves.items():
-        provider, _, name = model.partition(":")
-        models[model] = ModelCosts(
-            modes={mode: _mode_cost(curve, volume) for mode, curve in by_mode.items()},
-            break_even={
-                key: BreakEvenSummary(
-                    volumes_per_month=[round(v) for v in found.volumes],
-                    cheaper_side=list(found.sides),
-                    cheaper_at_low_volume=found.cheaper_at_low,
-                    cheaper_at_high_volume=found.cheaper_at_high,
-                    explanation=found.explain(),
-                )
-                for key, found in _break_evens(by_mode).items()
-            },
-            context_window=model_context_window(provider, name),
-        )
-    any_curve = next((c for by_mode in curves.values() for c in by_mode.values()), None)
-    prompts = [
-        r.usage.total_input_tokens
-        for r in rows
-        if r.ok and r.path == "long_context" and not r.fallback
-    ]
-    return CostSummary(
-        projection=True,
-        monthly_questions=volume,
-        cache_ttl_minutes=options.cache_ttl_minutes,
-        cache_lifetimes_per_month=round(any_curve.windows_per_month, 1) if any_curve else None,
-        long_context_prompt_tokens=max(prompts, default=None),
-        models=models,
-    )
-
-
-def _mode_cost(curve: CostCurve, volume: int) -> ModeCost:
-    return ModeCost(
-        per_1000_without_cache_usd=round(curve.per_1000(volume, cached=False), 4),
-        per_1000_with_cache_usd=round(curve.per_1000(volume, cached=True), 4),
-        per_1000_warm_cache_usd=round(1000 * curve.warm, 4),
-        monthly_with_cache_usd=round(curve.monthly(volume, cached=True), 2),
-        monthly_without_cache_usd=round(curve.monthly(volume, cached=False), 2),
-        prefix_share=round(curve.prefix_share, 4),
-        write_surcharge_usd=round(curve.write_surcharge, 6),
-    )
-
-
-def _break_evens(by_mode: dict[str, CostCurve]) -> dict[str, BreakEven]:
-    """Cached long context against retrieval, and long context with against without
-    caching (the volume from which caching pays)."""
-    found: dict[str, BreakEven] = {}
-    lc, rag = by_mode.get("long_context"), by_mode.get("rag")
-    if lc is not None and rag is not None:
-        found["long_context_cached_vs_rag"] = break_even(
-            lc.monthly, rag.monthly, [lc.kink, rag.kink], ("long context (cached)", "retrieval")
-        )
-        found["long_context_uncached_vs_rag"] = break_even(
-            lambda v: lc.monthly(v, cached=False),
-            lambda v: rag.monthly(v, cached=False),
-            [],
-            ("long context (no cache)", "retrieval"),
-        )
-    if lc is not None:
-        found["long_context_cached_vs_uncached"] = break_even(
-            lc.monthly,
-            lambda v: lc.monthly(v, cached=False),
-            [lc.kink],
-            ("with caching", "without caching"),
-        )
-    return found

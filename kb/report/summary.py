@@ -84,6 +84,11 @@ class ModeCost:
     monthly_without_cache_usd: float
     prefix_share: float
     write_surcharge_usd: float
+    # An explicit cache's storage in monthly_with_cache_usd (Gemini; 0 elsewhere): the
+    # cached prefix kept for its lifetime after every cache write of the month.
+    monthly_storage_usd: float = 0.0
+    cached_prefix_tokens: int = 0
+    cached_hours_per_month: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,11 @@ class ModelCosts:
     modes: dict[str, ModeCost]
     break_even: dict[str, BreakEvenSummary]
     context_window: int | None
+    # Dollars per million tokens per hour an explicit cache is kept, and the rate's
+    # source (kb's table: genai-prices has none); None where no storage is billed or
+    # no rate is known.
+    storage_mtok_hour: float | None = None
+    storage_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
