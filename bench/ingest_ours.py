@@ -23,7 +23,11 @@ def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
     the embedding threads `kb ingest` sets."""
     settings = load_settings(data_dir=data_dir)
     set_embedding_threads(threads_for(settings, "ingest"))  # as api/cli.py's ingest does
-    embedder = Embedder(settings.embed_batch_size, backend=settings.embed_backend)
+    embedder = Embedder(
+        settings.embed_batch_size,
+        backend=settings.embed_backend,
+        precision=settings.embed_precision,
+    )
     embedder.embed(["warm up the model"])
     encoding()
     embedder.texts_embedded, embedder.seconds = 0, 0.0

@@ -1,6 +1,7 @@
-"""The embedding runtimes side by side (issue 18, item 2): torch, fp32 ONNX, int8 ONNX.
+"""The embedding runtimes side by side (issue 18, item 2): torch in fp32 and in bf16,
+fp32 ONNX, int8 ONNX.
 
-    .venv/bin/python bench/runtime_sweep.py [--runtimes torch,onnx,onnx-int8]
+    .venv/bin/python bench/runtime_sweep.py [--runtimes torch,torch-bf16,onnx,onnx-int8]
         [--sets handbook,...] [--work DIR] [--chunks 512] [--units 1024] [--rounds 1]
 
 Per runtime and dev set: all-gold recall@5 / @20 of the default retrieval and of
@@ -47,7 +48,7 @@ from bench.retrieval_bench import DEV_SETS as RETRIEVAL_SETS
 from bench.runtime_tables import print_tables
 from ingest import run_ingest
 from kb import KnowledgeBase
-from kb.core import EmbedBackend, Settings, load_settings
+from kb.core import EmbedBackend, EmbedPrecision, Settings, load_settings
 from kb.report import EvalQuestion, load_questions, recall_at_k, sample_questions, score_answer
 from kb.search import (
     DIMENSIONS,
@@ -63,7 +64,13 @@ CORPORA = {
     "squad-v2-dev": DATASETS / "squad-v2-dev" / "corpus.jsonl",
     "pydoc": ROOT / "corpora" / "pydoc" / "topics",
 }
-RUNTIMES: tuple[EmbedBackend, ...] = ("torch", "onnx", "onnx-int8")
+# runtime label: (KB_EMBED_BACKEND, KB_EMBED_PRECISION); the first is the reference
+RUNTIMES: dict[str, tuple[EmbedBackend, EmbedPrecision]] = {
+    "torch": ("torch", "fp32"),
+    "torch-bf16": ("torch", "bf16"),
+    "onnx": ("onnx", "fp32"),
+    "onnx-int8": ("onnx-int8", "fp32"),
+}
 SQUAD_READER_LIMIT, SQUAD_READER_SEED = 200, 7  # reader_bench's defaults
 
 
@@ -126,17 +133,26 @@ def load() -> float:
     return round(os.getloadavg()[0], 1)
 
 
-def settings_for(work: Path, runtime: EmbedBackend, corpus: str) -> Settings:
+def settings_for(work: Path, runtime: str, corpus: str) -> Settings:
     # the reader bench's long-context budget: the squad snapshot (205k tokens) fits
+    backend, precision = RUNTIMES[runtime]
     return load_settings(
-        data_dir=work / runtime / corpus, embed_backend=runtime, long_context_budget=400_000
+        data_dir=work / runtime / corpus,
+        embed_backend=backend,
+        embed_precision=precision,
+        long_context_budget=400_000,
     )
+
+
+def embedder_for(runtime: str, batch_size: int) -> Embedder:
+    backend, precision = RUNTIMES[runtime]
+    return Embedder(batch_size, backend=backend, precision=precision)
 
 
 # ---- accuracy: recall and the reader, per runtime and set -----------------------------
 
 
-def ingest(work: Path, runtime: EmbedBackend, corpus: str, embedder: Embedder) -> dict[str, Any]:
+def ingest(work: Path, runtime: str, corpus: str, embedder: Embedder) -> dict[str, Any]:
     settings = settings_for(work, runtime, corpus)
     source = CORPORA[corpus]
     if corpus == "pydoc" and not source.exists():
@@ -186,13 +202,13 @@ def reader_accuracy(kb: KnowledgeBase, questions: list[EvalQuestion]) -> dict[st
 
 
 def measure(
-    work: Path, runtimes: Sequence[EmbedBackend], sets: Sequence[str], batch_size: int
+    work: Path, runtimes: Sequence[str], sets: Sequence[str], batch_size: int
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """({runtime: {set: figures}}, {runtime: {corpus: ingest figures}})."""
     results: dict[str, dict[str, Any]] = {}
     ingests: dict[str, dict[str, Any]] = {}
     for runtime in runtimes:
-        embedder = Embedder(batch_size, backend=runtime)
+        embedder = embedder_for(runtime, batch_size)
         embedder.embed_one("load the model before the clock")
         results[runtime], ingests[runtime] = {}, {}
         for name in sets:
@@ -251,14 +267,14 @@ def ingest_calls(work: Path, chunks: int, units: int) -> dict[str, list[list[str
 
 
 def throughput(
-    runtimes: Sequence[EmbedBackend],
+    runtimes: Sequence[str],
     calls: dict[str, list[list[str]]],
     batch_size: int,
     rounds: int,
 ) -> dict[str, dict[str, Any]]:
     """{kind: {runtime: figures}}: each call embedded by every runtime in turn (the
     order rotating call by call), so all of them see the same load."""
-    embedders = {rt: Embedder(batch_size, backend=rt) for rt in runtimes}
+    embedders = {rt: embedder_for(rt, batch_size) for rt in runtimes}
     for embedder in embedders.values():
         embedder.embed(["load the model before the clock"])
     counts = {rt: TokenCount(e.model) for rt, e in embedders.items()}

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kb.core import EmbedBackend
 from kb.search import embedding_threads
 
 RECALL_BOUND = 0.5  # points of recall a runtime may lose against torch
@@ -20,9 +19,7 @@ def _delta(value: float | None, reference: float | None) -> str:
     return f" ({value - reference:+.1f})"
 
 
-def verdict(
-    results: dict[str, dict[str, Any]], runtimes: Sequence[EmbedBackend]
-) -> dict[str, list[str]]:
+def verdict(results: dict[str, dict[str, Any]], runtimes: Sequence[str]) -> dict[str, list[str]]:
     """{runtime: the bounds it breaks, as 'set figure -x.x pt'}: empty when it holds."""
     base = results[runtimes[0]]
     out: dict[str, list[str]] = {}
@@ -50,7 +47,7 @@ def print_tables(
     results: dict[str, dict[str, Any]],
     ingests: dict[str, dict[str, Any]],
     speed: dict[str, dict[str, Any]],
-    runtimes: Sequence[EmbedBackend],
+    runtimes: Sequence[str],
 ) -> dict[str, list[str]]:
     """Every table the sweep prints, then the verdict; returns the verdict."""
     first = runtimes[0]
@@ -69,7 +66,7 @@ def print_tables(
     return misses
 
 
-def _accuracy_table(results: dict[str, dict[str, Any]], runtimes: Sequence[EmbedBackend]) -> None:
+def _accuracy_table(results: dict[str, dict[str, Any]], runtimes: Sequence[str]) -> None:
     first = runtimes[0]
     print("\nRecall (all gold, %) and reader accuracy (%) per dev set; (+x.x): points against "
           f"{first}\n")  # fmt: skip
@@ -99,7 +96,7 @@ def _accuracy_table(results: dict[str, dict[str, Any]], runtimes: Sequence[Embed
             print(f"| {name} | {counts} | {rt} | " + " | ".join(cells) + " |")
 
 
-def _ingest_table(ingests: dict[str, dict[str, Any]], runtimes: Sequence[EmbedBackend]) -> None:
+def _ingest_table(ingests: dict[str, dict[str, Any]], runtimes: Sequence[str]) -> None:
     print("\nIngest of each corpus (seconds; 0 embedded: an index reused from an earlier run)\n")
     print("| corpus | " + " | ".join(runtimes) + " |")
     print("|---|" + "---|" * len(runtimes))

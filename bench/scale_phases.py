@@ -60,7 +60,11 @@ def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
         for doc in corpus_documents(corpus)
         for unit in reading_units(doc.text)
     ]
-    embedder = Embedder(settings.embed_batch_size, backend=settings.embed_backend)
+    embedder = Embedder(
+        settings.embed_batch_size,
+        backend=settings.embed_backend,
+        precision=settings.embed_precision,
+    )
     embedder.embed(chunks[:16])
     result: dict[str, Any] = {}
     for kind, texts, step in (("chunks", chunks, 256), ("units", units, EMBED_STEP)):

@@ -1,4 +1,5 @@
-"""The embedding runtimes (ONNX Runtime and torch) and the thread bound."""
+"""The embedding runtimes (ONNX Runtime and torch, torch in fp32 and bf16) and the
+thread bound."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import config_key, run_ingest
+from kb.core.errors import SettingsError
 from kb.core.settings import EmbedBackend, load_settings
+from kb.search import embedding
 from kb.search.embedding import MODEL_NAME, Embedder, available_cores, model_path, threads_for
 from kb.search.onnx_export import ONNX_INT8_FILE, onnx_model_dir
 from kb.store.corpus import CorpusVersion
@@ -26,11 +29,67 @@ TEXTS = [
 @pytest.mark.integration
 def test_onnx_and_torch_give_the_same_vectors(embedder: Embedder) -> None:
     assert embedder.backend == "torch"  # the default
-    torch = embedder.embed(TEXTS)
+    torch = Embedder(precision="fp32").embed(TEXTS)
     onnx = Embedder(backend="onnx").embed(TEXTS)
     assert onnx.shape == torch.shape == (3, 384)
     assert np.abs(onnx - torch).max() < 1e-4
     assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_bf16_vectors_stay_within_the_noise_of_fp32() -> None:
+    """bf16 autocast changes the vectors (it really runs) by less than the config key
+    tolerates: cosine 0.9999+ of fp32's, unit length, the same nearest text; questions
+    stay in fp32."""
+    fp32 = Embedder(precision="fp32")
+    bf16 = Embedder(precision="bf16")
+    assert (fp32.arithmetic, bf16.arithmetic) == ("fp32", "bf16")
+    texts = [*TEXTS, "How much may a night in a Lisbon hotel cost?"]
+    a, b = fp32.embed(texts), bf16.embed(texts)
+    assert not np.allclose(a, b, atol=1e-6)
+    assert (a * b).sum(axis=1).min() > 0.9999
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert np.argmax(b[:3] @ b[3]) == np.argmax(a[:3] @ a[3]) == 1
+    # a question is embedded in fp32 whatever the precision
+    assert np.allclose(bf16.embed_one(texts[3]), a[3], atol=1e-6)
+    spans = [[(0, 6)], [(4, 16)], [(0, 8)]]
+    pooled_a = fp32.embed_with_spans(TEXTS, spans)[1]
+    pooled_b = bf16.embed_with_spans(TEXTS, spans)[1]
+    for x, y in zip(pooled_a, pooled_b, strict=True):
+        assert (x * y).sum() > 0.999
+
+
+@pytest.mark.integration
+def test_batches_follow_token_length_and_leave_each_vector_as_alone() -> None:
+    """Texts go to the model in batches of similar token length, longest first, and
+    each text's vector is the one it gets embedded alone."""
+    embedder = Embedder(batch_size=2, precision="fp32")
+    texts = [*TEXTS, "Short.", "A somewhat longer sentence about the kettle rota.", "Hi"]
+    lengths = [len(embedder.model.tokenizer(t)["input_ids"]) for t in texts]
+    batches = embedder._batches(texts)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(texts)))
+    seen = [lengths[row] for rows in batches for row in rows]
+    assert seen == sorted(lengths, reverse=True)
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    assert np.abs(together - alone).max() < 1e-5
+
+
+@pytest.mark.fast
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(embedding, "native_bf16", lambda native=native: native)
+        assert embedding.arithmetic("auto") == expected
+        assert Embedder(precision="auto").arithmetic == expected
+        assert Embedder(backend="onnx", precision="auto").arithmetic == "fp32"
+    assert embedding.arithmetic("fp32") == "fp32"
+    assert embedding.arithmetic("bf16") == "bf16"
+    with pytest.raises(
+        SettingsError, match="KB_EMBED_PRECISION: Input should be .auto., .fp32. or .bf16."
+    ):
+        load_settings(embed_precision="fp16")
 
 
 @pytest.mark.integration

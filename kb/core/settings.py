@@ -18,6 +18,7 @@ from kb.core.errors import InvalidRequestError, SettingsError
 
 Mode = Literal["auto", "long_context", "rag", "self_route"]
 EmbedBackend = Literal["onnx", "onnx-int8", "torch"]
+EmbedPrecision = Literal["auto", "fp32", "bf16"]
 
 # Chosen on the dev sets, by the worst of them (docs/benchmarks.md, "Retrieval").
 RAG_CONTEXT_TOKENS_DEFAULT = 6_000
@@ -83,6 +84,14 @@ class Settings(BaseSettings):
         "int8 weights, made once beside it: about 2x torch's speed, but up to 7.5 points "
         "of recall@5 lower on the dev sets, see bench/results/). Part of the index's "
         "config: switching re-embeds.",
+    )
+    embed_precision: EmbedPrecision = Field(
+        "auto",
+        description="Arithmetic of the torch runtime: `bf16` runs the model's matrix "
+        "products in bfloat16 (torch autocast; vectors at cosine 0.9999+ of fp32's), `fp32` "
+        "in float32, `auto` bf16 where the CPU computes it natively (AVX512-BF16 or AMX) "
+        "and fp32 elsewhere. Not part of the index's config: vectors of both mix safely. "
+        "ONNX runtimes ignore it.",
     )
     embed_threads: int = Field(
         0,

