@@ -191,7 +191,7 @@ class JudgeSummary:
 
     judge: str
     judged: int  # answered, answerable questions x modes with a correctness verdict
-    undecided: int  # replies that were not the JSON asked for
+    undecided: int  # replies that were no verdict (kb.report.judge.verdict)
     accuracy: dict[str, float | None]
     faithfulness: dict[str, float | None]
     agreement_with_contains: float | None
