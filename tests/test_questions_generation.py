@@ -239,6 +239,40 @@ def test_bad_input_fails_before_any_work(
     assert check_max_requests(None, 30) == 120 and check_max_requests(30, 30) == 30
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--max-requests", "50"], "--max-requests applies only to --generate N"),
+        (["--unanswerable-share", "0.3"], "--unanswerable-share applies only to --generate N"),
+        (
+            ["--two-document-share", "0", "--max-requests", "9"],
+            "--two-document-share and --max-requests apply only to --generate N",
+        ),
+    ],
+)
+def test_report_refuses_generation_options_with_a_question_file_before_any_work(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    given: list[str],
+    named: str,
+) -> None:
+    def no_loading(**_: object) -> Settings:
+        raise AssertionError("settings were loaded: the check came too late")
+
+    monkeypatch.setattr("api.cli_report.load_settings", no_loading)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"qid": "a", "question": "When?", "answers": ["x"]}) + "\n")
+    out = tmp_path / "r"
+    args = ["report", "--questions", str(questions), "--out", str(out), *given]
+    assert main([*args, "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert named in err
+    assert "with --questions FILE the evaluation set is read as it stands" in err
+    assert not out.exists() and not (tmp_path / "data").exists()
+
+
 @pytest.mark.integration
 def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
     corpus: CorpusVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
