@@ -48,20 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_generation_arguments(parser)
 
 
-def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options `kb questions` and `kb report --generate` share: the shares of each
-    kind of question and the request cap."""
+GENERATION_OPTIONS = ("--two-document-share", "--unanswerable-share", "--max-requests")
+
+
+def add_generation_arguments(parser: argparse._ActionsContainer) -> None:
+    """The options `kb questions` and `kb report --generate` share (on a parser, or on
+    one of its argument groups): the shares of each kind of question and the request
+    cap. Each defaults to None (its default applies in `shares` and
+    `check_max_requests`) so a command can tell that it was given."""
     parser.add_argument(
         "--two-document-share",
         type=float,
-        default=0.2,
-        help="share of generated questions that need two documents (generative only; 0.2)",
+        default=None,
+        help="share of generated questions that need two documents (generative only; "
+        f"default {Shares().two_document:g})",
     )
     parser.add_argument(
         "--unanswerable-share",
         type=float,
-        default=0.1,
-        help="share of generated questions the corpus cannot answer (generative only; 0.1)",
+        default=None,
+        help="share of generated questions the corpus cannot answer (generative only; "
+        f"default {Shares().unanswerable:g})",
     )
     parser.add_argument(
         "--max-requests",
@@ -74,11 +81,26 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def generation_options_given(args: argparse.Namespace) -> list[str]:
+    """The generation options given on the command line (GENERATION_OPTIONS order)."""
+    return [
+        option
+        for option in GENERATION_OPTIONS
+        if getattr(args, option.removeprefix("--").replace("-", "_")) is not None
+    ]
+
+
+def shares(args: argparse.Namespace) -> Shares:
+    """The shares of each kind of question: the options given, else Shares' defaults."""
+    given = {"two_document": args.two_document_share, "unanswerable": args.unanswerable_share}
+    return Shares(**{name: value for name, value in given.items() if value is not None})
+
+
 def check_generation_arguments(args: argparse.Namespace, count: int) -> None:
     """Raise InvalidRequestError for a bad count, share or request cap, before any
     model loads."""
     check_count(count)
-    Shares(args.two_document_share, args.unanswerable_share)
+    shares(args)
     check_max_requests(args.max_requests, count)
 
 
@@ -88,9 +110,8 @@ def generate_into(
     """Generate `count` questions from the base's corpus into `out_dir` with its
     backend; returns the questions file and a sentence for the report saying how they
     were made."""
-    shares = Shares(args.two_document_share, args.unanswerable_share)
     generated = generate_questions(
-        base.corpus(), count, args.seed, base.backend, shares, args.max_requests
+        base.corpus(), count, args.seed, base.backend, shares(args), args.max_requests
     )
     questions, review = write_generated(generated, out_dir)
     kind = (

@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="no question file: first write N questions from the corpus (as `kb questions` "
-        "does, with --backend, --seed and --max-requests) into OUT/questions/, with a "
-        "review sheet",
+        "does, with --backend, --seed, --max-requests and the shares, which apply only "
+        "here) into OUT/questions/, with a review sheet",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
     parser.add_argument(
@@ -81,7 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=None, help="most chunks for retrieval")
     _add_pricing_arguments(parser)
     _add_report_text_arguments(parser)
-    cli_questions.add_generation_arguments(parser)
+    cli_questions.add_generation_arguments(
+        parser.add_argument_group(
+            "question writing (with --generate N only; refused with --questions FILE)"
+        )
+    )
 
 
 def _add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +200,7 @@ def _options(args: argparse.Namespace) -> ReportOptions:
         raise InvalidRequestError("Give either --questions FILE or --generate N (one of them).")
     if args.generate is not None:
         cli_questions.check_generation_arguments(args, args.generate)
+    _reject_generation_options(args)
     return ReportOptions(
         questions_path=args.questions or args.out / "questions" / "questions.jsonl",
         modes=_names(args.modes),
@@ -211,6 +216,20 @@ def _options(args: argparse.Namespace) -> ReportOptions:
         judge=args.judge,
         grouped_modes=args.grouped_modes,
     )
+
+
+def _reject_generation_options(args: argparse.Namespace) -> None:
+    """With --questions FILE nothing is generated: an option that shapes generation
+    would be ignored, so it is refused instead."""
+    given = cli_questions.generation_options_given(args) if args.questions else []
+    if given:
+        raise InvalidRequestError(
+            f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to "
+            "--generate N (shaping the questions written from the corpus); with "
+            "--questions FILE the evaluation set is read as it stands. Drop "
+            f"{'it' if len(given) == 1 else 'them'}, or use --generate N instead of "
+            "--questions."
+        )
 
 
 def _print_outcome(result: ReportResult) -> None:

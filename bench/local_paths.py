@@ -66,8 +66,13 @@ def pick_slice(corpus: Path, budget: int, into: Path) -> list[str]:
 def questions_for(base: KnowledgeBase, out: Path, count: int, seed: int) -> tuple[Path, str]:
     """The local model's generated questions; handbook questions on the slice fill up."""
     generated = generate_questions(base.corpus(), count, seed, base.backend)
-    path, _ = write_generated(generated, out / "questions")
     kept = len(generated.questions)
+    if kept:
+        path, _ = write_generated(generated, out / "questions")
+    else:  # write_generated refuses an empty set: the handbook's questions are the set
+        path = out / "questions" / "questions.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("", "utf-8")
     slice_docs = set(base.corpus().manifest.by_id())
     extra = []
     for line in HANDBOOK_QUESTIONS.read_text("utf-8").splitlines():

@@ -155,23 +155,73 @@ def test_a_named_judge_that_writes_no_text_is_refused_before_any_question(
     assert backend.prompts == []
 
 
-@pytest.mark.integration
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
         ('{"correct": true}', True),
         ('Verdict: {"correct": false} because', False),
         ("Yes, the answer is correct.", True),
-        ("The answer is not correct. It says", False),
-        ("Incorrect.", False),
-        ("No.", False),
+        ("Yes.", True),
+        ("**No**, it says Monday.", False),
+        ("Correct.", True),
+        ("incorrect", False),
+        ("Incorrect: the reference says 5 minutes.", False),
+        ("True", True),
+        ("false", False),
+        # Not a verdict word first, or not a JSON boolean: undecided, never a yes.
+        ("not correct", None),
+        ("The answer is not correct. It says", None),
+        ("The answer is correct.", None),
+        ("Correctly answered? I cannot say.", None),
+        ('{"correct": "yes"}', None),
+        ('{"correct": "true"} correct', None),
         ("I am not sure what you mean.", None),
+        ("", None),
     ],
 )
-def test_a_judge_verdict_is_read_from_json_or_a_plain_yes_or_no(
+def test_a_free_text_verdict_is_a_json_boolean_or_a_verdict_word_first(
     reply: str, expected: bool | None
 ) -> None:
     assert verdict(reply, "correct") is expected
+
+
+@pytest.mark.fast
+def test_a_faithfulness_verdict_reads_its_own_words() -> None:
+    assert verdict("Faithful.", "faithful") is True
+    assert verdict("Unfaithful: it adds a date.", "faithful") is False
+    assert verdict("not faithful", "faithful") is None
+    assert verdict("Correct.", "faithful") is None  # another key's word
+
+
+def undecided_judge(prompt: Prompt) -> str:
+    """Answers as `answer_and_judge`, but judges correctness in free text that is no
+    verdict: a string for the boolean, a negation that does not open with a verdict."""
+    if prompt.instructions == JUDGE_CORRECTNESS_INSTRUCTIONS:
+        graded = prompt.context.split("Answer to grade: ")[1]
+        return '{"correct": "yes"}' if "Tuesdays" in graded else "not correct, I think"
+    return answer_and_judge(prompt)
+
+
+@pytest.mark.integration
+def test_replies_that_are_no_verdict_are_counted_undecided_and_containment_stands(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = load_settings(data_dir=tmp_path / "data")
+    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    backend = ScriptedBackend(undecided_judge, model="writer")
+    options = ReportOptions(questions, modes=("long_context", "rag"), threshold_sweep=False)
+    with KnowledgeBase(settings, backend=backend, embedder=embedder) as kb:
+        summary = run_report(kb, options).summary
+    judge = summary.judge
+    assert judge is not None
+    assert (judge.judged, judge.undecided, judge.disagreements) == (0, 4, [])
+    # Undecided rows keep containment's score: "On Tuesdays" right, the paraphrase wrong
+    # (and the refused unanswerable question right).
+    assert judge.accuracy == {"long_context": pytest.approx(2 / 3), "rag": pytest.approx(2 / 3)}
+    assert summary.modes["rag"].contains == 0.5
 
 
 # ---- structured verdicts: the exact request bodies, with a recorded reply where the

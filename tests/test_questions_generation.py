@@ -24,7 +24,7 @@ from kb.backends.prompts import (
     Prompt,
     generation_prompt,
 )
-from kb.core.errors import InvalidRequestError
+from kb.core.errors import InvalidRequestError, NoQuestionsKeptError
 from kb.core.settings import Settings, load_settings
 from kb.report.generate import (
     MAX_REQUESTS,
@@ -33,11 +33,19 @@ from kb.report.generate import (
     generate_questions,
     parse_reply,
 )
-from kb.report.generated import Filters, GeneratedQuestion, write_generated
+from kb.report.generated import (
+    Dropped,
+    Filters,
+    GeneratedQuestion,
+    GeneratedSet,
+    review_sheet,
+    write_generated,
+)
 from kb.report.metrics import normalize_answer
 from kb.report.questions import load_questions
 from kb.report.sampling import stratified_sample
 from kb.search.embedding import Embedder
+from kb.service import KnowledgeBase
 from kb.store.corpus import CorpusVersion
 from tests import llm_server
 from tests.conftest import write_corpus
@@ -239,6 +247,40 @@ def test_bad_input_fails_before_any_work(
     assert check_max_requests(None, 30) == 120 and check_max_requests(30, 30) == 30
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--max-requests", "50"], "--max-requests applies only to --generate N"),
+        (["--unanswerable-share", "0.3"], "--unanswerable-share applies only to --generate N"),
+        (
+            ["--two-document-share", "0", "--max-requests", "9"],
+            "--two-document-share and --max-requests apply only to --generate N",
+        ),
+    ],
+)
+def test_report_refuses_generation_options_with_a_question_file_before_any_work(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    given: list[str],
+    named: str,
+) -> None:
+    def no_loading(**_: object) -> Settings:
+        raise AssertionError("settings were loaded: the check came too late")
+
+    monkeypatch.setattr("api.cli_report.load_settings", no_loading)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"qid": "a", "question": "When?", "answers": ["x"]}) + "\n")
+    out = tmp_path / "r"
+    args = ["report", "--questions", str(questions), "--out", str(out), *given]
+    assert main([*args, "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert named in err
+    assert "with --questions FILE the evaluation set is read as it stands" in err
+    assert not out.exists() and not (tmp_path / "data").exists()
+
+
 @pytest.mark.integration
 def test_kb_report_generate_writes_the_set_the_sheet_a_report_and_records_it(
     corpus: CorpusVersion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -279,11 +321,13 @@ def test_requests_stop_at_the_cap_and_the_set_says_why_it_stopped(
     assert len(backend.prompts) == capped.requests == 3 and capped.max_requests == 3
     assert capped.questions == [] and len(capped.dropped) == 3
     assert capped.stopped == "request cap reached"
-    _, review = write_generated(capped, tmp_path)
     assert (
         "0 questions kept, 3 dropped; 3 requests to the model (cap 3); stopped: request cap "
         "reached, before the count (--max-requests raises it)."
-    ) in review.read_text("utf-8")
+    ) in review_sheet(capped)
+    with pytest.raises(NoQuestionsKeptError, match="Try a larger --max-requests"):
+        write_generated(capped, tmp_path / "set")
+    assert not (tmp_path / "set").exists()  # no empty set for `kb report` to read
     # The default cap (4 x 2) is above the corpus's chunks: every one is tried.
     exhausted = generate_questions(corpus, 2, 0, ScriptedBackend(garbage), Shares(0, 0))
     assert exhausted.max_requests == 8 and exhausted.requests == len(corpus.chunks) < 8
@@ -291,6 +335,64 @@ def test_requests_stop_at_the_cap_and_the_set_says_why_it_stopped(
     # A writer that keeps its questions stops at the count, whatever the cap left.
     written = generate_questions(corpus, 1, 3, ScriptedBackend(writer), Shares(0, 0), 1)
     assert (len(written.questions), written.requests, written.stopped) == (1, 1, "count reached")
+
+
+def refusing_writer(prompt: Prompt) -> str:
+    """A writer whose replies the filters drop: no JSON, or an answer not in its span."""
+    if "Tuesdays" in prompt.context:
+        return json.dumps({"question": "Which day do releases go out?", "answer": "Fridays"})
+    return "I would rather not."
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", ["questions", "report"])
+def test_a_run_that_keeps_no_question_fails_saying_why_and_writes_no_set(
+    command: str,
+    corpus: CorpusVersion,
+    embedder: Embedder,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = ScriptedBackend(refusing_writer, model="writer")
+
+    def scripted_base(settings: Settings) -> KnowledgeBase:
+        return KnowledgeBase(settings, backend=backend, embedder=embedder)
+
+    monkeypatch.setattr(f"api.cli_{command}.KnowledgeBase", scripted_base)
+    out = tmp_path / "out"
+    args = [command, "--data-dir", str(corpus.layout.data_dir), "--out", str(out)]
+    args += ["--count", "2"] if command == "questions" else ["--generate", "2"]
+    assert main([*args, "--max-requests", "3", "--unanswerable-share", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(backend.prompts) == 3
+    assert err == (
+        "kb: No question was kept (scripted:writer, seed 0; 3 requests to the model (cap 3); "
+        "stopped: request cap reached, before the count (--max-requests raises it)). "
+        "The filters dropped all 3: reply is not the JSON asked for (2), "
+        "answer not in its span (1); the first: (reply: 'I would rather not.'). "
+        "Nothing was written. Try a larger --max-requests (it was 3), or another --backend "
+        "whose replies are the JSON asked for.\n"
+    )
+    assert not out.exists()  # no empty questions.jsonl, no report
+
+
+@pytest.mark.fast
+def test_why_nothing_was_kept_names_what_to_try_for_each_way_writing_stopped() -> None:
+    offline = GeneratedSet("known-item (offline)", 0)
+    assert offline.nothing_kept() == (
+        "No question was kept (known-item (offline), seed 0; no requests to a model "
+        "(offline); stopped: chunks exhausted, every chunk tried). Nothing was written. "
+        "The corpus gave no known-item query (a distinctive heading, or a sentence with "
+        "discriminative words): ingest more text, or use a generative --backend."
+    )
+    dropped = [Dropped("duplicate", "Who signs?", "a.md"), Dropped("duplicate", "Who?", "b.md")]
+    tried = GeneratedSet("openai:m", 4, dropped=dropped, requests=2, max_requests=8)
+    assert tried.nothing_kept().endswith(
+        "The filters dropped all 2: duplicate (2); the first: Who signs? Nothing was "
+        "written. Every chunk was tried: try another --backend (one that follows the JSON "
+        "format asked for, e.g. with structured output), or a corpus with more text."
+    )
 
 
 @pytest.mark.integration

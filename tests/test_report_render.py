@@ -11,6 +11,7 @@ import pytest
 
 from kb.core.models import Usage
 from kb.report.charts import dodge, render_charts
+from kb.report.cost_summary import model_rates
 from kb.report.html import render_html
 from kb.report.markdown import render_markdown
 from kb.report.metrics import QuestionScore, ThresholdPoint
@@ -94,6 +95,7 @@ def _summary(**changes: object) -> ReportSummary:
                     )
                 },
                 context_window=1_000_000,
+                rates=model_rates(MODEL, 9100),
             )
         },
     )

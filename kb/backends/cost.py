@@ -13,13 +13,21 @@ A user can override or add prices with a JSON file (`KB_PRICE_OVERRIDES`)::
     {"openai:gpt-4o-mini": {"input_mtok": 0.15, "cache_read_mtok": 0.075,
                             "cache_write_mtok": 0.15, "output_mtok": 0.6}}
 
-in dollars per million tokens; an override takes precedence over the table.
+in dollars per million tokens; an override takes precedence over the table, for the
+service's cost of each answer and for every rate the report's projection reads
+(`estimate_cost`, `caching_rates`, `one_hour_write_extra`, `cache_storage_rate`).
+Two optional keys serve the projection: `cache_write_1h_mtok`, the write rate of a
+cache kept an hour (Anthropic; without it such a write costs `cache_write_mtok`), and
+`storage_mtok_hour`, an explicit cache's storage in dollars per million tokens per
+hour kept (Gemini; without it kb's storage table below applies where it knows the
+model). An overridden model has no price steps: its rates hold at every prompt size.
 The `extractive` and `local` backends run on this machine and cost nothing, so
 they have no price (`None`), as has a model neither source knows.
 
 An explicit cache's storage, billed per token-hour (Gemini), has no unit in the table:
-`cache_storage_rate` reads kb's own small table of storage rates at the end of this
-module, which names its source and the date it was checked.
+`cache_storage_rate` reads an override's `storage_mtok_hour`, else kb's own small table
+of storage rates at the end of this module, which names its source and the date it was
+checked.
 
 Token conventions differ: `kb.core.models.Usage.input_tokens` counts only the
 uncached input, while genai-prices wants `input_tokens` to be the total input
@@ -44,18 +52,25 @@ from kb.core.models import Usage
 PRICE_SOURCE = f"genai-prices {genai_prices.__version__} (bundled price data)"
 FREE_PROVIDERS = frozenset({"extractive", "local"})
 PRICE_FIELDS = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+# Keys an override may add for the report's projection (see the module docstring).
+PROJECTION_FIELDS = ("cache_write_1h_mtok", "storage_mtok_hour")
+ALLOWED_FIELDS = PRICE_FIELDS + PROJECTION_FIELDS
+OVERRIDE_SOURCE = "KB_PRICE_OVERRIDES"
 
 ModelRef = str | tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """Dollars per million tokens of each kind, as in an override file."""
+    """Dollars per million tokens of each kind, as in an override file; the two
+    projection rates are None when the file does not give them."""
 
     input_mtok: Decimal
     cache_read_mtok: Decimal
     cache_write_mtok: Decimal
     output_mtok: Decimal
+    cache_write_1h_mtok: Decimal | None = None
+    storage_mtok_hour: Decimal | None = None  # per million tokens per hour kept
 
     def cost(self, usage: Usage) -> Decimal:
         return (
@@ -104,13 +119,13 @@ def _parse_overrides(path: str, _stamp: int) -> dict[str, Price]:
         if not isinstance(entry, dict) or not {"input_mtok", "output_mtok"} <= entry.keys():
             raise SettingsError(
                 f"KB_PRICE_OVERRIDES: {path}: {ref!r} needs at least input_mtok and output_mtok "
-                f"(dollars per million tokens); allowed keys: {', '.join(PRICE_FIELDS)}"
+                f"(dollars per million tokens); allowed keys: {', '.join(ALLOWED_FIELDS)}"
             )
-        unknown = entry.keys() - set(PRICE_FIELDS)
+        unknown = entry.keys() - set(ALLOWED_FIELDS)
         if unknown:
             raise SettingsError(
                 f"KB_PRICE_OVERRIDES: {path}: {ref!r} has unknown keys {sorted(unknown)}; "
-                f"allowed: {', '.join(PRICE_FIELDS)}"
+                f"allowed: {', '.join(ALLOWED_FIELDS)}"
             )
         try:
             values = {key: Decimal(str(value)) for key, value in entry.items()}
@@ -126,6 +141,18 @@ def _parse_overrides(path: str, _stamp: int) -> dict[str, Price]:
     return prices
 
 
+def price_override(model_ref: ModelRef, overrides: Path | None) -> Price | None:
+    """The `overrides` file's entry for `model_ref`, or None (no file, no entry)."""
+    provider, model = split_ref(model_ref)
+    return load_price_overrides(overrides).get(f"{provider}:{model}")
+
+
+def override_source(overrides: Path) -> str:
+    """How the report names the override file as a price source (its name only: a
+    committed report carries no path of the machine it was made on)."""
+    return f"{OVERRIDE_SOURCE} ({Path(overrides).name})"
+
+
 def estimate_cost(
     model_ref: ModelRef,
     usage: Usage,
@@ -139,7 +166,7 @@ def estimate_cost(
     (default now: prices change on dated steps). `None` for the free local
     backends and for models neither source knows."""
     provider, model = split_ref(model_ref)
-    override = load_price_overrides(overrides).get(f"{provider}:{model}")
+    override = price_override(model_ref, overrides)
     if override is not None:
         return float(override.cost(usage))
     if provider in FREE_PROVIDERS or not model:
@@ -173,19 +200,34 @@ def model_context_window(provider: str, model: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class CachingRates:
-    """A model's per-million-token rates for one request size, from the price table:
-    what the projection's caching rules rest on. None where the table has no entry."""
+    """A model's per-million-token rates for one request size, from the price table
+    or an override (`source` says which): what the projection's caching rules rest
+    on. None where the source has no entry."""
 
     input_mtok: Decimal
     cache_read_mtok: Decimal | None
     cache_write_mtok: Decimal | None  # 5-minute lifetime (Anthropic), if priced apart
     cache_write_1h_mtok: Decimal | None  # 1-hour lifetime (Anthropic)
     tier_start: int | None  # input tokens above which the prices step up
+    source: str = PRICE_SOURCE
 
 
-def caching_rates(model_ref: ModelRef, input_tokens: int) -> CachingRates | None:
-    """The table's rates for `model_ref` at a request of `input_tokens` (tiered prices
-    resolved for that size), or None when genai-prices does not know the model."""
+def caching_rates(
+    model_ref: ModelRef, input_tokens: int, *, overrides: Path | None = None
+) -> CachingRates | None:
+    """The rates for `model_ref` at a request of `input_tokens`: an entry of the
+    `overrides` file as given (no price steps), else the table's (tiered prices
+    resolved for that size); None when neither knows the model."""
+    override = price_override(model_ref, overrides)
+    if override is not None and overrides is not None:
+        return CachingRates(
+            input_mtok=override.input_mtok,
+            cache_read_mtok=override.cache_read_mtok,
+            cache_write_mtok=override.cache_write_mtok,
+            cache_write_1h_mtok=override.cache_write_1h_mtok,
+            tier_start=None,
+            source=override_source(overrides),
+        )
     provider, model = split_ref(model_ref)
     try:
         _, info = get_snapshot().find_provider_model(model, None, provider or None, None)
@@ -214,13 +256,15 @@ def caching_rates(model_ref: ModelRef, input_tokens: int) -> CachingRates | None
     )
 
 
-def one_hour_write_extra(model_ref: ModelRef, usage: Usage) -> float:
-    """What a cache write costs beyond the table's 5-minute write rate when the cache
-    is kept for an hour (Anthropic: 2x input instead of 1.25x); 0 where the table has
-    no 1-hour rate."""
+def one_hour_write_extra(
+    model_ref: ModelRef, usage: Usage, *, overrides: Path | None = None
+) -> float:
+    """What a cache write costs beyond the 5-minute write rate when the cache is kept
+    for an hour (Anthropic: 2x input instead of 1.25x), from the same source as
+    `caching_rates`; 0 where that source has no 1-hour rate."""
     if not usage.cache_write_tokens:
         return 0.0
-    rates = caching_rates(model_ref, usage.total_input_tokens)
+    rates = caching_rates(model_ref, usage.total_input_tokens, overrides=overrides)
     if rates is None or rates.cache_write_1h_mtok is None or rates.cache_write_mtok is None:
         return 0.0
     extra = rates.cache_write_1h_mtok - rates.cache_write_mtok
@@ -252,7 +296,8 @@ STORAGE_BILLING_PROVIDERS = frozenset({"google"})
 @dataclass(frozen=True, slots=True)
 class StorageRate:
     """What keeping an explicit cache costs, in dollars per million tokens per hour,
-    and where that rate comes from (kb's table, as genai-prices lacks storage)."""
+    and where that rate comes from (an override, or kb's table: genai-prices lacks
+    storage)."""
 
     mtok_hour: Decimal
     source: str
@@ -262,10 +307,15 @@ class StorageRate:
         return float(self.mtok_hour) * tokens * hours / 1_000_000
 
 
-def cache_storage_rate(model_ref: ModelRef) -> StorageRate | None:
-    """The explicit-cache storage rate of `model_ref`; None when its provider bills no
-    storage (Anthropic, OpenAI), when the rate is not in kb's table, or when
+def cache_storage_rate(model_ref: ModelRef, *, overrides: Path | None = None) -> StorageRate | None:
+    """The explicit-cache storage rate of `model_ref`: the `overrides` entry's
+    `storage_mtok_hour` when it gives one, else kb's table; None when its provider
+    bills no storage (Anthropic, OpenAI), when the rate is not in kb's table, or when
     genai-prices does not know the model."""
+    override = price_override(model_ref, overrides)
+    if override is not None and override.storage_mtok_hour is not None:
+        assert overrides is not None  # an entry comes from a file
+        return StorageRate(override.storage_mtok_hour, override_source(overrides))
     provider, model = split_ref(model_ref)
     try:
         found, info = get_snapshot().find_provider_model(model, None, provider or None, None)

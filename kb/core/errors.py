@@ -6,6 +6,7 @@
     │   │                        operator: the CLI exits 2, the API answers 500)
     │   ├── NotIngestedError     no corpus in the data directory yet
     │   ├── InvalidRequestError  a question, mode, top-k or body is unusable
+    │   ├── NoQuestionsKeptError  question writing kept none (why, and what to try)
     │   ├── AuthError            missing or wrong API key for the service
     │   │   └── ScopeError       the key may not do this (ingest, administer): HTTP 403
     │   ├── KnowledgeBaseNotFoundError  no such knowledge base, or not one the key
@@ -61,6 +62,14 @@ class NotIngestedError(UserError):
 
 
 class InvalidRequestError(UserError):
+    http_status = 422
+
+
+class NoQuestionsKeptError(UserError):
+    """Writing an evaluation set from the corpus kept no question: the message says
+    why (the requests made, why writing stopped, what the filters dropped) and what to
+    try. Nothing is written, so no empty set reaches `kb report`."""
+
     http_status = 422
 
 

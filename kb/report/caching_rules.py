@@ -16,11 +16,9 @@ models above 272k).
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from kb.backends.cost import STORAGE_BILLING_PROVIDERS, caching_rates, split_ref
+from kb.backends.cost import CACHE_STORAGE_SOURCE, STORAGE_BILLING_PROVIDERS, split_ref
 from kb.report.format import Section, fmt, label
-from kb.report.summary import ReportSummary
+from kb.report.summary import ModelCosts, ReportSummary
 
 PROVIDER_NOTES = {
     "anthropic": "explicit cache_control; no storage charge",
@@ -30,18 +28,62 @@ PROVIDER_NOTES = {
 }
 
 
-def _storage(s: ReportSummary, model: str, provider: str) -> str:
+def _storage(entry: ModelCosts, provider: str) -> str:
     """The storage column: the rate and its source, or why there is none."""
-    rate = s.costs.models[model].storage_mtok_hour
+    rate = entry.storage_mtok_hour
     if rate is not None:
-        return f"${rate:.2f} per 1M token-hours (kb's table)"
+        source = "kb's table" if entry.storage_source == CACHE_STORAGE_SOURCE else "override"
+        return f"${rate:.2f} per 1M token-hours ({source})"
     if provider in STORAGE_BILLING_PROVIDERS:
         return "billed, but no rate known for this model: not projected"
     return "none billed"
 
 
-def _times(rate: Decimal | None, base: Decimal) -> str:
-    return "–" if rate is None or not base else f"{float(rate / base):.2f}x"
+def _times(rate: float | None, base: float) -> str:
+    return "–" if rate is None or not base else f"{rate / base:.2f}x"
+
+
+def _rules(entry: ModelCosts, provider: str) -> str:
+    note = PROVIDER_NOTES.get(provider)
+    if entry.price_override is None:
+        return note or "as the table lists"
+    return f"prices from {entry.price_override}, as given" + (f"; {note}" if note else "")
+
+
+def override_lines(s: ReportSummary) -> list[str]:
+    """A line naming the price models an override file priced, when any was."""
+    found = {m: e.price_override for m, e in s.costs.models.items() if e.price_override}
+    if not found:
+        return []
+    models = ", ".join(found)
+    return [
+        f"Prices of {models} come from {next(iter(found.values()))}, not from "
+        "genai-prices: every rate of theirs (input, output, cache read and write, and "
+        "storage where it gives one) is the override's, as in the service's own answer "
+        "costs."
+    ]
+
+
+def _row(model: str, entry: ModelCosts, prompt: int) -> list[str]:
+    """A price model's row of the caching-rules table."""
+    rates = entry.rates
+    provider, _ = split_ref(model)
+    if rates is None:
+        return [model, "no rates recorded"]
+    base = rates.input_mtok
+    step = "none in the table" if entry.price_override is None else "none (override)"
+    if rates.tier_start is not None:
+        crossed = "crossed" if prompt > rates.tier_start else "not crossed"
+        step = f"above {rates.tier_start:,} tokens ({crossed} by {prompt:,})"
+    return [
+        model,
+        _times(rates.cache_read_mtok, base),
+        _times(rates.cache_write_mtok, base) if rates.cache_write_mtok else "no premium",
+        _times(rates.cache_write_1h_mtok, base),
+        step,
+        _storage(entry, provider),
+        _rules(entry, provider),
+    ]
 
 
 def caching_rules(s: ReportSummary) -> Section | None:
@@ -63,42 +105,25 @@ def caching_rules(s: ReportSummary) -> Section | None:
             "rules and gaps",
         ]
     ]
-    for model in s.costs.models:
-        rates = caching_rates(model, prompt)
-        provider, _ = split_ref(model)
-        if rates is None:
-            table.append([model, "not in the table (an override prices it as given)"])
-            continue
-        base = rates.input_mtok
-        step = "none in the table"
-        if rates.tier_start is not None:
-            crossed = "crossed" if prompt > rates.tier_start else "not crossed"
-            step = f"above {rates.tier_start:,} tokens ({crossed} by {prompt:,})"
-        table.append(
-            [
-                model,
-                _times(rates.cache_read_mtok, base),
-                _times(rates.cache_write_mtok, base) if rates.cache_write_mtok else "no premium",
-                _times(rates.cache_write_1h_mtok, base),
-                step,
-                _storage(s, model, provider),
-                PROVIDER_NOTES.get(provider, "as the table lists"),
-            ]
-        )
+    table += [_row(model, entry, prompt) for model, entry in s.costs.models.items()]
     used = "1-hour" if ttl >= 60 else "5-minute"
     paragraphs = [
         f"Rates are the price table's ({s.assumptions.price_source}) at this corpus's "
         f"long-context prompt of {fmt(prompt, 'int')} tokens, as multiples of the input "
         f"rate. The projection assumes a {ttl:g}-minute cache lifetime, so writes are "
         f"priced at the {used} rate where the table has one; a price step applies per "
-        "request, as providers bill it."
+        "request, as providers bill it.",
+        *override_lines(s),
     ]
-    sources = sorted({m.storage_source for m in s.costs.models.values() if m.storage_source})
-    if sources:
+    sources = {m.storage_source for m in s.costs.models.values() if m.storage_source}
+    if CACHE_STORAGE_SOURCE in sources:
         paragraphs.append(
             "Explicit-cache storage is not in the price table; the storage rates marked "
-            f'"kb\'s table" come from {"; ".join(sources)}.'
+            f'"kb\'s table" come from {CACHE_STORAGE_SOURCE}.'
         )
+    overridden = sorted(sources - {CACHE_STORAGE_SOURCE})
+    if overridden:
+        paragraphs.append(f'The storage rates marked "override" come from {"; ".join(overridden)}.')
     return Section("Caching rules behind the projection", paragraphs, table)
 
 

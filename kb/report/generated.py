@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kb.core.errors import NoQuestionsKeptError
 from kb.report.metrics import normalize_answer
 
 RETRIEVAL_ONLY_KINDS = ("known_item_heading", "known_item_keywords")
@@ -107,6 +108,37 @@ class GeneratedSet:
         }[self.stopped]
         return f"{asked}; stopped: {self.stopped}{why}"
 
+    def nothing_kept(self) -> str:
+        """Why no question was kept and what to try, for a set that kept none."""
+        reasons = Counter(d.reason for d in self.dropped).most_common()
+        first = self.dropped[0].question if self.dropped else ""
+        dropped = (
+            f" The filters dropped all {len(self.dropped):,}: "
+            + ", ".join(f"{reason} ({count:,})" for reason, count in reasons)
+            + f"; the first: {first}{'' if first.endswith(('.', '?', '!')) else '.'}"
+            if self.dropped
+            else ""
+        )
+        if self.max_requests is None:
+            advice = (
+                "The corpus gave no known-item query (a distinctive heading, or a sentence "
+                "with discriminative words): ingest more text, or use a generative --backend."
+            )
+        elif self.stopped == "request cap reached":
+            advice = (
+                f"Try a larger --max-requests (it was {self.max_requests:,}), or another "
+                "--backend whose replies are the JSON asked for."
+            )
+        else:
+            advice = (
+                "Every chunk was tried: try another --backend (one that follows the JSON "
+                "format asked for, e.g. with structured output), or a corpus with more text."
+            )
+        return (
+            f"No question was kept ({self.generator}, seed {self.seed}; {self.progress()})."
+            f"{dropped} Nothing was written. {advice}"
+        )
+
     def records(self) -> list[dict[str, object]]:
         return [
             q.record(f"gen-{self.seed}-{n:03d}", self.generator)
@@ -152,7 +184,12 @@ def _found(answer: str, span: str) -> bool:
 
 
 def write_generated(generated: GeneratedSet, out_dir: Path) -> tuple[Path, Path]:
-    """Write `questions.jsonl` and `review.md` into `out_dir`; returns both paths."""
+    """Write `questions.jsonl` and `review.md` into `out_dir`; returns both paths.
+
+    Raises NoQuestionsKeptError, writing nothing, when the set kept no question: an
+    empty evaluation set measures nothing."""
+    if not generated.questions:
+        raise NoQuestionsKeptError(generated.nothing_kept())
     out_dir.mkdir(parents=True, exist_ok=True)
     questions = out_dir / "questions.jsonl"
     lines = [json.dumps(r, ensure_ascii=False) for r in generated.records()]

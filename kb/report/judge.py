@@ -32,6 +32,8 @@ from kb.store.corpus import CorpusVersion
 MAX_PASSAGE_CHARS = 4_000
 MAX_DISAGREEMENTS = 50
 _JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+# The reply's first word, markdown emphasis aside ("**Yes**"); not one inside JSON.
+_FIRST_WORD = re.compile(r"\s*[*_]*([A-Za-z]+)\b")
 
 
 def judge_rows(judge: AnswerBackend, corpus: CorpusVersion, rows: Sequence[AnswerRow]) -> None:
@@ -75,11 +77,20 @@ def verdict(reply: str, key: str) -> bool | None:
     """The judge's yes or no. A structured reply (the request's ReplyFormat, which a
     backend with structured output holds the judge to: `{"<key>": true|false}` and
     nothing else) is read as it stands; from a backend without structured output,
-    such an object anywhere in the reply, else a reply that opens with yes/no or with
-    the key's word or its negation ("correct", "incorrect", "not faithful"), as small
-    models answer; None when it is neither."""
+    such an object anywhere in the reply (its value a JSON boolean), else a reply
+    whose first word is a verdict (yes, no, true, false, the key or its negation).
+    Anything else is None (undecided, never a yes): `{"correct": "yes"}`, "not
+    correct", "The answer is correct"."""
     structured = _structured(reply, key)
     return structured if structured is not None else _free_text_verdict(reply, key)
+
+
+def _verdict_words(key: str) -> dict[str, bool]:
+    """The first words a free-text verdict may open with, and what each means: yes/no,
+    true/false, the key's word and its negation ("correct"/"incorrect",
+    "faithful"/"unfaithful")."""
+    words = {"yes": True, "true": True, key: True, "no": False, "false": False}
+    return words | {f"in{key}": False, f"un{key}": False}
 
 
 def _structured(reply: str, key: str) -> bool | None:
@@ -93,8 +104,8 @@ def _structured(reply: str, key: str) -> bool | None:
 
 
 def _free_text_verdict(reply: str, key: str) -> bool | None:
-    """The verdict in a reply not held to the format: a JSON object in it, else its
-    opening words."""
+    """The verdict in a reply not held to the format: a JSON boolean under `key` in an
+    object in it, else its first word when that is a verdict word, else None."""
     for match in _JSON_OBJECT.finditer(reply):
         try:
             value = json.loads(match.group(0)).get(key)
@@ -102,18 +113,8 @@ def _free_text_verdict(reply: str, key: str) -> bool | None:
             continue
         if isinstance(value, bool):
             return value
-    first = re.split(r"[.!?\n]", reply.strip().lower(), maxsplit=1)[0]
-    words = re.findall(r"[a-z]+", first)
-    text = " ".join(words)
-    if not words:
-        return None
-    if words[0] in ("no", "false") or any(
-        f" {n} " in f" {text} " for n in (f"not {key}", f"in{key}", f"un{key}")
-    ):
-        return False
-    if words[0] in ("yes", "true") or key in words:
-        return True
-    return None
+    first = _FIRST_WORD.match(reply)
+    return _verdict_words(key).get(first.group(1).lower()) if first else None
 
 
 def judge_summary(judge: str, rows: Sequence[AnswerRow], modes: Sequence[str]) -> JudgeSummary:

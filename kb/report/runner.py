@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from kb.backends import AnswerBackend, get_backend
 from kb.core.errors import BackendError, InvalidRequestError
 from kb.core.models import Answer
+from kb.report.cost_summary import check_price_models, price_models
 from kb.report.judge import judge_rows
 from kb.report.metrics import evidence_covered, recall_at_k, score_answer
 from kb.report.options import ReportOptions
@@ -85,6 +86,8 @@ def run_report(
     questions = sample_questions(
         load_questions(options.questions_path), options.limit, options.seed
     )
+    # A price model nobody prices, or a broken KB_PRICE_OVERRIDES, fails before the run.
+    check_price_models(price_models(kb, options, kb.backend.priced), kb.settings.price_overrides)
     judge = judge_backend(kb, options)  # a judge that cannot judge fails here, first
     top_k = kb.settings.top_k if options.top_k is None else options.top_k
     sweep_paths = _sweep_paths(kb, options, questions)

@@ -3,7 +3,7 @@ summary and shared by the Markdown and HTML renderers."""
 
 from __future__ import annotations
 
-from kb.report.caching_rules import caching_rules, storage_lines
+from kb.report.caching_rules import caching_rules, override_lines, storage_lines
 from kb.report.format import Section, fmt, label
 from kb.report.summary import Machine, ReportSummary
 
@@ -345,6 +345,7 @@ def _cost_table(s: ReportSummary) -> Section:
         "storage aside). Where 'with cache' exceeds 'no cache', too few questions send "
         "the corpus to share cache lifetimes, and a write surcharge (Anthropic's) or "
         "storage (Gemini's) is paid for reads that never come.",
+        *override_lines(s),
         *storage_lines(s),
     ]
     prompt = costs.long_context_prompt_tokens

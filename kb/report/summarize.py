@@ -103,8 +103,9 @@ def summarize(
     answers = [r for r in rows if isinstance(r, AnswerRow)]
     modes = {mode: mode_summary([r for r in answers if r.mode == mode]) for mode in options.modes}
     models = price_models(kb, options, facts.priced)
-    curves = cost_curves(models, options, answers)
-    costs = cost_summary(options, curves, answers)
+    overrides = kb.settings.price_overrides  # priced as the service prices its answers
+    curves = cost_curves(models, options, answers, overrides)
+    costs = cost_summary(options, curves, answers, overrides)
     corpus = _corpus_info(kb, questions)
     auto = _auto_choice(kb, modes, facts.top_k)
     summary = ReportSummary(

@@ -101,15 +101,33 @@ class BreakEvenSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelRates:
+    """The per-million-token rates a model's projection used at the long-context
+    prompt size (tiered prices resolved), and where they come from: the price table
+    or an override file. None where the source has no such rate."""
+
+    input_mtok: float
+    cache_read_mtok: float | None
+    cache_write_mtok: float | None  # 5-minute lifetime, where priced apart
+    cache_write_1h_mtok: float | None
+    tier_start: int | None  # input tokens above which the prices step up
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCosts:
     modes: dict[str, ModeCost]
     break_even: dict[str, BreakEvenSummary]
     context_window: int | None
     # Dollars per million tokens per hour an explicit cache is kept, and the rate's
-    # source (kb's table: genai-prices has none); None where no storage is billed or
-    # no rate is known.
+    # source (an override, or kb's table: genai-prices has none); None where no
+    # storage is billed or no rate is known.
     storage_mtok_hour: float | None = None
     storage_source: str | None = None
+    rates: ModelRates | None = None
+    # The override file that priced this model ("KB_PRICE_OVERRIDES (prices.json)"),
+    # None when the price table did.
+    price_override: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +209,7 @@ class JudgeSummary:
 
     judge: str
     judged: int  # answered, answerable questions x modes with a correctness verdict
-    undecided: int  # replies that were not the JSON asked for
+    undecided: int  # replies that were no verdict (kb.report.judge.verdict)
     accuracy: dict[str, float | None]
     faithfulness: dict[str, float | None]
     agreement_with_contains: float | None
