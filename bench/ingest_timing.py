@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,15 @@ class TokenCount:
         self.texts = self.padded = self.real = 0
         preprocess = model.preprocess
 
+        lock = threading.Lock()  # torch embeds batches on several threads
+
         def counted(*args: Any, **kwargs: Any) -> Any:
             features = preprocess(*args, **kwargs)
             mask = features["attention_mask"]
-            self.texts += int(mask.shape[0])
-            self.padded += int(mask.numel())
-            self.real += int(mask.sum())
+            with lock:
+                self.texts += int(mask.shape[0])
+                self.padded += int(mask.numel())
+                self.real += int(mask.sum())
             return features
 
         model.preprocess = counted

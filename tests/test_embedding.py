@@ -4,6 +4,7 @@ thread bound."""
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 from typing import get_args
 
@@ -73,6 +74,38 @@ def test_batches_follow_token_length_and_leave_each_vector_as_alone() -> None:
     together = embedder.embed(texts)
     alone = np.stack([embedder.embed([t])[0] for t in texts])
     assert np.abs(together - alone).max() < 1e-5
+
+
+@pytest.mark.integration
+def test_torch_runs_batches_side_by_side_on_the_embedding_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With two embedding threads, torch embeds whole batches on two threads (one core
+    each), after a first batch alone, and the vectors are those of one thread."""
+    texts = [f"{t} Copy {n} of the note." for n in range(12) for t in TEXTS]
+    single = Embedder(batch_size=2, precision="fp32").embed(texts)
+    previous = embedding.embedding_threads()
+    embedder = Embedder(batch_size=2, precision="fp32")
+    encode = embedder.model.encode
+    threads: list[str] = []
+
+    def recorded(batch: list[str], **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return encode(batch, **kwargs)
+
+    monkeypatch.setattr(embedder.model, "encode", recorded)
+    try:
+        embedding.set_embedding_threads(2)
+        assert embedder.workers() == 2
+        assert Embedder(backend="onnx").workers() == 1  # ONNX splits operations instead
+        parallel = embedder.embed(texts)
+    finally:
+        embedding.set_embedding_threads(previous)
+    assert len(threads) == len(texts) // 2
+    assert threads[0] == threading.current_thread().name
+    assert {name for name in threads[1:]} <= {"kb-embed_0", "kb-embed_1"}
+    assert len(set(threads[1:])) == 2
+    assert np.abs(parallel - single).max() < 1e-5
 
 
 @pytest.mark.fast

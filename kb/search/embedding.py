@@ -26,6 +26,9 @@ spin while they wait, so when other processes keep the cores busy one deschedule
 stalls the rest (2 threads beside two busy processes: a question's embedding 10x slower
 than with 1 thread). Questions therefore use one thread (a server gets its concurrency
 from parallel requests), ingest every core, and neither backend spins while waiting.
+torch splits an ingest's work by batch, not by operation: each thread runs whole
+batches on one core with no barrier between threads (docs/benchmarks.md, "Embedding
+threads"); an ONNX session splits each operation over its threads.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -87,7 +91,7 @@ def set_embedding_threads(threads: int) -> None:
     if "torch" in sys.modules:
         import torch
 
-        torch.set_num_threads(_threads)
+        torch.set_num_threads(1)  # torch runs batches side by side instead (`Embedder`)
 
 
 def embedding_threads() -> int:
@@ -171,7 +175,7 @@ class Embedder:
         if self.backend == "torch":
             import torch
 
-            torch.set_num_threads(_threads)
+            torch.set_num_threads(1)
             model: SentenceTransformer = loader(model_path(), device="cpu")
             return model
         import onnxruntime
@@ -217,25 +221,46 @@ class Embedder:
         model = self.model
         started = time.perf_counter()
         vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        with self._arithmetic(arithmetic):
-            for rows in self._batches(texts):
+
+        def encode(rows: np.ndarray) -> None:
+            with self._arithmetic(arithmetic):  # autocast holds for this thread only
                 vectors[rows] = model.encode(
                     [texts[row] for row in rows],
                     batch_size=len(rows),
                     convert_to_numpy=True,
                     show_progress_bar=False,
                 )
+
+        batches = self._batches(texts)
+        # The first batch alone: the tokenizer takes its settings on its first call, and
+        # a concurrent call would find it borrowed.
+        encode(batches[0])
+        workers = self.workers()
+        if workers > 1 and len(batches) > 2:
+            with ThreadPoolExecutor(workers, thread_name_prefix="kb-embed") as pool:
+                list(pool.map(encode, batches[1:]))
+        else:
+            for rows in batches[1:]:
+                encode(rows)
         self.seconds += time.perf_counter() - started
         self.texts_embedded += len(texts)
         return _normalised(vectors)
+
+    def workers(self) -> int:
+        """Batches embedded side by side: torch runs one per embedding thread, each on
+        one core; an ONNX session splits each operation over its threads instead."""
+        return _threads if self.backend == "torch" else 1
 
     def _batches(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Row numbers of `texts` in model batches, by token length, longest first."""
         if len(texts) <= self.batch_size:
             return [np.arange(len(texts))]
-        model = self.model
-        ids = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
-        lengths = np.fromiter(map(len, ids["input_ids"]), dtype=np.int64, count=len(texts))
+        # The Rust tokenizer read as it stands: calling the Python one with other padding
+        # settings than the model's would reconfigure it, and a question embedded on
+        # another thread meanwhile fails ("Already borrowed").
+        encodings = self.model.tokenizer.backend_tokenizer.encode_batch(list(texts))
+        limit = self.model.max_seq_length
+        lengths = np.array([min(sum(e.attention_mask), limit) for e in encodings])
         order = np.argsort(-lengths, kind="stable")
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
