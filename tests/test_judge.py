@@ -27,7 +27,7 @@ from kb.backends.prompts import (
     faithfulness_prompt,
 )
 from kb.core.errors import InvalidRequestError
-from kb.core.settings import load_settings
+from kb.core.settings import Settings, load_settings
 from kb.report import ReportOptions
 from kb.report.judge import verdict
 from kb.report.markdown import render_markdown
@@ -78,6 +78,17 @@ def answer_and_judge(prompt: Prompt) -> str:
     return REFUSAL
 
 
+def _ingested(
+    tmp_path: Path, embedder: Embedder, asked: list[dict[str, object]]
+) -> tuple[Settings, Path]:
+    """DOCS ingested into tmp_path/data, and `asked` written as a question file."""
+    settings = load_settings(data_dir=tmp_path / "data")
+    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in asked))
+    return settings, questions
+
+
 def _ref(prompt: Prompt, doc_id: str) -> int:
     assert prompt.corpus is not None
     return next(d.ref for d in prompt.corpus.documents if d.doc_id == doc_id)
@@ -87,10 +98,7 @@ def _ref(prompt: Prompt, doc_id: str) -> int:
 def test_the_judge_scores_paraphrases_and_reports_its_agreement_with_containment(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    settings = load_settings(data_dir=tmp_path / "data")
-    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
-    questions = tmp_path / "q.jsonl"
-    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    settings, questions = _ingested(tmp_path, embedder, QUESTIONS)
     backend = ScriptedBackend(answer_and_judge, model="writer")
     options = ReportOptions(questions, modes=("long_context", "rag"), threshold_sweep=False)
     with KnowledgeBase(settings, backend=backend, embedder=embedder) as kb:
@@ -141,10 +149,7 @@ def test_the_judge_scores_paraphrases_and_reports_its_agreement_with_containment
 def test_a_named_judge_that_writes_no_text_is_refused_before_any_question(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    settings = load_settings(data_dir=tmp_path / "data")
-    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
-    questions = tmp_path / "q.jsonl"
-    questions.write_text(json.dumps(QUESTIONS[0]) + "\n")
+    settings, questions = _ingested(tmp_path, embedder, QUESTIONS[:1])
     backend = ScriptedBackend(answer_and_judge)
     options = ReportOptions(questions, modes=("rag",), judge="extractive")
     with (
@@ -207,10 +212,7 @@ def undecided_judge(prompt: Prompt) -> str:
 def test_replies_that_are_no_verdict_are_counted_undecided_and_containment_stands(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    settings = load_settings(data_dir=tmp_path / "data")
-    run_ingest(settings, write_corpus(tmp_path / "docs", DOCS), embedder=embedder)
-    questions = tmp_path / "q.jsonl"
-    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    settings, questions = _ingested(tmp_path, embedder, QUESTIONS)
     backend = ScriptedBackend(undecided_judge, model="writer")
     options = ReportOptions(questions, modes=("long_context", "rag"), threshold_sweep=False)
     with KnowledgeBase(settings, backend=backend, embedder=embedder) as kb:

@@ -98,7 +98,8 @@ class Settings(BaseSettings):
         ge=0,
         le=256,
         description="Threads the embedding model uses per process; 0: one when answering "
-        "(ask, serve, report), every available core for `kb ingest`.",
+        "(ask, serve, report), every available core for `kb ingest`. torch runs whole "
+        "batches on each thread, one core each; ONNX Runtime splits each operation.",
     )
     reader_vectors: Literal["separate", "pooled"] = Field(
         "separate",
