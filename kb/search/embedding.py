@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -231,9 +231,16 @@ class Embedder:
                     show_progress_bar=False,
                 )
 
+        self._in_batches(texts, encode)
+        self.seconds += time.perf_counter() - started
+        self.texts_embedded += len(texts)
+        return _normalised(vectors)
+
+    def _in_batches(self, texts: Sequence[str], encode: Callable[[np.ndarray], None]) -> None:
+        """`encode` each batch of rows of `texts`, side by side on the embedding threads
+        (`workers`). The first batch runs alone: the tokenizer takes its settings on its
+        first call, and a concurrent call would find it borrowed."""
         batches = self._batches(texts)
-        # The first batch alone: the tokenizer takes its settings on its first call, and
-        # a concurrent call would find it borrowed.
         encode(batches[0])
         workers = self.workers()
         if workers > 1 and len(batches) > 2:
@@ -242,9 +249,6 @@ class Embedder:
         else:
             for rows in batches[1:]:
                 encode(rows)
-        self.seconds += time.perf_counter() - started
-        self.texts_embedded += len(texts)
-        return _normalised(vectors)
 
     def workers(self) -> int:
         """Batches embedded side by side: torch runs one per embedding thread, each on
@@ -282,28 +286,30 @@ class Embedder:
             return np.zeros((0, DIMENSIONS), dtype=np.float32), []
         model = self.model
         started = time.perf_counter()
-        # The model's own pooling is the mean over all its tokens: the same sums give it.
-        with self._arithmetic(self.arithmetic):
-            outputs = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                output_value="token_embeddings",
-                show_progress_bar=False,
-            )
-        offsets = model.tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=model.max_seq_length,
-            return_offsets_mapping=True,
-        )["offset_mapping"]
         vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        pooled = []
-        for row, (output, text_offsets) in enumerate(zip(outputs, offsets, strict=True)):
-            tokens = output.float().numpy()
-            vectors[row] = tokens.mean(axis=0)
-            seen = np.asarray(text_offsets)[: len(tokens)]  # the same tokenizer and limit
-            head = heads[row] if heads else 0
-            pooled.append(span_means(tokens[: len(seen)], seen, spans[row], head))
+        pooled: list[np.ndarray] = [vectors[:0]] * len(texts)
+
+        def encode(rows: np.ndarray) -> None:
+            batch = [texts[row] for row in rows]
+            with self._arithmetic(self.arithmetic):
+                outputs = model.encode(
+                    batch,
+                    batch_size=len(batch),
+                    output_value="token_embeddings",
+                    show_progress_bar=False,
+                )
+            # What the model saw: the Rust tokenizer with the settings the model's call
+            # gave it (its length limit), read without reconfiguring it.
+            encodings = model.tokenizer.backend_tokenizer.encode_batch(batch)
+            for row, output, encoding in zip(rows, outputs, encodings, strict=True):
+                tokens = output.float().numpy()
+                # The model's own pooling is the mean over all its tokens.
+                vectors[row] = tokens.mean(axis=0)
+                seen = np.asarray(encoding.offsets)[: len(tokens)]
+                head = heads[row] if heads else 0
+                pooled[row] = span_means(tokens[: len(seen)], seen, spans[row], head)
+
+        self._in_batches(texts, encode)
         self.seconds += time.perf_counter() - started
         self.texts_embedded += len(texts)
         return _normalised(vectors), pooled
