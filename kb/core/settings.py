@@ -105,9 +105,9 @@ class Settings(BaseSettings):
         "separate",
         description="How `kb ingest` gets the extractive reader's unit vectors: `separate` "
         "embeds each sentence (list item, row) as a text of its own; `pooled` averages its "
-        "tokens in the chunk's own forward pass (no extra model call, but 3.5 points less "
-        "reader accuracy on the handbook, see docs/benchmarks.md). Applies to units embedded from "
-        "then on.",
+        "tokens in the chunk's own forward pass (no extra model call, but 4-15 points less "
+        "reader accuracy on most dev sets, see docs/benchmarks.md). Applies to units embedded "
+        "from then on.",
     )
     cache_dir: Path | None = Field(
         None,
