@@ -167,7 +167,12 @@ class Embedder:
                     # no "Loading weights" bar
                     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
-                    self._model = self._load(SentenceTransformer)
+                    model = self._load(SentenceTransformer)
+                    # The tokenizer takes its padding and truncation settings on its first
+                    # call; taken here, before any other thread can see the model, no two
+                    # first calls reconfigure it at once ("Already borrowed").
+                    model.encode(["warm up"], show_progress_bar=False)
+                    self._model = model
         return self._model
 
     def _load(self, loader: type[SentenceTransformer]) -> SentenceTransformer:
@@ -238,16 +243,14 @@ class Embedder:
 
     def _in_batches(self, texts: Sequence[str], encode: Callable[[np.ndarray], None]) -> None:
         """`encode` each batch of rows of `texts`, side by side on the embedding threads
-        (`workers`). The first batch runs alone: the tokenizer takes its settings on its
-        first call, and a concurrent call would find it borrowed."""
+        (`workers`)."""
         batches = self._batches(texts)
-        encode(batches[0])
         workers = self.workers()
-        if workers > 1 and len(batches) > 2:
+        if workers > 1 and len(batches) > 1:
             with ThreadPoolExecutor(workers, thread_name_prefix="kb-embed") as pool:
-                list(pool.map(encode, batches[1:]))
+                list(pool.map(encode, batches))
         else:
-            for rows in batches[1:]:
+            for rows in batches:
                 encode(rows)
 
     def workers(self) -> int:
