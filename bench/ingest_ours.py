@@ -15,7 +15,7 @@ import numpy as np
 from bench.ingest_timing import Clock, PhaseTimes, TokenCount, peak_rss_mb
 from ingest import run_ingest
 from kb.core import encoding, load_settings
-from kb.search import DIMENSIONS, Embedder, set_embedding_threads, threads_for
+from kb.search import DIMENSIONS, Embedder, set_embedding_threads, shared_embedder, threads_for
 
 
 def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
@@ -23,11 +23,7 @@ def phase_ours(corpus: Path, data_dir: Path) -> dict[str, Any]:
     the embedding threads `kb ingest` sets."""
     settings = load_settings(data_dir=data_dir)
     set_embedding_threads(threads_for(settings, "ingest"))  # as api/cli.py's ingest does
-    embedder = Embedder(
-        settings.embed_batch_size,
-        backend=settings.embed_backend,
-        precision=settings.embed_precision,
-    )
+    embedder = shared_embedder(settings)  # the embedder `kb ingest` gets
     embedder.embed(["warm up the model"])
     encoding()
     embedder.texts_embedded, embedder.seconds = 0, 0.0

@@ -48,7 +48,7 @@ def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
     from ingest import chunk_embedding_text
     from kb.backends.extractive import EMBED_STEP, corpus_documents, unit_embedding_text
     from kb.core import load_settings, reading_units
-    from kb.search import Embedder, set_embedding_threads, threads_for
+    from kb.search import set_embedding_threads, shared_embedder, threads_for
     from kb.store import CorpusVersion
 
     settings = load_settings(data_dir=Path(spec["data_dir"]))
@@ -60,11 +60,7 @@ def phase_encode(spec: dict[str, Any]) -> dict[str, Any]:
         for doc in corpus_documents(corpus)
         for unit in reading_units(doc.text)
     ]
-    embedder = Embedder(
-        settings.embed_batch_size,
-        backend=settings.embed_backend,
-        precision=settings.embed_precision,
-    )
+    embedder = shared_embedder(settings)  # the embedder `kb ingest` gets
     embedder.embed(chunks[:16])
     result: dict[str, Any] = {}
     for kind, texts, step in (("chunks", chunks, 256), ("units", units, EMBED_STEP)):
@@ -120,7 +116,10 @@ def phase_compare(spec: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings()
     set_embedding_threads(threads_for(settings, "ingest"))
     backends: tuple[EmbedBackend, ...] = ("torch", "onnx")
-    embedders = {b: Embedder(settings.embed_batch_size, backend=b) for b in backends}
+    # fp32 torch: the ONNX export's arithmetic, so the vectors' difference is the runtime's
+    embedders = {
+        b: Embedder(settings.embed_batch_size, backend=b, precision="fp32") for b in backends
+    }
     for embedder in embedders.values():
         embedder.embed(["warm-up"])
     out: dict[str, Any] = {}
