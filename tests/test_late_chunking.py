@@ -63,10 +63,11 @@ def test_a_pooled_ingest_embeds_only_units_no_chunk_held_whole(
         tmp_path / "docs",
         {"travel.md": "# Travel\n\n" + " ".join(SENTENCES), "office.md": f"# Office\n\n{long}"},
     )
-    default = run_ingest(load_settings(data_dir=tmp_path / "separate"), corpus, embedder=embedder)
-    assert default.sentences_pooled == 0 and default.sentences_embedded > 0  # the default
+    separate = load_settings(data_dir=tmp_path / "separate", reader_vectors="separate")
+    default = run_ingest(separate, corpus, embedder=embedder)
+    assert default.sentences_pooled == 0 and default.sentences_embedded > 0
 
-    settings = load_settings(data_dir=tmp_path / "data", reader_vectors="pooled")
+    settings = load_settings(data_dir=tmp_path / "data")  # pooled: the default
     before = embedder.texts_embedded
     summary = run_ingest(settings, corpus, embedder=embedder)
     assert summary.sentences_pooled > default.sentences_embedded / 2

@@ -28,10 +28,14 @@ DOCS = {
 }
 
 
-@pytest.fixture
-def ingested(tmp_path: Path, embedder: Embedder) -> tuple[Settings, Path]:
+@pytest.fixture(params=["pooled", "separate"])
+def ingested(
+    request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder
+) -> tuple[Settings, Path]:
+    """DOCS ingested with unit vectors pooled from the chunks (the default) or embedded
+    each alone."""
     root = write_corpus(tmp_path / "docs", DOCS)
-    settings = load_settings(data_dir=tmp_path / "data")
+    settings = load_settings(data_dir=tmp_path / "data", reader_vectors=request.param)
     run_ingest(settings, root, embedder=embedder)
     return settings, root
 
@@ -53,11 +57,26 @@ def test_a_committed_version_has_its_sentence_index(ingested: tuple[Settings, Pa
 def test_the_first_question_after_an_ingest_embeds_only_the_question(
     ingested: tuple[Settings, Path], embedder: Embedder, mode: str
 ) -> None:
+    """... and, over pooled unit vectors, the units it shortlists (all of these few)."""
     settings, _ = ingested
+    index = SentenceIndexes(Layout(settings.data_dir)).load(
+        Layout(settings.data_dir).current_version() or ""
+    )
+    assert index is not None
+    pooled = int((~index.own).sum())
+    assert (pooled > 0) == (settings.reader_vectors == "pooled")
     with KnowledgeBase(settings, embedder=embedder) as base:
         before = embedder.texts_embedded
-        answer = base.ask(f"On which local port does lantern run ({mode})?", mode=mode)
-        assert embedder.texts_embedded - before == 1
+        answer = base.ask(f"On which local port does lantern run ({mode}, {pooled})?", mode=mode)
+        shortlisted = embedder.texts_embedded - before - 1
+        if mode == "long_context":
+            assert shortlisted == pooled
+        else:  # the pooled units of the passages retrieved
+            assert shortlisted <= pooled and (shortlisted > 0) == (pooled > 0)
+        before = embedder.texts_embedded
+        base.ask(f"Which port is lantern's locally ({mode}, {pooled})?", mode=mode)
+        if mode == "long_context":  # every unit's own vector is known by now
+            assert embedder.texts_embedded - before == 1
     assert "17500" in answer.answer
     assert answer.usage.cache_write_tokens == 0
     if mode == "long_context":
@@ -74,7 +93,12 @@ def test_an_edit_embeds_only_new_units_and_a_rename_none(
     before = embedder.texts_embedded
     summary = run_ingest(settings, root, embedder=embedder)
     # The changed document's chunks, plus its one new sentence: nothing else.
-    assert embedder.texts_embedded - before == summary.chunks_embedded + 1
+    if settings.reader_vectors == "pooled":  # the sentence from the chunk's pass
+        assert (summary.sentences_pooled, summary.sentences_embedded) == (1, 0)
+        assert embedder.texts_embedded - before == summary.chunks_embedded
+    else:
+        assert (summary.sentences_pooled, summary.sentences_embedded) == (0, 1)
+        assert embedder.texts_embedded - before == summary.chunks_embedded + 1
 
     oncall.rename(root / "on-call.md")
     before = embedder.texts_embedded

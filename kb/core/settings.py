@@ -102,12 +102,14 @@ class Settings(BaseSettings):
         "batches on each thread, one core each; ONNX Runtime splits each operation.",
     )
     reader_vectors: Literal["separate", "pooled"] = Field(
-        "separate",
-        description="How `kb ingest` gets the extractive reader's unit vectors: `separate` "
-        "embeds each sentence (list item, row) as a text of its own; `pooled` averages its "
-        "tokens in the chunk's own forward pass (no extra model call, but 4-15 points less "
-        "reader accuracy on most dev sets, see docs/benchmarks.md). Applies to units embedded "
-        "from then on.",
+        "pooled",
+        description="How `kb ingest` gets the extractive reader's unit vectors: `pooled` "
+        "averages each sentence's (list item's, row's) tokens in its chunk's own forward "
+        "pass, so an ingest embeds the chunks only, and a question embeds the 32 units it "
+        "shortlists as texts of their own (once per process); `separate` embeds every unit "
+        "as a text of its own at ingest (2.3x the model work there, nothing per question). "
+        "Reader accuracy is the same (docs/benchmarks.md). Applies to units embedded from "
+        "then on.",
     )
     cache_dir: Path | None = Field(
         None,

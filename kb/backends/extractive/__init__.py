@@ -4,6 +4,7 @@ question, no model call.
     reader.py          ExtractiveBackend: the reader itself
     sentence_index.py  the reader's index of a corpus version (its units and vectors)
     late_chunking.py   unit vectors pooled from the chunks' own forward passes
+    rescoring.py       a question's shortlisted units scored by their own vectors
     fact_kinds.py      which kind of fact a question asks for, and which a unit carries
     evidence.py        what a unit's similarity score cannot see (tables, qualifiers)
     quantities.py      quantities in questions against the ranges units state

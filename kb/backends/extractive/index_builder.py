@@ -137,7 +137,7 @@ class _Blocks:
 
     def split(self, number: int, digest: int, doc: TextDocument) -> None:
         """Read a document's units afresh."""
-        columns: dict[str, list[int]] = {k: [] for k in COLUMNS}
+        columns: dict[str, list[int | bool]] = {k: [] for k in COLUMNS}
         lengths: list[int] = []
         words: list[int] = []
         for unit in reading_units(doc.text):
@@ -146,13 +146,15 @@ class _Blocks:
             row = self.rows + len(lengths)
             old = self.unit_row(unit_hash)
             if old < 0:
-                if unit_hash in self.pooled:
-                    self.pooled_rows.append((row, unit_hash))
-                else:
+                own = unit_hash not in self.pooled
+                if own:
                     self.todo.append((row, text))
+                else:
+                    self.pooled_rows.append((row, unit_hash))
                 unit_words = word_hashes(content_words(text), self._word_cache)
             else:
                 assert self.previous is not None
+                own = bool(self.previous.own[old])
                 self.kept_new.append(row)
                 self.kept_old.append(old)
                 a, b = self.previous.word_ptr[old], self.previous.word_ptr[old + 1]
@@ -162,13 +164,12 @@ class _Blocks:
             context = self.context_number.setdefault(unit.context, len(self.contexts))
             if context == len(self.contexts):
                 self.contexts.append(unit.context)
-            values = (number, unit.start, unit.end, KINDS.index(unit.kind), unit_hash, context)
+            kind = KINDS.index(unit.kind)
+            values = (number, unit.start, unit.end, kind, unit_hash, context, own)
             for key, value in zip(COLUMNS, values, strict=True):
                 columns[key].append(value)
         for key in COLUMNS:
-            self.parts[key].append(
-                np.array(columns[key], dtype=np.int64 if key != "text_hash" else np.uint64)
-            )
+            self.parts[key].append(np.array(columns[key], dtype=_DTYPES.get(key, np.int64)))
         self.lengths.append(np.array(lengths, dtype=np.int64))
         self.words.append(np.array(words, dtype=np.uint64))
         self.doc_hashes.append(digest)
@@ -204,11 +205,15 @@ class _Blocks:
             "end": joined(self.parts["end"], np.int64),
             "kind": joined(self.parts["kind"], np.uint8),
             "text_hash": joined(self.parts["text_hash"], np.uint64),
+            "own": joined(self.parts["own"], bool),
             "word_ptr": np.concatenate([[0], lengths.cumsum()]).astype(np.int64),
             "words": words,
             "df_words": df_words.astype(np.uint64),
             "df_counts": df_counts.astype(np.int32),
         }
+
+
+_DTYPES: dict[str, type] = {"text_hash": np.uint64, "own": bool}
 
 
 def _embed_into(

@@ -7,7 +7,9 @@ units beside 1,134 chunks). Here a unit's vector is the normalised mean of the
 contextual token embeddings of its span in the chunk's forward pass, so the units
 cost a few array sums. A unit no embedded chunk holds whole (a chunk whose vector was
 reused, or one the model's 256-token limit cut) is left to `index_builder.build_index`,
-which embeds it alone.
+which embeds it alone. A pooled vector carries its chunk's context and ranks sentences
+less sharply than the unit's own; the reader makes up for it per question
+(`rescoring`).
 """
 
 from __future__ import annotations

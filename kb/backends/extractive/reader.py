@@ -40,6 +40,7 @@ from kb.backends.extractive.quantities import (
     without_durations,
 )
 from kb.backends.extractive.reading import Reading, Sentence
+from kb.backends.extractive.rescoring import ExactUnitVectors
 from kb.backends.extractive.sentence_index import DocumentText, SentenceIndex, hash64
 from kb.backends.prompts import REFUSAL, Prompt
 from kb.core.models import Citation, Usage
@@ -73,6 +74,7 @@ class ExtractiveBackend(AnswerBackend):
         self._loaded: OrderedDict[str, SentenceIndex] = OrderedDict()
         self._texts: dict[str, dict[str, str]] = {}
         self._adhoc: SentenceIndex | None = None  # for prompts without a corpus
+        self.exact = ExactUnitVectors(self.embedder)  # for indexes of pooled vectors
         self._lock = threading.Lock()
 
     @property
@@ -164,7 +166,8 @@ class ExtractiveBackend(AnswerBackend):
     # -- scoring ------------------------------------------------------------------
 
     def _scores(self, prompt: Prompt, reading: Reading) -> np.ndarray:
-        """0.6 x cosine similarity + 0.4 x IDF-weighted share of the question's words."""
+        """0.6 x cosine similarity + 0.4 x IDF-weighted share of the question's words;
+        the shortlisted units of pooled vectors scored by their own (`rescoring`)."""
         index, rows = reading.index, reading.rows
         if len(rows) == 0:
             return np.zeros(0, dtype=np.float32)
@@ -180,6 +183,9 @@ class ExtractiveBackend(AnswerBackend):
             held = index.overlap(rows, weights) + _tail_overlap(index, rows, stems, weights)
             lexical = np.minimum(held / float(idf.sum()), 1.0).astype(np.float32)
         scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
+        exact = self.exact.rescore(reading, similarity, scores, question_vector)
+        if exact is not similarity:
+            scores = VECTOR_WEIGHT * exact + (1 - VECTOR_WEIGHT) * lexical
         return scores
 
     def _candidates(

@@ -10,9 +10,10 @@ document embeds nothing and an edited one only its new sentences.
 
     DATA_DIR/cache/sentences/<version>/
       vectors.npy    float16 unit vectors, one row per unit (memory-mapped on read)
-      units.npz      per unit: document row, span, kind, text hash; the units' words
-                     as hashes (CSR), and their document frequencies; per document:
-                     the hash of its title and text
+      units.npz      per unit: document row, span, kind, text hash, whether its vector
+                     is the unit's own encode or pooled from its chunk's forward pass
+                     (`own`); the units' words as hashes (CSR), and their document
+                     frequencies; per document: the hash of its title and text
 
 Only the committed version and the one before it are kept (`prune`). Building it,
 incrementally, is `index_builder.py`'s.
@@ -39,7 +40,7 @@ KINDS: tuple[UnitKind, ...] = ("sentence", "item", "row", "heading", "question",
 EMBED_STEP = 512  # units per embedding call (and per progress report)
 
 Progress = Callable[[int, int], None]
-COLUMNS = ("doc", "start", "end", "kind", "text_hash", "context")
+COLUMNS = ("doc", "start", "end", "kind", "text_hash", "context", "own")
 
 
 def hash64(text: str) -> int:
@@ -48,9 +49,14 @@ def hash64(text: str) -> int:
 
 
 def unit_embedding_text(title: str, unit: Unit, text: str) -> str:
-    """What the model sees for a unit: the title and section give it its subject."""
-    context = f"{unit.context}: " if unit.context else ""
-    return f"{title}: {context}{text[unit.start : unit.end]}"
+    """What the model sees for a unit of `text`: the title and section give it its
+    subject."""
+    return embedding_text(title, unit.context, text[unit.start : unit.end])
+
+
+def embedding_text(title: str, context: str, body: str) -> str:
+    """What the model sees for a unit whose own text is `body` under `context`."""
+    return f"{title}: {context}: {body}" if context else f"{title}: {body}"
 
 
 def word_hashes(words: set[str], cache: dict[str, int]) -> list[int]:
@@ -94,6 +100,10 @@ class SentenceIndex:
         # Per document, the hash of its title and text (0: an index written before
         # documents were hashed, whose rows are then reused unit by unit).
         self.doc_hash: np.ndarray = arrays.get("doc_hash", np.zeros(len(self.doc_ids), np.uint64))
+        # Per unit: its vector is its own encode (False: pooled from its chunk's forward
+        # pass, `late_chunking`; the reader re-scores those it shortlists, `rescoring`).
+        # An index written before pooling was the default holds its own vectors.
+        self.own: np.ndarray = arrays.get("own", np.ones(len(self.doc), dtype=bool))
         self.word_ptr: np.ndarray = arrays["word_ptr"]
         self.words: np.ndarray = arrays["words"]
         self.df_words: np.ndarray = arrays["df_words"]
@@ -192,6 +202,7 @@ class SentenceIndex:
             kind=self.kind,
             text_hash=self.text_hash,
             doc_hash=self.doc_hash,
+            own=self.own,
             word_ptr=self.word_ptr,
             words=self.words,
             df_words=self.df_words,
