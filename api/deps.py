@@ -112,9 +112,11 @@ class ServiceState:
     def warm_up(self) -> None:
         """Warm the knowledge base before the first question (at start, and after each
         re-index): see `KnowledgeBase.warm_up`. With the offline extractive backend
-        this builds (or loads from disk) its sentence index of the corpus, so
-        long-context questions take milliseconds and retrieval questions reuse its
-        sentence vectors (hotpotqa-100: ~0.36 s -> ~0.08 s CPU per question)."""
+        this builds (or loads from disk) its sentence index of the corpus, so no
+        question builds it and retrieval questions reuse its sentence vectors
+        (hotpotqa-100: ~0.36 s -> ~0.08 s CPU per question); over pooled unit vectors
+        (the default) a question still embeds the shortlisted units no earlier question
+        did (docs/answering.md)."""
         try:
             self.kb.warm_up()
         except KBError as exc:  # says what to do: no traceback needed

@@ -128,7 +128,7 @@ def test_extractive_cache_survives_a_new_process(
         answer = fresh.ask("Which pipeline runs production deploys?", mode="long_context")
         # The question, and the pooled units it shortlisted (embedded once per
         # process, `rescoring`): the corpus was not encoded again.
-        shortlisted = fresh.backend.exact.embedded
+        shortlisted = fresh.backend.own_vectors.embedded
         assert 0 < shortlisted <= SHORTLIST
         assert embedder.texts_embedded - before == 1 + shortlisted
     assert answer.usage.cache_read_tokens > 0 and answer.usage.cache_write_tokens == 0

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from ingest.pipeline import run_ingest
-from kb.backends.extractive import rescoring
+from kb.backends.extractive import ExtractiveBackend
 from kb.backends.extractive.index_builder import SentenceIndexes, corpus_documents
 from kb.backends.extractive.reading import Reading
-from kb.backends.extractive.rescoring import ExactUnitVectors, unit_text
+from kb.backends.extractive.rescoring import SHORTLIST, OwnUnitVectors, unit_text
 from kb.core.models import Answer
 from kb.core.settings import Settings, load_settings
 from kb.report import load_questions, score_answer
@@ -88,11 +88,11 @@ def test_the_shortlist_gets_the_units_own_similarity_and_the_rest_stays_below(
     question = embedder.embed_one("How long does the peak change freeze last?")
     pooled_similarity = np.clip(reading.index.dense @ question, 0, 1)
     exact_similarity = np.clip(own.index.dense @ question, 0, 1)
-    exact = ExactUnitVectors(embedder)
-    out = exact.rescore(reading, pooled_similarity, pooled_similarity, question)
+    own_vectors = OwnUnitVectors(embedder)
+    out = own_vectors.similarity(reading, pooled_similarity, pooled_similarity, question)
 
-    shortlist = np.argsort(-pooled_similarity, kind="stable")[: rescoring.SHORTLIST]
-    assert exact.embedded == rescoring.SHORTLIST
+    shortlist = np.argsort(-pooled_similarity, kind="stable")[:SHORTLIST]
+    assert own_vectors.embedded == SHORTLIST
     # The units' own vectors, as the separate ingest stored them (float16 on disk).
     assert np.abs(out[shortlist] - exact_similarity[shortlist]).max() < 5e-3
     others = np.setdiff1d(np.flatnonzero(~reading.index.own), shortlist)
@@ -101,9 +101,34 @@ def test_the_shortlist_gets_the_units_own_similarity_and_the_rest_stays_below(
     kept = np.flatnonzero(reading.index.own)
     assert np.array_equal(out[kept], pooled_similarity[kept])
 
-    again = exact.rescore(reading, pooled_similarity, pooled_similarity, question)
-    assert exact.embedded == rescoring.SHORTLIST  # remembered: nothing embedded again
+    again = own_vectors.similarity(reading, pooled_similarity, pooled_similarity, question)
+    assert own_vectors.embedded == SHORTLIST  # remembered: nothing embedded again
     assert np.array_equal(again, out)
+
+
+@pytest.mark.integration
+def test_a_passage_reading_rescores_its_own_rows(ingested: Ingested, embedder: Embedder) -> None:
+    """The retrieval path reads some documents' passages: positions in `reading.rows`
+    are not index rows, and a unit of another document is not re-scored."""
+    whole, own = whole_reading(ingested.pooled), whole_reading(ingested.own)
+    index = whole.index
+    doc_id = "engineering/deploys.md"
+    lo, hi = index.doc_rows[doc_id]
+    start, end = int(index.start[lo + 3]), int(index.end[hi - 3])
+    rows = index.rows_within(doc_id, start, end)
+    text = whole.texts[doc_id][0][1]
+    reading = Reading(index, rows, {doc_id: [(start, text[start:end])]}, whole.titles)
+    assert all(unit_text(reading, int(row)) for row in rows)
+    assert unit_text(reading, lo) is None  # before the passage: not in the reading
+
+    question = embedder.embed_one("Who approves a deploy during a freeze?")
+    pooled_similarity = np.clip(np.asarray(index.vectors[rows], np.float32) @ question, 0, 1)
+    own_vectors = OwnUnitVectors(embedder, shortlist=4)
+    out = own_vectors.similarity(reading, pooled_similarity, pooled_similarity, question)
+    best = np.argsort(-pooled_similarity, kind="stable")[:4]
+    want = np.clip(np.asarray(own.index.vectors[rows[best]], np.float32) @ question, 0, 1)
+    assert own_vectors.embedded == int((~index.own[rows[best]]).sum()) > 0
+    assert np.abs(out[best] - want).max() < 5e-3
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +141,10 @@ def answers(ingested: Ingested, embedder: Embedder) -> Iterator[dict[str, list[A
         out["own"] = [kb.ask(q, mode="long_context") for q in questions]
     with KnowledgeBase(ingested.pooled, embedder=embedder) as kb:
         out["rescored"] = [kb.ask(q, mode="long_context") for q in questions]
-        shortlist = rescoring.SHORTLIST
-        rescoring.SHORTLIST = 0  # the pooled vectors alone
-        try:
-            out["pooled alone"] = [kb.ask(q, mode="long_context") for q in questions]
-        finally:
-            rescoring.SHORTLIST = shortlist
+    with KnowledgeBase(ingested.pooled, embedder=embedder) as kb:
+        assert isinstance(kb.backend, ExtractiveBackend)
+        kb.backend.own_vectors = OwnUnitVectors(embedder, shortlist=0)  # pooled alone
+        out["pooled alone"] = [kb.ask(q, mode="long_context") for q in questions]
     yield out
 
 

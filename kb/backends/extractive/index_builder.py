@@ -33,6 +33,8 @@ from kb.core.text import content_words, reading_units
 from kb.search.embedding import DIMENSIONS, Embedder
 from kb.store.corpus import CorpusVersion, Layout
 
+_DTYPES: dict[str, type] = {"text_hash": np.uint64, "own": bool}  # other columns: int64
+
 
 @dataclass(slots=True)
 class SentenceIndexSummary:
@@ -211,9 +213,6 @@ class _Blocks:
             "df_words": df_words.astype(np.uint64),
             "df_counts": df_counts.astype(np.int32),
         }
-
-
-_DTYPES: dict[str, type] = {"text_hash": np.uint64, "own": bool}
 
 
 def _embed_into(

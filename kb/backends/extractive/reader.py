@@ -6,9 +6,11 @@ network.
 It honestly reads whatever context it is given: the whole corpus snapshot on the
 long-context path, the numbered passages on the retrieval path. What it needs per
 corpus version, every unit's vector, is computed at ingest time
-(`kb.backends.extractive.sentence_index`); its "prompt cache" is that index, reported as cache-read
-tokens on the long-context path. A data folder ingested without it gets it built by
-the first question (reported as cache-write tokens) and saved.
+(`kb.backends.extractive.sentence_index`; by default pooled from the chunks' forward
+passes, with each question's shortlist scored again by the units' own vectors:
+`rescoring`); its "prompt cache" is that index, reported as cache-read tokens on the
+long-context path. A data folder ingested without it gets it built by the first
+question (reported as cache-write tokens) and saved.
 
 It answers rather than echoes: headings, titles and FAQ question lines give
 context to the units under them but are never an answer, a unit that only restates
@@ -40,7 +42,7 @@ from kb.backends.extractive.quantities import (
     without_durations,
 )
 from kb.backends.extractive.reading import Reading, Sentence
-from kb.backends.extractive.rescoring import ExactUnitVectors
+from kb.backends.extractive.rescoring import OwnUnitVectors
 from kb.backends.extractive.sentence_index import DocumentText, SentenceIndex, hash64
 from kb.backends.prompts import REFUSAL, Prompt
 from kb.core.models import Citation, Usage
@@ -74,7 +76,7 @@ class ExtractiveBackend(AnswerBackend):
         self._loaded: OrderedDict[str, SentenceIndex] = OrderedDict()
         self._texts: dict[str, dict[str, str]] = {}
         self._adhoc: SentenceIndex | None = None  # for prompts without a corpus
-        self.exact = ExactUnitVectors(self.embedder)  # for indexes of pooled vectors
+        self.own_vectors = OwnUnitVectors(self.embedder)  # for indexes of pooled vectors
         self._lock = threading.Lock()
 
     @property
@@ -182,10 +184,9 @@ class ExtractiveBackend(AnswerBackend):
             weights = dict(zip(words, idf.tolist(), strict=True))
             held = index.overlap(rows, weights) + _tail_overlap(index, rows, stems, weights)
             lexical = np.minimum(held / float(idf.sum()), 1.0).astype(np.float32)
+        first = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
+        similarity = self.own_vectors.similarity(reading, similarity, first, question_vector)
         scores: np.ndarray = VECTOR_WEIGHT * similarity + (1 - VECTOR_WEIGHT) * lexical
-        exact = self.exact.rescore(reading, similarity, scores, question_vector)
-        if exact is not similarity:
-            scores = VECTOR_WEIGHT * exact + (1 - VECTOR_WEIGHT) * lexical
         return scores
 
     def _candidates(

@@ -8,13 +8,15 @@ sharply (4-15 points less reader accuracy on five of six dev sets). Here the rea
 scores every unit with the pooled vectors first, then embeds the best `SHORTLIST` of
 them as texts of their own (the text the ingest would have embedded, checked against
 the unit's hash in the index) and scores those again. A pooled unit outside the
-shortlist keeps its pooled similarity, moved by how far pooled similarities lay from
-the exact ones on the shortlist and never above the lowest exact one, so it cannot
-outrank a unit whose exact score was seen. With a shortlist of 32 every dev set's
-reader accuracy equals that of an index of exact vectors (docs/benchmarks.md).
+shortlist keeps its pooled similarity, moved by the mean gap between pooled and own
+similarities on the shortlist and never above the lowest own one: no unit's
+similarity outranks one the shortlist measured unless it was measured too. With a
+shortlist of 32 every dev set's reader accuracy equals that of an index of own vectors
+(docs/benchmarks.md, "Pooled unit vectors and the re-scored shortlist").
 
-The exact vectors are remembered per reader, by unit hash (`CACHED_UNITS` of them), so
-a unit is embedded once per process however many questions shortlist it.
+The own vectors are remembered by unit hash (`CACHED_UNITS` of them) for the reader's
+lifetime (one per knowledge base a process opens), so a unit is embedded once however
+many questions shortlist it.
 """
 
 from __future__ import annotations
@@ -29,38 +31,43 @@ from kb.backends.extractive.sentence_index import embedding_text, hash64
 from kb.search.embedding import Embedder
 
 SHORTLIST = 32  # units re-scored per question: 24 held every dev set, 16 lost one
-CACHED_UNITS = 20_000  # exact vectors kept per reader (float32: ~30 MB)
+CACHED_UNITS = 20_000  # own vectors kept per reader (float32: ~30 MB)
 
 
-class ExactUnitVectors:
-    """Own vectors of units, embedded when a question first shortlists them."""
+class OwnUnitVectors:
+    """Units' own vectors, embedded when a question first shortlists them."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, shortlist: int = SHORTLIST) -> None:
         self.embedder = embedder
-        self.embedded = 0  # units embedded by questions (a reader's lifetime)
+        self.shortlist = shortlist
+        self.embedded = 0  # units embedded by questions over the reader's lifetime
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def rescore(
-        self, reading: Reading, similarity: np.ndarray, scores: np.ndarray, question: np.ndarray
+    def similarity(
+        self,
+        reading: Reading,
+        pooled_similarity: np.ndarray,
+        scores: np.ndarray,
+        question: np.ndarray,
     ) -> np.ndarray:
-        """`similarity` (per position of `reading.rows`) with the pooled units among the
-        best `SHORTLIST` by `scores` scored by their own vectors, and the other pooled
-        units moved and capped as the module says."""
-        index, rows = reading.index, reading.rows
-        pooled = ~index.own[rows]
-        if not pooled.any():
-            return similarity
-        best = np.argsort(-scores, kind="stable")[:SHORTLIST]
+        """Per position of `reading.rows`: the similarity to `question`, own vectors for
+        the pooled units among the best `shortlist` by `scores`, and the other pooled
+        units moved and capped as the module says; units with own vectors as given."""
+        pooled = ~reading.index.own[reading.rows]
+        if not pooled.any() or self.shortlist < 1:
+            return pooled_similarity
+        best = _best(scores, self.shortlist)
         found = self._vectors(reading, best[pooled[best]])
         if not found:
-            return similarity
+            return pooled_similarity
         at = np.fromiter(found, dtype=np.int64, count=len(found))
-        exact = np.clip(np.stack(list(found.values())) @ question, 0, 1).astype(np.float32)
-        shift = float((similarity[at] - exact).mean())
-        out = similarity.copy()
-        out[pooled] = np.minimum(similarity[pooled] - shift, float(exact.min())).clip(0, 1)
-        out[at] = exact
+        own = np.clip(np.stack(list(found.values())) @ question, 0, 1).astype(np.float32)
+        shift = float((pooled_similarity[at] - own).mean())
+        out = pooled_similarity.copy()
+        moved = np.minimum(pooled_similarity[pooled] - shift, float(own.min()))
+        out[pooled] = moved.clip(0, 1)
+        out[at] = own
         return out
 
     def _vectors(self, reading: Reading, positions: np.ndarray) -> dict[int, np.ndarray]:
@@ -80,6 +87,9 @@ class ExactUnitVectors:
                 self._cache.move_to_end(unit_hash)
         missing = [h for h in texts if h not in known]
         if missing:
+            # Embedded as an ingest embeds units (its precision and batches), outside
+            # the lock: two questions shortlisting the same new unit at once may both
+            # embed it, which costs time, not correctness.
             fresh = self.embedder.embed([texts[h] for h in missing])
             with self._lock:
                 for unit_hash, vector in zip(missing, fresh, strict=True):
@@ -92,7 +102,21 @@ class ExactUnitVectors:
 
 def unit_text(reading: Reading, row: int) -> str | None:
     """The text the ingest embedded (or pooled) for unit `row`, rebuilt from what the
-    reader reads; None if it does not hash as the index says (then it is not re-scored)."""
-    sentence = reading.sentence(row)
+    reader reads; None if it is not in the reading or does not hash as the index says
+    (then the unit is not re-scored)."""
+    try:
+        sentence = reading.sentence(row)
+    except LookupError:  # KeyError too: a document the reading holds no title of
+        return None
     text = embedding_text(sentence.title, reading.index.context_of(row), sentence.text)
     return text if hash64(text) == int(reading.index.text_hash[row]) else None
+
+
+def _best(scores: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the `count` highest scores (ties: the lower position first)."""
+    if len(scores) <= count:
+        return np.argsort(-scores, kind="stable")
+    cut = np.partition(-scores, count - 1)[count - 1]  # the count-th best, negated
+    above = np.flatnonzero(-scores < cut)
+    top = np.concatenate([above, np.flatnonzero(-scores == cut)[: count - len(above)]])
+    return top[np.lexsort((top, -scores[top]))]

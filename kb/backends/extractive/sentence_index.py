@@ -102,7 +102,9 @@ class SentenceIndex:
         self.doc_hash: np.ndarray = arrays.get("doc_hash", np.zeros(len(self.doc_ids), np.uint64))
         # Per unit: its vector is its own encode (False: pooled from its chunk's forward
         # pass, `late_chunking`; the reader re-scores those it shortlists, `rescoring`).
-        # An index written before pooling was the default holds its own vectors.
+        # An index written before the column holds own vectors, unless it was built with
+        # the unreleased opt-in `KB_READER_VECTORS=pooled` of 2026-12-07 (then delete
+        # DATA_DIR/cache/sentences and ingest again).
         self.own: np.ndarray = arrays.get("own", np.ones(len(self.doc), dtype=bool))
         self.word_ptr: np.ndarray = arrays["word_ptr"]
         self.words: np.ndarray = arrays["words"]
