@@ -80,6 +80,11 @@ def _print_summary(summary: IngestSummary, settings: Settings) -> None:
         f"{summary.chunks_embedded} chunks embedded ({summary.chunks_reused} reused, "
         f"{summary.chunks_deleted} deleted) in {summary.seconds:.1f}s"
     )
+    if summary.sentences_pooled or summary.sentences_embedded or summary.sentences_reused:
+        print(
+            f"reader units: {summary.sentences_pooled} pooled from the chunks' passes, "
+            f"{summary.sentences_embedded} embedded alone, {summary.sentences_reused} reused"
+        )
     print(
         f"corpus {summary.corpus_version}: {summary.documents} documents, {summary.chunks} "
         f"chunks, {summary.corpus_tokens:,} tokens (data dir {settings.data_dir})"

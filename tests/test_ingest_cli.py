@@ -157,6 +157,30 @@ def test_two_ingests_at_once_one_fails_clearly_the_other_prints_json(
 
 
 @pytest.mark.integration
+def test_the_report_counts_the_readers_unit_vectors(tmp_path: Path) -> None:
+    corpus = write_corpus(
+        tmp_path / "docs",
+        {
+            "oncall.md": "# On-call\n\nA page is acknowledged within 5 minutes. "
+            "Unacknowledged pages escalate after 15 minutes.\n",
+            "ports.md": "# Ports\n\n| Service | Port |\n|---|---|\n| lantern | 17500 |\n",
+        },
+    )
+    data = tmp_path / "data"
+    first = _run("ingest", str(corpus), "--data-dir", str(data))
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(
+        _run("ingest", str(corpus), "--data-dir", str(tmp_path / "again"), "--json").stdout
+    )
+    units = [line for line in first.stdout.splitlines() if line.startswith("reader units: ")]
+    assert units == [
+        f"reader units: {summary['sentences_pooled']} pooled from the chunks' passes, "
+        f"{summary['sentences_embedded']} embedded alone, 0 reused"
+    ]
+    assert summary["sentences_pooled"] > 0
+
+
+@pytest.mark.integration
 def test_a_waiting_ingest_runs_once_the_lock_is_free(tmp_path: Path, embedder: Embedder) -> None:
     corpus = write_corpus(tmp_path / "corpus", {"a.md": "# A\n\nAlpha."})
     data = tmp_path / "data"
