@@ -60,9 +60,8 @@ def test_the_first_question_after_an_ingest_embeds_only_the_question(
 ) -> None:
     """... and, over pooled unit vectors, the units it shortlists (all of these few)."""
     settings, _ = ingested
-    index = SentenceIndexes(Layout(settings.data_dir)).load(
-        Layout(settings.data_dir).current_version() or ""
-    )
+    layout = Layout(settings.data_dir)
+    index = SentenceIndexes(layout).load(layout.current_version() or "")
     assert index is not None
     pooled = int((~index.own).sum())
     assert (pooled > 0) == (settings.reader_vectors == "pooled")
